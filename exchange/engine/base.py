@@ -1,0 +1,124 @@
+"""The engine interface both backends implement."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from exchange.engine import snapshot as snap
+from exchange.engine.types import DEFAULT_N_TICKS, GTC, STP_NONE
+
+#: Book ids are small non-negative integers (one per listed contract).
+MAX_BOOK_ID = 1 << 20
+#: Ladder sizes a book may have: at least one valid price, at most 10 million ticks.
+MIN_N_TICKS = 2
+MAX_N_TICKS = 10_000_000
+
+BACKENDS = ("numba", "reference")
+
+
+class Engine(ABC):
+    """A matching engine with many order books; ``Engine(backend=...)`` picks the backend.
+
+    ``Engine(backend="numba")`` returns the compiled engine, ``Engine(backend="reference")``
+    the plain Python one; both are instances of :class:`Engine` and behave identically.
+    """
+
+    backend: str = ""
+
+    def __new__(cls, backend: str = "numba", **kwargs: Any) -> Engine:
+        if cls is not Engine:
+            return super().__new__(cls)
+        if backend == "numba":
+            from exchange.engine.numba_engine import NumbaEngine
+
+            return super().__new__(NumbaEngine)
+        if backend == "reference":
+            from exchange.engine.reference import ReferenceEngine
+
+            return super().__new__(ReferenceEngine)
+        raise ValueError(f"unknown engine backend {backend!r}; choose one of {BACKENDS}")
+
+    # -- books ------------------------------------------------------------------------
+    @abstractmethod
+    def add_book(self, book: int, n_ticks: int = DEFAULT_N_TICKS) -> None:
+        """Open book ``book`` whose valid prices are ``1 .. n_ticks - 1`` ticks."""
+
+    @abstractmethod
+    def books(self) -> list[tuple[int, int]]:
+        """Return ``(book, n_ticks)`` for every book, by book id."""
+
+    @staticmethod
+    def _check_book_args(book: int, n_ticks: int, existing: set[int] | dict[int, Any]) -> None:
+        if not 0 <= book < MAX_BOOK_ID:
+            raise ValueError(f"book id {book} outside 0..{MAX_BOOK_ID - 1}")
+        if not MIN_N_TICKS <= n_ticks <= MAX_N_TICKS:
+            raise ValueError(f"n_ticks {n_ticks} outside {MIN_N_TICKS}..{MAX_N_TICKS}")
+        if book in existing:
+            raise ValueError(f"book {book} already exists")
+
+    # -- commands ---------------------------------------------------------------------
+    @abstractmethod
+    def process(self, commands: np.ndarray) -> np.ndarray:
+        """Run a ``COMMAND_DTYPE`` array in order; return the ``EVENT_DTYPE`` events."""
+
+    @abstractmethod
+    def process_one(
+        self,
+        kind: int,
+        book: int,
+        order_id: int,
+        account: int = 0,
+        side: int = 0,
+        price: int = 0,
+        quantity: int = 0,
+        tif: int = GTC,
+        flags: int = 0,
+        stp: int = STP_NONE,
+        seq: int = 0,
+        ts: int = 0,
+    ) -> np.ndarray:
+        """Run one command given as plain ints; return its events (valid until the next call)."""
+
+    # -- queries ----------------------------------------------------------------------
+    @abstractmethod
+    def depth(self, book: int, levels: int = 10) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Return the top ``levels`` bids and asks as ``(price, quantity)``, best first."""
+
+    @abstractmethod
+    def order(self, order_id: int) -> dict[str, int] | None:
+        """Return a resting order's fields, or ``None`` if it is not resting."""
+
+    @abstractmethod
+    def resting_orders(self) -> np.ndarray:
+        """Return every resting order as ``ORDER_DTYPE`` rows in snapshot (priority) order."""
+
+    @abstractmethod
+    def check_invariants(self) -> None:
+        """Raise ``AssertionError`` if any internal invariant is broken."""
+
+    @abstractmethod
+    def _load_orders(self, orders: np.ndarray) -> None:
+        """Append trusted resting orders, in priority order, without matching."""
+
+    # -- state ------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Serialise the whole engine state; the format is the same for every backend."""
+        return snap.encode(self.books(), self.resting_orders())
+
+    @classmethod
+    def restore(cls, data: bytes, backend: str = "numba") -> Engine:
+        """Build an engine of ``backend`` from :meth:`snapshot` bytes."""
+        books, orders = snap.decode(data)
+        engine = Engine(backend=backend)
+        for book, n_ticks in books:
+            engine.add_book(book, n_ticks)
+        engine._load_orders(orders)
+        return engine
+
+    def state_hash(self) -> str:
+        """Return a digest of the state: equal hashes mean equal books and queues."""
+        return hashlib.blake2b(self.snapshot(), digest_size=16).hexdigest()
