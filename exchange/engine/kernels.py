@@ -102,6 +102,7 @@ M_HIGH_WATER = 1  #: slots ever used; slots at and above it are free
 M_LIVE = 2  #: resting orders
 M_HASH_USED = 3  #: hash cells holding a key or a tombstone
 M_N_EVENTS = 4  #: events written into the buffer
+M_ROOM = 5  #: event rows the next command may need
 M_COLS = 8
 
 H_EMPTY = 0  #: a hash cell never used
@@ -123,7 +124,7 @@ _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 # -- small helpers --------------------------------------------------------------------
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _reaches(side, limit, price):
     """Whether an order on ``side`` limited at ``limit`` may trade at ``price``."""
     if side == BUY:
@@ -131,7 +132,7 @@ def _reaches(side, limit, price):
     return price >= limit
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _better(side, a, b):
     """Whether price ``a`` is better than ``b`` for resting orders on ``side``."""
     if side == BUY:
@@ -139,7 +140,7 @@ def _better(side, a, b):
     return a < b
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _msb(x):
     """Index of the highest set bit of a non-zero uint64."""
     n = 0
@@ -163,13 +164,13 @@ def _msb(x):
     return n
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _lsb(x):
     """Index of the lowest set bit of a non-zero uint64."""
     return _msb(x & (~x + _U1))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _scan(words, bk, b, side, start):
     """Best non-empty tick on ``side`` at or beyond ``start`` (down for bids), or -1."""
     n_ticks = bk[b, BK_N_TICKS]
@@ -207,29 +208,29 @@ def _scan(words, bk, b, side, start):
             x = words[base + w]
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _emit(ev, meta, kind, seq, ts, book_id, order_id, account, side, price, quantity,
           remaining, maker_order_id, maker_account, maker_remaining, reason):  # fmt: skip
     i = meta[M_N_EVENTS]
-    e = ev[i]
-    e.seq = seq
-    e.ts = ts
-    e.kind = kind
-    e.book = book_id
-    e.order_id = order_id
-    e.account = account
-    e.side = side
-    e.price = price
-    e.quantity = quantity
-    e.remaining = remaining
-    e.maker_order_id = maker_order_id
-    e.maker_account = maker_account
-    e.maker_remaining = maker_remaining
-    e.reason = reason
+    # item-then-field stores compile to plain stores; a record variable does not
+    ev[i]["seq"] = seq
+    ev[i]["ts"] = ts
+    ev[i]["kind"] = kind
+    ev[i]["book"] = book_id
+    ev[i]["order_id"] = order_id
+    ev[i]["account"] = account
+    ev[i]["side"] = side
+    ev[i]["price"] = price
+    ev[i]["quantity"] = quantity
+    ev[i]["remaining"] = remaining
+    ev[i]["maker_order_id"] = maker_order_id
+    ev[i]["maker_account"] = maker_account
+    ev[i]["maker_remaining"] = maker_remaining
+    ev[i]["reason"] = reason
     meta[M_N_EVENTS] = i + 1
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _emit_level(ev, meta, levels, bk, b, seq, ts, side, price):
     li = bk[b, BK_LEVEL_BASE] + side * bk[b, BK_N_TICKS] + price
     _emit(ev, meta, LEVEL, seq, ts, bk[b, BK_ID], 0, 0, side, price, levels[li].qty, 0, 0, 0, 0, 0)
@@ -238,14 +239,14 @@ def _emit_level(ev, meta, levels, bk, b, seq, ts, side, price):
 # -- hash table: order id -> slot -----------------------------------------------------
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _hash(key, mask):
     z = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
     z ^= z >> np.uint64(29)
     return np.int64(z & np.uint64(mask))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def h_find(hkeys, hvals, key):
     """Slot of order ``key``, or -1."""
     mask = len(hkeys) - 1
@@ -259,7 +260,7 @@ def h_find(hkeys, hvals, key):
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def h_insert(hkeys, hvals, meta, key, slot):
     """Insert ``key`` (known to be absent) -> ``slot``."""
     mask = len(hkeys) - 1
@@ -272,7 +273,7 @@ def h_insert(hkeys, hvals, meta, key, slot):
     hvals[i] = slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def h_delete(hkeys, key):
     mask = len(hkeys) - 1
     i = _hash(key, mask)
@@ -281,7 +282,7 @@ def h_delete(hkeys, key):
     hkeys[i] = H_TOMBSTONE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def h_rebuild(old_keys, old_vals, hkeys, hvals, meta):
     """Insert every live key of the old table into the empty new one."""
     meta[M_HASH_USED] = 0
@@ -291,7 +292,7 @@ def h_rebuild(old_keys, old_vals, hkeys, hvals, meta):
             h_insert(hkeys, hvals, meta, k, old_vals[i])
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _hash_full(hkeys, meta):
     return (meta[M_HASH_USED] + 1) * HASH_MAX_LOAD_DEN > len(hkeys) * HASH_MAX_LOAD_NUM
 
@@ -299,7 +300,7 @@ def _hash_full(hkeys, meta):
 # -- slots and levels -----------------------------------------------------------------
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _alloc(orders, meta):
     slot = meta[M_FREE_HEAD]
     if slot != -1:
@@ -311,7 +312,7 @@ def _alloc(orders, meta):
     return slot
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _free(orders, meta, slot):
     orders[slot].order_id = 0
     orders[slot].remaining = 0
@@ -320,7 +321,7 @@ def _free(orders, meta, slot):
     meta[M_LIVE] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _push(orders, levels, words, bk, b, slot):
     """Append ``slot`` at the tail of its price level."""
     side = orders[slot].side
@@ -344,7 +345,7 @@ def _push(orders, levels, words, bk, b, slot):
         bk[b, BK_BEST + side] = price
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _unlink(orders, levels, words, bk, b, slot):
     """Take ``slot`` out of its level's FIFO; move the best price if the level empties."""
     side = orders[slot].side
@@ -370,7 +371,7 @@ def _unlink(orders, levels, words, bk, b, slot):
             bk[b, BK_BEST + side] = _scan(words, bk, b, side, price)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _remove(orders, levels, words, bk, hkeys, meta, b, slot):
     """Remove a resting order entirely: level, index and slot."""
     _unlink(orders, levels, words, bk, b, slot)
@@ -381,7 +382,7 @@ def _remove(orders, levels, words, bk, hkeys, meta, b, slot):
 # -- matching -------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fillable(orders, levels, words, bk, b, account, side, limit, need, stp, is_market):
     """Quantity a taker could fill now (stops counting once ``need`` is reached)."""
     opp = 1 - side
@@ -406,7 +407,7 @@ def _fillable(orders, levels, words, bk, b, account, side, limit, need, stp, is_
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
            order_id, account, side, limit, remaining, stp, is_market):  # fmt: skip
     """Trade a taker against the opposite side; return (remaining, stopped by self-trade)."""
@@ -457,13 +458,13 @@ def _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
     return remaining, False
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _would_cross(bk, b, side, price):
     best = bk[b, BK_BEST + 1 - side]
     return best != -1 and _reaches(side, price, best)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _rest(orders, levels, words, bk, hkeys, hvals, meta, b, slot, order_id, account, side,
           price, remaining, stp, flags):  # fmt: skip
     orders[slot].order_id = order_id
@@ -477,7 +478,7 @@ def _rest(orders, levels, words, bk, hkeys, hvals, meta, b, slot, order_id, acco
     _push(orders, levels, words, bk, b, slot)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _add(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
          order_id, account, side, price, quantity, tif, flags, stp):  # fmt: skip
     is_market = (flags & MARKET) != 0
@@ -535,7 +536,7 @@ def _add(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
           0, 0, 0, 0, reason)  # fmt: skip
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, _nrt=False)
 def _find_own(orders, hkeys, hvals, b, order_id, account):
     if order_id <= 0:
         return -1
@@ -545,7 +546,7 @@ def _find_own(orders, hkeys, hvals, b, order_id, account):
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _cancel(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
             order_id, account, side, price, quantity):  # fmt: skip
     slot = _find_own(orders, hkeys, hvals, b, order_id, account)
@@ -561,7 +562,7 @@ def _cancel(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
     _emit_level(ev, meta, levels, bk, b, seq, ts, o_side, o_price)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _amend(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
            order_id, account, side, price, quantity):  # fmt: skip
     slot = _find_own(orders, hkeys, hvals, b, order_id, account)
@@ -609,30 +610,46 @@ def _amend(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
     _emit_level(ev, meta, levels, bk, b, seq, ts, o_side, price)
 
 
-@njit(cache=True)
-def _room_needed(bk, book_index, book):
-    """Events one command on ``book`` may write at most."""
+@njit(cache=True, _nrt=False)
+def _room_needed(orders, bk, book_index, hkeys, hvals, kind, book, order_id, side, price, flags):
+    """Events one command may write at most: a few, unless it can reach the other side."""
     if book < 0 or book >= len(book_index) or book_index[book] == -1:
         return 1
     b = book_index[book]
-    return 4 + 2 * (bk[b, BK_COUNT] + bk[b, BK_COUNT + 1])
+    if kind == AMEND:
+        slot = h_find(hkeys, hvals, order_id) if order_id > 0 else -1
+        if slot == -1:
+            return 1
+        side = orders[slot].side
+        flags = 0
+    elif kind != ADD:
+        return 2
+    if side != BUY and side != SELL:
+        return 1
+    if (flags & MARKET) == 0 and not _would_cross(bk, b, side, price):
+        return 3
+    return 4 + 2 * bk[b, BK_COUNT + 1 - side]
 
 
-@njit(cache=True)
-def _needs(orders, bk, book_index, hkeys, meta, ev, kind, book):
-    """Which pools must grow before the command can run (0: none)."""
+@njit(cache=True, _nrt=False)
+def _needs(orders, bk, book_index, hkeys, hvals, meta, ev, kind, book, order_id, side, price,
+           flags):  # fmt: skip
+    """Which pools must grow before the command can run (0: none); sets ``M_ROOM``."""
     need = 0
     if kind == ADD:
         if meta[M_FREE_HEAD] == -1 and meta[M_HIGH_WATER] >= len(orders):
             need |= NEED_SLOTS
         if _hash_full(hkeys, meta):
             need |= NEED_HASH
-    if meta[M_N_EVENTS] + _room_needed(bk, book_index, book) > len(ev):
+    room = _room_needed(orders, bk, book_index, hkeys, hvals, kind, book, order_id, side, price,
+                        flags)  # fmt: skip
+    meta[M_ROOM] = room
+    if meta[M_N_EVENTS] + room > len(ev):
         need |= NEED_EVENTS
     return need
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _dispatch(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
               seq, ts, kind, book, order_id, account, side, price, quantity, tif, flags, stp):  # fmt: skip
     if kind != ADD and kind != CANCEL and kind != AMEND:
@@ -655,29 +672,33 @@ def _dispatch(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
                order_id, account, side, price, quantity)  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def process_batch(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev, cmds, start):
     """Run ``cmds[start:]``; return (index of the first command not run, NEED_* flags)."""
     for i in range(start, len(cmds)):
         c = cmds[i]
+        # one integer type for every field, so the kernels compile once for both entry points
         kind = np.int64(c.kind)
         book = np.int64(c.book)
-        need = _needs(orders, bk, book_index, hkeys, meta, ev, kind, book)
+        side = np.int64(c.side)
+        flags = np.int64(c.flags)
+        need = _needs(orders, bk, book_index, hkeys, hvals, meta, ev, kind, book, c.order_id,
+                      side, c.price, flags)  # fmt: skip
         if need != 0:
             return i, need
-        # one integer type for every field, so the kernels compile once for both entry points
         _dispatch(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
-                  c.seq, c.ts, kind, book, c.order_id, c.account, np.int64(c.side), c.price,
-                  c.quantity, np.int64(c.tif), np.int64(c.flags), np.int64(c.stp))  # fmt: skip
+                  c.seq, c.ts, kind, book, c.order_id, c.account, side, c.price,
+                  c.quantity, np.int64(c.tif), flags, np.int64(c.stp))  # fmt: skip
     return len(cmds), 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def process_one(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
                 kind, book, order_id, account, side, price, quantity, tif, flags, stp, seq, ts):  # fmt: skip
     """Run one command into an empty event buffer; return its event count, or -NEED_* flags."""
     meta[M_N_EVENTS] = 0
-    need = _needs(orders, bk, book_index, hkeys, meta, ev, kind, book)
+    need = _needs(orders, bk, book_index, hkeys, hvals, meta, ev, kind, book, order_id, side,
+                  price, flags)  # fmt: skip
     if need != 0:
         return -need
     _dispatch(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
@@ -688,7 +709,7 @@ def process_one(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
 # -- queries, snapshots and invariants ------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def depth(orders, levels, words, bk, b, side, n, out):
     """Write up to ``n`` (price, quantity) levels of one side, best first; return the count."""
     base = bk[b, BK_LEVEL_BASE] + side * bk[b, BK_N_TICKS]
@@ -703,7 +724,7 @@ def depth(orders, levels, words, bk, b, side, n, out):
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def collect(orders, levels, words, bk, b, out, k):
     """Write book row ``b``'s resting orders into ``out`` from ``k`` in priority order."""
     for side in (BUY, SELL):
@@ -728,7 +749,7 @@ def collect(orders, levels, words, bk, b, out, k):
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def load(orders, levels, words, bk, book_index, hkeys, hvals, meta, rows):
     """Append trusted resting orders (snapshot rows) at the tails of their levels."""
     for i in range(len(rows)):

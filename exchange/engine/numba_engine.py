@@ -17,7 +17,9 @@ from exchange.engine.types import (
 
 _INITIAL_SLOTS = 1 << 12
 _INITIAL_HASH = 1 << 13
-_INITIAL_EVENTS = 1 << 14
+_INITIAL_EVENTS = 1 << 16
+#: After a batch, an event buffer grown beyond this many rows is given back.
+_MAX_KEPT_EVENTS = 1 << 20
 
 
 class NumbaEngine(Engine):
@@ -78,7 +80,7 @@ class NumbaEngine(Engine):
         return sorted((int(r[k.BK_ID]), int(r[k.BK_N_TICKS])) for r in self._bk)
 
     # -- growth -----------------------------------------------------------------------
-    def _grow(self, need: int, room: int = 0) -> None:
+    def _grow(self, need: int) -> None:
         if need & k.NEED_SLOTS:
             grown = np.zeros(2 * len(self._orders), dtype=k.SLOT_DTYPE)
             grown[: len(self._orders)] = self._orders
@@ -93,39 +95,31 @@ class NumbaEngine(Engine):
             self._hkeys = np.zeros(size, dtype=np.int64)
             self._hvals = np.zeros(size, dtype=np.int32)
             k.h_rebuild(old_keys, old_vals, self._hkeys, self._hvals, self._meta)
-        if need & k.NEED_EVENTS and room > len(self._events):
+        if need & k.NEED_EVENTS:
+            used = int(self._meta[k.M_N_EVENTS])
             size = len(self._events)
-            while size < room:
+            while size < used + int(self._meta[k.M_ROOM]):
                 size *= 2
-            self._events = np.zeros(size, dtype=EVENT_DTYPE)
-
-    def _room(self, book: int) -> int:
-        if 0 <= book < len(self._book_index) and self._book_index[book] != -1:
-            b = self._book_index[book]
-            return 4 + 2 * int(self._bk[b, k.BK_COUNT] + self._bk[b, k.BK_COUNT + 1])
-        return 1
+            grown = np.zeros(size, dtype=EVENT_DTYPE)
+            grown[:used] = self._events[:used]
+            self._events = grown
 
     # -- commands ---------------------------------------------------------------------
     def process(self, commands: np.ndarray) -> np.ndarray:
         if commands.dtype != COMMAND_DTYPE:
             raise TypeError("commands must be an array of exchange.engine.COMMAND_DTYPE")
         commands = np.ascontiguousarray(commands)
-        chunks = []
         start = 0
         self._meta[k.M_N_EVENTS] = 0
-        while True:
+        while start < len(commands):
             start, need = k.process_batch(*self._state(), commands, start)
-            if need & k.NEED_EVENTS and self._meta[k.M_N_EVENTS] > 0:
-                chunks.append(self._events[: self._meta[k.M_N_EVENTS]].copy())
-                self._meta[k.M_N_EVENTS] = 0
-                need &= ~k.NEED_EVENTS
             if need:
-                self._grow(need, self._room(int(commands[start]["book"])))
-            elif start >= len(commands):
-                break
-        chunks.append(self._events[: self._meta[k.M_N_EVENTS]].copy())
+                self._grow(need)
+        events = self._events[: self._meta[k.M_N_EVENTS]].copy()
         self._meta[k.M_N_EVENTS] = 0
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        if len(self._events) > _MAX_KEPT_EVENTS:
+            self._events = np.zeros(_INITIAL_EVENTS, dtype=EVENT_DTYPE)
+        return events
 
     def process_one(
         self,
@@ -148,47 +142,12 @@ class NumbaEngine(Engine):
             kind, book, order_id, account, side, price, quantity, tif, flags, stp, seq, ts,
         )  # fmt: skip
         while n < 0:
-            self._grow(-n, self._room(book))
+            self._grow(-n)
             n = k.process_one(
                 *self._state(),
                 kind, book, order_id, account, side, price, quantity, tif, flags, stp, seq, ts,
             )  # fmt: skip
         return self._events[:n]
-
-    def process_one_count(
-        self,
-        kind: int,
-        book: int,
-        order_id: int,
-        account: int,
-        side: int,
-        price: int,
-        quantity: int,
-        tif: int,
-        flags: int,
-        stp: int,
-        seq: int,
-        ts: int,
-    ) -> int:
-        """Like :meth:`process_one` with every argument given; return only the event count.
-
-        The events are ``engine.event_buffer[:count]``. This is the cheapest way to call the
-        engine one command at a time from Python.
-        """
-        n = k.process_one(
-            self._orders, self._levels, self._words, self._bk, self._book_index, self._hkeys,
-            self._hvals, self._meta, self._events,
-            kind, book, order_id, account, side, price, quantity, tif, flags, stp, seq, ts,
-        )  # fmt: skip
-        if n < 0:
-            return len(self.process_one(kind, book, order_id, account, side, price, quantity,
-                                        tif, flags, stp, seq, ts))  # fmt: skip
-        return int(n)
-
-    @property
-    def event_buffer(self) -> np.ndarray:
-        """The event buffer :meth:`process_one_count` writes into."""
-        return self._events
 
     # -- queries ----------------------------------------------------------------------
     def _row(self, book: int) -> int:
