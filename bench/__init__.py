@@ -1,0 +1,1 @@
+"""Load benchmarks: ``cfx bench ...`` or ``python -m bench.<name>``."""

@@ -1,0 +1,1 @@
+"""cfx exchange: matching engine and, around it, the pipeline stages of the exchange."""

@@ -62,8 +62,12 @@ class Engine(ABC):
 
     # -- commands ---------------------------------------------------------------------
     @abstractmethod
-    def process(self, commands: np.ndarray) -> np.ndarray:
-        """Run a ``COMMAND_DTYPE`` array in order; return the ``EVENT_DTYPE`` events."""
+    def process(self, commands: np.ndarray, copy: bool = True) -> np.ndarray:
+        """Run a ``COMMAND_DTYPE`` array in order; return the ``EVENT_DTYPE`` events.
+
+        With ``copy=False`` the events may be a view of the engine's own buffer, valid until
+        the next call: the cheapest way for a single consumer such as the sequencer.
+        """
 
     @abstractmethod
     def process_one(

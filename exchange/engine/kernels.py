@@ -16,6 +16,10 @@ State (owned by :class:`exchange.engine.numba_engine.NumbaEngine`, passed in eve
 
 No I/O, no clock, no allocation on the hot path; kernels report when a pool must grow and the
 Python side grows it and resumes.
+
+The hot-path kernels compile with ``_nrt=False``: without numba's reference counting, passing
+the state arrays between kernels costs nothing, where atomic increments and decrements per
+array and call took most of the time. They never allocate, which is what that requires.
 """
 
 from __future__ import annotations

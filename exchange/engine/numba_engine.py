@@ -105,7 +105,7 @@ class NumbaEngine(Engine):
             self._events = grown
 
     # -- commands ---------------------------------------------------------------------
-    def process(self, commands: np.ndarray) -> np.ndarray:
+    def process(self, commands: np.ndarray, copy: bool = True) -> np.ndarray:
         if commands.dtype != COMMAND_DTYPE:
             raise TypeError("commands must be an array of exchange.engine.COMMAND_DTYPE")
         commands = np.ascontiguousarray(commands)
@@ -115,8 +115,9 @@ class NumbaEngine(Engine):
             start, need = k.process_batch(*self._state(), commands, start)
             if need:
                 self._grow(need)
-        events = self._events[: self._meta[k.M_N_EVENTS]].copy()
-        self._meta[k.M_N_EVENTS] = 0
+        events = self._events[: self._meta[k.M_N_EVENTS]]
+        if copy:
+            events = events.copy()
         if len(self._events) > _MAX_KEPT_EVENTS:
             self._events = np.zeros(_INITIAL_EVENTS, dtype=EVENT_DTYPE)
         return events

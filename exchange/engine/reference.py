@@ -156,7 +156,7 @@ class ReferenceEngine(Engine):
         self._emit(LEVEL, book=book.book, side=side, price=price, quantity=book.sides[side].total(price))
 
     # -- commands ---------------------------------------------------------------------
-    def process(self, commands: np.ndarray) -> np.ndarray:
+    def process(self, commands: np.ndarray, copy: bool = True) -> np.ndarray:
         if commands.dtype != COMMAND_DTYPE:
             raise TypeError("commands must be an array of exchange.engine.COMMAND_DTYPE")
         self._events = []
@@ -179,9 +179,11 @@ class ReferenceEngine(Engine):
         seq: int = 0,
         ts: int = 0,
     ) -> np.ndarray:
-        cmd = np.zeros(1, dtype=COMMAND_DTYPE)
-        cmd[0] = (seq, ts, order_id, account, price, quantity, book, kind, side, tif, flags, stp)
-        return self.process(cmd)
+        self._events = []
+        self._run({"seq": seq, "ts": ts, "order_id": order_id, "account": account, "price": price,
+                   "quantity": quantity, "book": book, "kind": kind, "side": side, "tif": tif,
+                   "flags": flags, "stp": stp})  # fmt: skip
+        return np.array(self._events, dtype=EVENT_DTYPE)
 
     def _run(self, cmd: dict[str, int]) -> None:
         self._seq, self._ts = cmd["seq"], cmd["ts"]

@@ -1,0 +1,1 @@
+"""Clients of the exchange: the cfx command line, and later the SDK and bots."""
