@@ -143,7 +143,12 @@ def _track(events: np.ndarray, cmd: np.void, pool: _Live, live: list[_Live],
         return
     if kind == ADD:
         pool.add(order_id)
-        info[order_id] = (int(cmd["book"]), int(cmd["side"]), int(cmd["price"]), int(cmd["account"]))
+        info[order_id] = (
+            int(cmd["book"]),
+            int(cmd["side"]),
+            int(cmd["price"]),
+            int(cmd["account"]),
+        )
     else:
         book, side, _, account = info[order_id]
         info[order_id] = (book, side, int(cmd["price"]), account)

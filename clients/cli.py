@@ -10,7 +10,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-bench_app = typer.Typer(help="Load benchmarks that print numbers you can defend.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Load benchmarks that print numbers you can defend.", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 
 

@@ -32,15 +32,7 @@ class Engine(ABC):
     def __new__(cls, backend: str = "numba", **kwargs: Any) -> Engine:
         if cls is not Engine:
             return super().__new__(cls)
-        if backend == "numba":
-            from exchange.engine.numba_engine import NumbaEngine
-
-            return super().__new__(NumbaEngine)
-        if backend == "reference":
-            from exchange.engine.reference import ReferenceEngine
-
-            return super().__new__(ReferenceEngine)
-        raise ValueError(f"unknown engine backend {backend!r}; choose one of {BACKENDS}")
+        return super().__new__(backend_class(backend))
 
     # -- books ------------------------------------------------------------------------
     @abstractmethod
@@ -89,7 +81,9 @@ class Engine(ABC):
 
     # -- queries ----------------------------------------------------------------------
     @abstractmethod
-    def depth(self, book: int, levels: int = 10) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    def depth(
+        self, book: int, levels: int = 10
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Return the top ``levels`` bids and asks as ``(price, quantity)``, best first."""
 
     @abstractmethod
@@ -117,7 +111,7 @@ class Engine(ABC):
     def restore(cls, data: bytes, backend: str = "numba") -> Engine:
         """Build an engine of ``backend`` from :meth:`snapshot` bytes."""
         books, orders = snap.decode(data)
-        engine = Engine(backend=backend)
+        engine = backend_class(backend)()
         for book, n_ticks in books:
             engine.add_book(book, n_ticks)
         engine._load_orders(orders)
@@ -126,3 +120,16 @@ class Engine(ABC):
     def state_hash(self) -> str:
         """Return a digest of the state: equal hashes mean equal books and queues."""
         return hashlib.blake2b(self.snapshot(), digest_size=16).hexdigest()
+
+
+def backend_class(backend: str) -> type[Engine]:
+    """Return the engine class of ``backend`` (``"numba"`` or ``"reference"``)."""
+    if backend == "numba":
+        from exchange.engine.numba_engine import NumbaEngine
+
+        return NumbaEngine
+    if backend == "reference":
+        from exchange.engine.reference import ReferenceEngine
+
+        return ReferenceEngine
+    raise ValueError(f"unknown engine backend {backend!r}; choose one of {BACKENDS}")

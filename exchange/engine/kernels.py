@@ -63,7 +63,6 @@ from exchange.engine.types import (
     REJECTED,
     SELL,
     STP_CANCEL_BOTH,
-    STP_CANCEL_NEWEST,
     STP_CANCEL_OLDEST,
     STP_NONE,
     TRADE,
@@ -120,6 +119,10 @@ NEED_EVENTS = 4  #: drain or grow the event buffer
 HASH_MAX_LOAD_NUM = 1
 HASH_MAX_LOAD_DEN = 2
 
+#: Decorators: hot-path kernels, and tiny helpers numba inlines into them.
+_kernel = njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+_inline = njit(inline="always", cache=True, _nrt=False)  # type: ignore[call-overload]
+
 _U1 = np.uint64(1)
 _U63 = np.uint64(63)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -128,7 +131,7 @@ _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 # -- small helpers --------------------------------------------------------------------
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _reaches(side, limit, price):
     """Whether an order on ``side`` limited at ``limit`` may trade at ``price``."""
     if side == BUY:
@@ -136,7 +139,7 @@ def _reaches(side, limit, price):
     return price >= limit
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _better(side, a, b):
     """Whether price ``a`` is better than ``b`` for resting orders on ``side``."""
     if side == BUY:
@@ -144,7 +147,7 @@ def _better(side, a, b):
     return a < b
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _msb(x):
     """Index of the highest set bit of a non-zero uint64."""
     n = 0
@@ -168,13 +171,13 @@ def _msb(x):
     return n
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _lsb(x):
     """Index of the lowest set bit of a non-zero uint64."""
     return _msb(x & (~x + _U1))
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _scan(words, bk, b, side, start):
     """Best non-empty tick on ``side`` at or beyond ``start`` (down for bids), or -1."""
     n_ticks = bk[b, BK_N_TICKS]
@@ -212,7 +215,7 @@ def _scan(words, bk, b, side, start):
             x = words[base + w]
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _emit(ev, meta, kind, seq, ts, book_id, order_id, account, side, price, quantity,
           remaining, maker_order_id, maker_account, maker_remaining, reason):  # fmt: skip
     i = meta[M_N_EVENTS]
@@ -234,7 +237,7 @@ def _emit(ev, meta, kind, seq, ts, book_id, order_id, account, side, price, quan
     meta[M_N_EVENTS] = i + 1
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _emit_level(ev, meta, levels, bk, b, seq, ts, side, price):
     li = bk[b, BK_LEVEL_BASE] + side * bk[b, BK_N_TICKS] + price
     _emit(ev, meta, LEVEL, seq, ts, bk[b, BK_ID], 0, 0, side, price, levels[li].qty, 0, 0, 0, 0, 0)
@@ -243,14 +246,14 @@ def _emit_level(ev, meta, levels, bk, b, seq, ts, side, price):
 # -- hash table: order id -> slot -----------------------------------------------------
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _hash(key, mask):
     z = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
     z ^= z >> np.uint64(29)
     return np.int64(z & np.uint64(mask))
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def h_find(hkeys, hvals, key):
     """Slot of order ``key``, or -1."""
     mask = len(hkeys) - 1
@@ -264,7 +267,7 @@ def h_find(hkeys, hvals, key):
         i = (i + 1) & mask
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def h_insert(hkeys, hvals, meta, key, slot):
     """Insert ``key`` (known to be absent) -> ``slot``."""
     mask = len(hkeys) - 1
@@ -277,7 +280,7 @@ def h_insert(hkeys, hvals, meta, key, slot):
     hvals[i] = slot
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def h_delete(hkeys, key):
     mask = len(hkeys) - 1
     i = _hash(key, mask)
@@ -286,7 +289,7 @@ def h_delete(hkeys, key):
     hkeys[i] = H_TOMBSTONE
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def h_rebuild(old_keys, old_vals, hkeys, hvals, meta):
     """Insert every live key of the old table into the empty new one."""
     meta[M_HASH_USED] = 0
@@ -296,7 +299,7 @@ def h_rebuild(old_keys, old_vals, hkeys, hvals, meta):
             h_insert(hkeys, hvals, meta, k, old_vals[i])
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _hash_full(hkeys, meta):
     return (meta[M_HASH_USED] + 1) * HASH_MAX_LOAD_DEN > len(hkeys) * HASH_MAX_LOAD_NUM
 
@@ -304,7 +307,7 @@ def _hash_full(hkeys, meta):
 # -- slots and levels -----------------------------------------------------------------
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _alloc(orders, meta):
     slot = meta[M_FREE_HEAD]
     if slot != -1:
@@ -316,7 +319,7 @@ def _alloc(orders, meta):
     return slot
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _free(orders, meta, slot):
     orders[slot].order_id = 0
     orders[slot].remaining = 0
@@ -325,7 +328,7 @@ def _free(orders, meta, slot):
     meta[M_LIVE] -= 1
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _push(orders, levels, words, bk, b, slot):
     """Append ``slot`` at the tail of its price level."""
     side = orders[slot].side
@@ -349,7 +352,7 @@ def _push(orders, levels, words, bk, b, slot):
         bk[b, BK_BEST + side] = price
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _unlink(orders, levels, words, bk, b, slot):
     """Take ``slot`` out of its level's FIFO; move the best price if the level empties."""
     side = orders[slot].side
@@ -375,7 +378,7 @@ def _unlink(orders, levels, words, bk, b, slot):
             bk[b, BK_BEST + side] = _scan(words, bk, b, side, price)
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _remove(orders, levels, words, bk, hkeys, meta, b, slot):
     """Remove a resting order entirely: level, index and slot."""
     _unlink(orders, levels, words, bk, b, slot)
@@ -386,7 +389,7 @@ def _remove(orders, levels, words, bk, hkeys, meta, b, slot):
 # -- matching -------------------------------------------------------------------------
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _fillable(orders, levels, words, bk, b, account, side, limit, need, stp, is_market):
     """Quantity a taker could fill now (stops counting once ``need`` is reached)."""
     opp = 1 - side
@@ -411,7 +414,7 @@ def _fillable(orders, levels, words, bk, b, account, side, limit, need, stp, is_
     return total
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
            order_id, account, side, limit, remaining, stp, is_market):  # fmt: skip
     """Trade a taker against the opposite side; return (remaining, stopped by self-trade)."""
@@ -430,7 +433,7 @@ def _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
             nxt = orders[slot].next
             maker_account = orders[slot].account
             if maker_account == account and stp != STP_NONE:
-                if stp == STP_CANCEL_OLDEST or stp == STP_CANCEL_BOTH:
+                if stp in (STP_CANCEL_OLDEST, STP_CANCEL_BOTH):
                     _emit(ev, meta, CANCELLED, seq, ts, book_id, orders[slot].order_id,
                           maker_account, opp, price, orders[slot].remaining, 0, 0, 0, 0,
                           R_SELF_TRADE)  # fmt: skip
@@ -462,13 +465,13 @@ def _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
     return remaining, False
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _would_cross(bk, b, side, price):
     best = bk[b, BK_BEST + 1 - side]
     return best != -1 and _reaches(side, price, best)
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _rest(orders, levels, words, bk, hkeys, hvals, meta, b, slot, order_id, account, side,
           price, remaining, stp, flags):  # fmt: skip
     orders[slot].order_id = order_id
@@ -482,7 +485,7 @@ def _rest(orders, levels, words, bk, hkeys, hvals, meta, b, slot, order_id, acco
     _push(orders, levels, words, bk, b, slot)
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _add(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
          order_id, account, side, price, quantity, tif, flags, stp):  # fmt: skip
     is_market = (flags & MARKET) != 0
@@ -540,7 +543,7 @@ def _add(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
           0, 0, 0, 0, reason)  # fmt: skip
 
 
-@njit(inline="always", cache=True, _nrt=False)
+@_inline
 def _find_own(orders, hkeys, hvals, b, order_id, account):
     if order_id <= 0:
         return -1
@@ -550,7 +553,7 @@ def _find_own(orders, hkeys, hvals, b, order_id, account):
     return slot
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _cancel(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
             order_id, account, side, price, quantity):  # fmt: skip
     slot = _find_own(orders, hkeys, hvals, b, order_id, account)
@@ -566,7 +569,7 @@ def _cancel(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
     _emit_level(ev, meta, levels, bk, b, seq, ts, o_side, o_price)
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _amend(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
            order_id, account, side, price, quantity):  # fmt: skip
     slot = _find_own(orders, hkeys, hvals, b, order_id, account)
@@ -614,7 +617,7 @@ def _amend(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
     _emit_level(ev, meta, levels, bk, b, seq, ts, o_side, price)
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _room_needed(orders, bk, book_index, hkeys, hvals, kind, book, order_id, side, price, flags):
     """Events one command may write at most: a few, unless it can reach the other side."""
     if book < 0 or book >= len(book_index) or book_index[book] == -1:
@@ -635,7 +638,7 @@ def _room_needed(orders, bk, book_index, hkeys, hvals, kind, book, order_id, sid
     return 4 + 2 * bk[b, BK_COUNT + 1 - side]
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _needs(orders, bk, book_index, hkeys, hvals, meta, ev, kind, book, order_id, side, price,
            flags):  # fmt: skip
     """Which pools must grow before the command can run (0: none); sets ``M_ROOM``."""
@@ -653,7 +656,7 @@ def _needs(orders, bk, book_index, hkeys, hvals, meta, ev, kind, book, order_id,
     return need
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def _dispatch(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
               seq, ts, kind, book, order_id, account, side, price, quantity, tif, flags, stp):  # fmt: skip
     if kind != ADD and kind != CANCEL and kind != AMEND:
@@ -676,7 +679,7 @@ def _dispatch(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
                order_id, account, side, price, quantity)  # fmt: skip
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def process_batch(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev, cmds, start):
     """Run ``cmds[start:]``; return (index of the first command not run, NEED_* flags)."""
     for i in range(start, len(cmds)):
@@ -696,7 +699,7 @@ def process_batch(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
     return len(cmds), 0
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def process_one(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
                 kind, book, order_id, account, side, price, quantity, tif, flags, stp, seq, ts):  # fmt: skip
     """Run one command into an empty event buffer; return its event count, or -NEED_* flags."""
@@ -713,7 +716,7 @@ def process_one(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev,
 # -- queries, snapshots and invariants ------------------------------------------------
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def depth(orders, levels, words, bk, b, side, n, out):
     """Write up to ``n`` (price, quantity) levels of one side, best first; return the count."""
     base = bk[b, BK_LEVEL_BASE] + side * bk[b, BK_N_TICKS]
@@ -728,7 +731,7 @@ def depth(orders, levels, words, bk, b, side, n, out):
     return k
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def collect(orders, levels, words, bk, b, out, k):
     """Write book row ``b``'s resting orders into ``out`` from ``k`` in priority order."""
     for side in (BUY, SELL):
@@ -753,7 +756,7 @@ def collect(orders, levels, words, bk, b, out, k):
     return k
 
 
-@njit(cache=True, _nrt=False)
+@_kernel
 def load(orders, levels, words, bk, book_index, hkeys, hvals, meta, rows):
     """Append trusted resting orders (snapshot rows) at the tails of their levels."""
     for i in range(len(rows)):

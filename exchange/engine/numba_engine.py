@@ -117,7 +117,9 @@ class NumbaEngine(Engine):
                 self._grow(need)
         events = self._events[: self._meta[k.M_N_EVENTS]]
         if copy:
-            events = events.copy()
+            # a copy as raw words: numpy copies structured arrays field by field otherwise
+            words = events.view(np.int64).copy()
+            events = words.view(EVENT_DTYPE)
         if len(self._events) > _MAX_KEPT_EVENTS:
             self._events = np.zeros(_INITIAL_EVENTS, dtype=EVENT_DTYPE)
         return events
@@ -156,7 +158,9 @@ class NumbaEngine(Engine):
             raise KeyError(f"unknown book {book}")
         return int(self._book_index[book])
 
-    def depth(self, book: int, levels: int = 10) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    def depth(
+        self, book: int, levels: int = 10
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         b = self._row(book)
         out = np.zeros((max(levels, 0), 2), dtype=np.int64)
         sides = []
@@ -199,7 +203,9 @@ class NumbaEngine(Engine):
         while (total + 1) * 2 > len(self._hkeys):
             self._hkeys = np.zeros(len(self._hkeys) * 2, dtype=np.int64)
             self._hvals = np.zeros(len(self._hvals) * 2, dtype=np.int32)
-        k.h_rebuild(np.zeros(0, np.int64), np.zeros(0, np.int32), self._hkeys, self._hvals, self._meta)
+        k.h_rebuild(
+            np.zeros(0, np.int64), np.zeros(0, np.int32), self._hkeys, self._hvals, self._meta
+        )
         k.load(self._orders, self._levels, self._words, self._bk, self._book_index,
                self._hkeys, self._hvals, self._meta, np.ascontiguousarray(orders))  # fmt: skip
 

@@ -52,7 +52,6 @@ from exchange.engine.types import (
     REJECTED,
     SELL,
     STP_CANCEL_BOTH,
-    STP_CANCEL_NEWEST,
     STP_CANCEL_OLDEST,
     STP_NONE,
     TRADE,
@@ -153,7 +152,9 @@ class ReferenceEngine(Engine):
         self._emit(kind, **base)
 
     def _emit_level(self, book: _Book, side: int, price: int) -> None:
-        self._emit(LEVEL, book=book.book, side=side, price=price, quantity=book.sides[side].total(price))
+        self._emit(
+            LEVEL, book=book.book, side=side, price=price, quantity=book.sides[side].total(price)
+        )
 
     # -- commands ---------------------------------------------------------------------
     def process(self, commands: np.ndarray, copy: bool = True) -> np.ndarray:
@@ -293,7 +294,9 @@ class ReferenceEngine(Engine):
             for maker in list(opposite.levels[price].values()):
                 if maker.account == taker.account and taker.stp != STP_NONE:
                     if taker.stp in (STP_CANCEL_OLDEST, STP_CANCEL_BOTH):
-                        self._emit_order(CANCELLED, maker, quantity=maker.remaining, reason=R_SELF_TRADE)
+                        self._emit_order(
+                            CANCELLED, maker, quantity=maker.remaining, reason=R_SELF_TRADE
+                        )
                         self._forget(book, maker)
                         touched = True
                     if taker.stp != STP_CANCEL_OLDEST:
@@ -389,7 +392,9 @@ class ReferenceEngine(Engine):
         self._take(book, order, GTC, False)
 
     # -- queries ----------------------------------------------------------------------
-    def depth(self, book: int, levels: int = 10) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    def depth(
+        self, book: int, levels: int = 10
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         b = self._books[book]
         bids, asks = (
             [(p, b.sides[s].total(p)) for p in b.sides[s].prices_best_first()[:levels]]
@@ -413,12 +418,21 @@ class ReferenceEngine(Engine):
         }
 
     def resting_orders(self) -> np.ndarray:
-        rows = []
+        rows: list[tuple[int, ...]] = []
         for book_id in sorted(self._books):
             for side in self._books[book_id].sides:
                 for price in side.prices_best_first():
                     rows.extend(
-                        (o.order_id, o.account, o.price, o.remaining, o.book, o.side, o.stp, o.flags)
+                        (
+                            o.order_id,
+                            o.account,
+                            o.price,
+                            o.remaining,
+                            o.book,
+                            o.side,
+                            o.stp,
+                            o.flags,
+                        )
                         for o in side.levels[price].values()
                     )
         return np.array(rows, dtype=ORDER_DTYPE)
