@@ -34,6 +34,7 @@ class Reason(IntEnum):
     INVALID_QUANTITY = 3010
     PRICE_OFF_LADDER = 3011
     POST_ONLY_WOULD_TRADE = 3012
+    BATCH_ORDER_TYPE = 3013  # a batch-mode book takes GTC limit orders only
 
     # 3100-3199: why the engine cancelled (part of) an order
     CANCELLED_BY_USER = 3101

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from exchange.engine import snapshot as snap
-from exchange.engine.types import DEFAULT_N_TICKS, GTC, STP_NONE
+from exchange.engine.types import BATCH, CONTINUOUS, DEFAULT_N_TICKS, GTC, STP_NONE
 
 #: Book ids are small non-negative integers (one per listed contract).
 MAX_BOOK_ID = 1 << 20
@@ -36,19 +36,28 @@ class Engine(ABC):
 
     # -- books ------------------------------------------------------------------------
     @abstractmethod
-    def add_book(self, book: int, n_ticks: int = DEFAULT_N_TICKS) -> None:
-        """Open book ``book`` whose valid prices are ``1 .. n_ticks - 1`` ticks."""
+    def add_book(
+        self, book: int, n_ticks: int = DEFAULT_N_TICKS, mechanism: int = CONTINUOUS
+    ) -> None:
+        """Open book ``book`` with prices ``1 .. n_ticks - 1`` ticks, trading by ``mechanism``.
+
+        ``CONTINUOUS`` books match orders on arrival; ``BATCH`` books collect GTC limit orders
+        and trade only when an ``AUCTION`` command uncrosses them.
+        """
 
     @abstractmethod
-    def books(self) -> list[tuple[int, int]]:
-        """Return ``(book, n_ticks)`` for every book, by book id."""
+    def books(self) -> list[tuple[int, int, int]]:
+        """Return ``(book, n_ticks, mechanism)`` for every book, by book id."""
 
     @staticmethod
-    def _check_book_args(book: int, n_ticks: int, existing: set[int] | dict[int, Any]) -> None:
+    def _check_book_args(book: int, n_ticks: int, mechanism: int,
+                         existing: set[int] | dict[int, Any]) -> None:  # fmt: skip
         if not 0 <= book < MAX_BOOK_ID:
             raise ValueError(f"book id {book} outside 0..{MAX_BOOK_ID - 1}")
         if not MIN_N_TICKS <= n_ticks <= MAX_N_TICKS:
             raise ValueError(f"n_ticks {n_ticks} outside {MIN_N_TICKS}..{MAX_N_TICKS}")
+        if mechanism not in (CONTINUOUS, BATCH):
+            raise ValueError(f"mechanism {mechanism} is neither CONTINUOUS nor BATCH")
         if book in existing:
             raise ValueError(f"book {book} already exists")
 
@@ -112,8 +121,8 @@ class Engine(ABC):
         """Build an engine of ``backend`` from :meth:`snapshot` bytes."""
         books, orders = snap.decode(data)
         engine = backend_class(backend)()
-        for book, n_ticks in books:
-            engine.add_book(book, n_ticks)
+        for book, n_ticks, mechanism in books:
+            engine.add_book(book, n_ticks, mechanism)
         engine._load_orders(orders)
         return engine
 

@@ -33,6 +33,9 @@ from exchange.engine.types import (
     ALL_FLAGS,
     AMEND,
     AMENDED,
+    AUCTION,
+    AUCTION_FLAGS,
+    BATCH,
     BUY,
     CANCEL,
     CANCELLED,
@@ -42,7 +45,10 @@ from exchange.engine.types import (
     LEVEL,
     MARKET,
     MAX_QUANTITY,
+    OPEN_CONTINUOUS,
     POST_ONLY,
+    PRO_RATA,
+    R_BATCH_ORDER_TYPE,
     R_CANCELLED_BY_USER,
     R_DUPLICATE_ORDER_ID,
     R_FOK_NOT_FILLED,
@@ -66,6 +72,7 @@ from exchange.engine.types import (
     STP_CANCEL_OLDEST,
     STP_NONE,
     TRADE,
+    UNCROSSED,
 )
 
 #: An order slot: a resting order plus its FIFO links (slot indices, -1 for none).
@@ -98,7 +105,8 @@ BK_WORD_BASE = 3  #: first word of this book's bitmap (bids, then asks)
 BK_N_WORDS = 4  #: bitmap words per side
 BK_BEST = 5  #: best bid tick (+1: best ask tick); -1 when the side is empty
 BK_COUNT = 7  #: resting orders on the bid side (+1: ask side)
-BK_COLS = 9
+BK_MECHANISM = 9  #: CONTINUOUS or BATCH
+BK_COLS = 10
 
 M_FREE_HEAD = 0  #: first free slot below the high-water mark, -1 if none
 M_HIGH_WATER = 1  #: slots ever used; slots at and above it are free
@@ -114,6 +122,7 @@ H_TOMBSTONE = -1  #: a hash cell whose key was deleted
 NEED_SLOTS = 1  #: grow the order pool
 NEED_HASH = 2  #: grow the hash table
 NEED_EVENTS = 4  #: drain or grow the event buffer
+NEED_AUCTION = 8  #: the command is an AUCTION: run :func:`auction` from Python
 
 #: Hash table load (keys plus tombstones) above which it is rebuilt or grown.
 HASH_MAX_LOAD_NUM = 1
@@ -507,6 +516,8 @@ def _add(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
         reason = R_PRICE_OFF_LADDER
     elif h_find(hkeys, hvals, order_id) != -1:
         reason = R_DUPLICATE_ORDER_ID
+    elif bk[b, BK_MECHANISM] == BATCH and (is_market or post_only or tif != GTC):
+        reason = R_BATCH_ORDER_TYPE
     elif post_only and _would_cross(bk, b, side, price):
         reason = R_POST_ONLY_WOULD_TRADE
     if reason != 0:
@@ -517,13 +528,18 @@ def _add(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
         price = 0
     _emit(ev, meta, ACCEPTED, seq, ts, book, order_id, account, side, price, quantity,
           quantity, 0, 0, 0, 0)  # fmt: skip
-    if tif == FOK and _fillable(orders, levels, words, bk, b, account, side, price, quantity,
+    remaining = quantity
+    stopped = False
+    if bk[b, BK_MECHANISM] == BATCH:
+        tif = GTC  # rest without matching: only an auction trades in a batch book
+    elif tif == FOK and _fillable(orders, levels, words, bk, b, account, side, price, quantity,
                                 stp, is_market) < quantity:  # fmt: skip
         _emit(ev, meta, CANCELLED, seq, ts, book, order_id, account, side, price, quantity,
               0, 0, 0, 0, R_FOK_NOT_FILLED)  # fmt: skip
         return
-    remaining, stopped = _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
-                                order_id, account, side, price, quantity, stp, is_market)  # fmt: skip
+    else:
+        remaining, stopped = _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
+                                    order_id, account, side, price, quantity, stp, is_market)  # fmt: skip
     if remaining == 0:
         return
     if stopped:
@@ -601,9 +617,12 @@ def _amend(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
     _unlink(orders, levels, words, bk, b, slot)
     if price != old_price:
         _emit_level(ev, meta, levels, bk, b, seq, ts, o_side, old_price)
-    stp = orders[slot].stp
-    remaining, stopped = _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
-                                order_id, account, o_side, price, quantity, stp, False)  # fmt: skip
+    remaining = quantity
+    stopped = False
+    if bk[b, BK_MECHANISM] != BATCH:
+        remaining, stopped = _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
+                                    order_id, account, o_side, price, quantity,
+                                    orders[slot].stp, False)  # fmt: skip
     if remaining == 0 or stopped:
         if stopped:
             _emit(ev, meta, CANCELLED, seq, ts, book, order_id, account, o_side, price,
@@ -629,6 +648,8 @@ def _room_needed(orders, bk, book_index, hkeys, hvals, kind, book, order_id, sid
             return 1
         side = orders[slot].side
         flags = 0
+    elif kind == AUCTION:
+        return 2 + 3 * (bk[b, BK_COUNT] + bk[b, BK_COUNT + 1])
     elif kind != ADD:
         return 2
     if side != BUY and side != SELL:
@@ -642,7 +663,7 @@ def _room_needed(orders, bk, book_index, hkeys, hvals, kind, book, order_id, sid
 def _needs(orders, bk, book_index, hkeys, hvals, meta, ev, kind, book, order_id, side, price,
            flags):  # fmt: skip
     """Which pools must grow before the command can run (0: none); sets ``M_ROOM``."""
-    need = 0
+    need = NEED_AUCTION if kind == AUCTION else 0
     if kind == ADD:
         if meta[M_FREE_HEAD] == -1 and meta[M_HIGH_WATER] >= len(orders):
             need |= NEED_SLOTS
@@ -816,8 +837,9 @@ def check(orders, levels, words, bk, hkeys, hvals, meta):
             if bests[side] != bk[b, BK_BEST + side]:
                 return 9  # cached best price wrong
             live += count_side
-        if bests[0] != -1 and bests[1] != -1 and bests[0] >= bests[1]:
-            return 10  # crossed book
+        crossed = bests[0] != -1 and bests[1] != -1 and bests[0] >= bests[1]
+        if crossed and bk[b, BK_MECHANISM] != BATCH:
+            return 10  # crossed continuous book
     if live != meta[M_LIVE]:
         return 11  # live count wrong
     keys = 0
@@ -827,3 +849,155 @@ def check(orders, levels, words, bk, hkeys, hvals, meta):
     if keys != live:
         return 12  # index holds orders that are not resting
     return 0
+
+
+# -- call auctions --------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _allocate(orders, levels, words, bk, b, side, price, amount, pro_rata, slots, qtys):
+    """Fill ``amount`` from one side at ``price``: price priority, then time priority or pro
+    rata inside the marginal level (largest remainders get the odd lots, ties by time).
+    Write (slot, quantity) pairs in priority order; return how many."""
+    base = bk[b, BK_LEVEL_BASE] + side * bk[b, BK_N_TICKS]
+    step = -1 if side == BUY else 1
+    p = bk[b, BK_BEST + side]
+    n = 0
+    while amount > 0 and p != -1 and _reaches(side, p, price):
+        total = levels[base + p].qty
+        slot = levels[base + p].head
+        if total <= amount or not pro_rata:
+            while slot != -1 and amount > 0:
+                q = min(amount, orders[slot].remaining)
+                slots[n] = slot
+                qtys[n] = q
+                n += 1
+                amount -= q
+                slot = orders[slot].next
+        else:
+            count = levels[base + p].count
+            remainders = np.empty(count, np.int64)
+            start = n
+            given = 0
+            while slot != -1:
+                share = amount * orders[slot].remaining // total
+                remainders[n - start] = amount * orders[slot].remaining % total
+                slots[n] = slot
+                qtys[n] = share
+                given += share
+                n += 1
+                slot = orders[slot].next
+            # stable sort on the negated remainder: largest first, earlier order on ties
+            order = np.argsort(-remainders, kind="mergesort")
+            for i in range(amount - given):
+                qtys[start + order[i]] += 1
+            amount = 0
+        p = _scan(words, bk, b, side, p + step)
+    return n
+
+
+@njit(cache=True)
+def auction(orders, levels, words, bk, book_index, hkeys, hvals, meta, ev, seq, ts, book,
+            order_id, account, side, price, quantity, flags):  # fmt: skip
+    """Uncross one book in a uniform-price call auction (see docs/engine.md)."""
+    if book < 0 or book >= len(book_index) or book_index[book] == -1:
+        _emit(ev, meta, REJECTED, seq, ts, book, order_id, account, side, price, quantity,
+              0, 0, 0, 0, R_UNKNOWN_BOOK)  # fmt: skip
+        return
+    if (flags & ~AUCTION_FLAGS) != 0:
+        _emit(ev, meta, REJECTED, seq, ts, book, order_id, account, side, price, quantity,
+              0, 0, 0, 0, R_INVALID_FLAGS)  # fmt: skip
+        return
+    b = book_index[book]
+    bid = bk[b, BK_BEST]
+    ask = bk[b, BK_BEST + 1]
+    if bid == -1 or ask == -1 or bid < ask:
+        _emit(ev, meta, UNCROSSED, seq, ts, book, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    else:
+        _uncross(orders, levels, words, bk, hkeys, meta, ev, seq, ts, book, b, bid, ask,
+                 (flags & PRO_RATA) != 0)  # fmt: skip
+    if (flags & OPEN_CONTINUOUS) != 0:
+        bk[b, BK_MECHANISM] = 0
+
+
+@njit(cache=True)
+def _uncross(orders, levels, words, bk, hkeys, meta, ev, seq, ts, book, b, bid, ask, pro_rata):
+    n = bid - ask + 1
+    bid_base = bk[b, BK_LEVEL_BASE]
+    ask_base = bid_base + bk[b, BK_N_TICKS]
+    demand = np.zeros(n, np.int64)  # buy quantity at or above each price
+    supply = np.zeros(n, np.int64)  # sell quantity at or below each price
+    acc = 0
+    for j in range(n - 1, -1, -1):
+        acc += levels[bid_base + ask + j].qty
+        demand[j] = acc
+    acc = 0
+    for j in range(n):
+        acc += levels[ask_base + ask + j].qty
+        supply[j] = acc
+    best = -1
+    first = 0
+    last = 0
+    for j in range(n):
+        v = min(demand[j], supply[j])
+        if v > best:
+            best = v
+            first = j
+            last = j
+        elif v == best:
+            last = j
+    price = ask + (first + last) // 2
+    _emit(ev, meta, UNCROSSED, seq, ts, book, 0, 0, 0, price, best, 0, 0, 0, 0, 0)
+    buy_slots = np.empty(bk[b, BK_COUNT], np.int64)
+    buy_qtys = np.empty(bk[b, BK_COUNT], np.int64)
+    sell_slots = np.empty(bk[b, BK_COUNT + 1], np.int64)
+    sell_qtys = np.empty(bk[b, BK_COUNT + 1], np.int64)
+    nb = _allocate(orders, levels, words, bk, b, BUY, price, best, pro_rata, buy_slots, buy_qtys)
+    ns = _allocate(orders, levels, words, bk, b, SELL, price, best, pro_rata, sell_slots,
+                   sell_qtys)  # fmt: skip
+    # pair buy fills with sell fills, both in priority order
+    i = 0
+    j = 0
+    buy_left = buy_qtys[0] if nb > 0 else 0
+    sell_left = sell_qtys[0] if ns > 0 else 0
+    while i < nb and j < ns:
+        if buy_left == 0:
+            i += 1
+            buy_left = buy_qtys[i] if i < nb else 0
+            continue
+        if sell_left == 0:
+            j += 1
+            sell_left = sell_qtys[j] if j < ns else 0
+            continue
+        bs = buy_slots[i]
+        ss = sell_slots[j]
+        q = min(buy_left, sell_left)
+        orders[bs].remaining -= q
+        orders[ss].remaining -= q
+        buy_left -= q
+        sell_left -= q
+        _emit(ev, meta, TRADE, seq, ts, book, orders[bs].order_id, orders[bs].account, BUY,
+              price, q, orders[bs].remaining, orders[ss].order_id, orders[ss].account,
+              orders[ss].remaining, 0)  # fmt: skip
+    _settle_fills(orders, levels, words, bk, hkeys, meta, ev, seq, ts, b, BUY, buy_slots,
+                  buy_qtys, nb)  # fmt: skip
+    _settle_fills(orders, levels, words, bk, hkeys, meta, ev, seq, ts, b, SELL, sell_slots,
+                  sell_qtys, ns)  # fmt: skip
+
+
+@njit(cache=True)
+def _settle_fills(orders, levels, words, bk, hkeys, meta, ev, seq, ts, b, side, slots, qtys, n):
+    """Take filled quantity off the levels, remove filled orders, then one LEVEL per level."""
+    base = bk[b, BK_LEVEL_BASE] + side * bk[b, BK_N_TICKS]
+    prices = np.empty(n, np.int64)
+    for i in range(n):
+        slot = slots[i]
+        prices[i] = orders[slot].price
+        levels[base + prices[i]].qty -= qtys[i]
+        if orders[slot].remaining == 0:
+            _remove(orders, levels, words, bk, hkeys, meta, b, slot)
+    last = -1
+    for i in range(n):
+        if qtys[i] > 0 and prices[i] != last:
+            _emit_level(ev, meta, levels, bk, b, seq, ts, side, prices[i])
+            last = prices[i]

@@ -8,6 +8,7 @@ from exchange.engine import kernels as k
 from exchange.engine.base import Engine
 from exchange.engine.types import (
     COMMAND_DTYPE,
+    CONTINUOUS,
     DEFAULT_N_TICKS,
     EVENT_DTYPE,
     GTC,
@@ -53,9 +54,11 @@ class NumbaEngine(Engine):
         )
 
     # -- books ------------------------------------------------------------------------
-    def add_book(self, book: int, n_ticks: int = DEFAULT_N_TICKS) -> None:
+    def add_book(
+        self, book: int, n_ticks: int = DEFAULT_N_TICKS, mechanism: int = CONTINUOUS
+    ) -> None:
         existing = {int(b) for b in self._bk[:, k.BK_ID]}
-        self._check_book_args(book, n_ticks, existing)
+        self._check_book_args(book, n_ticks, mechanism, existing)
         n_words = (n_ticks + 63) // 64
         row = np.zeros(k.BK_COLS, dtype=np.int64)
         row[k.BK_ID] = book
@@ -64,6 +67,7 @@ class NumbaEngine(Engine):
         row[k.BK_WORD_BASE] = len(self._words)
         row[k.BK_N_WORDS] = n_words
         row[k.BK_BEST : k.BK_BEST + 2] = -1
+        row[k.BK_MECHANISM] = mechanism
         levels = np.zeros(2 * n_ticks, dtype=k.LEVEL_DTYPE)
         levels["head"] = -1
         levels["tail"] = -1
@@ -76,8 +80,10 @@ class NumbaEngine(Engine):
             self._book_index = grown
         self._book_index[book] = len(self._bk) - 1
 
-    def books(self) -> list[tuple[int, int]]:
-        return sorted((int(r[k.BK_ID]), int(r[k.BK_N_TICKS])) for r in self._bk)
+    def books(self) -> list[tuple[int, int, int]]:
+        return sorted(
+            (int(r[k.BK_ID]), int(r[k.BK_N_TICKS]), int(r[k.BK_MECHANISM])) for r in self._bk
+        )
 
     # -- growth -----------------------------------------------------------------------
     def _grow(self, need: int) -> None:
@@ -113,8 +119,14 @@ class NumbaEngine(Engine):
         self._meta[k.M_N_EVENTS] = 0
         while start < len(commands):
             start, need = k.process_batch(*self._state(), commands, start)
-            if need:
+            if need & ~k.NEED_AUCTION:
                 self._grow(need)
+            elif need:
+                c = commands[start]
+                self._auction(int(c["seq"]), int(c["ts"]), int(c["book"]), int(c["order_id"]),
+                              int(c["account"]), int(c["side"]), int(c["price"]),
+                              int(c["quantity"]), int(c["flags"]))  # fmt: skip
+                start += 1
         events = self._events[: self._meta[k.M_N_EVENTS]]
         if copy:
             # a copy as raw words: numpy copies structured arrays field by field otherwise
@@ -145,12 +157,21 @@ class NumbaEngine(Engine):
             kind, book, order_id, account, side, price, quantity, tif, flags, stp, seq, ts,
         )  # fmt: skip
         while n < 0:
-            self._grow(-n)
+            if -n & ~k.NEED_AUCTION:
+                self._grow(-n)
+            else:
+                self._meta[k.M_N_EVENTS] = 0
+                self._auction(seq, ts, book, order_id, account, side, price, quantity, flags)
+                return self._events[: self._meta[k.M_N_EVENTS]]
             n = k.process_one(
                 *self._state(),
                 kind, book, order_id, account, side, price, quantity, tif, flags, stp, seq, ts,
             )  # fmt: skip
         return self._events[:n]
+
+    def _auction(self, seq: int, ts: int, book: int, order_id: int, account: int, side: int,
+                 price: int, quantity: int, flags: int) -> None:  # fmt: skip
+        k.auction(*self._state(), seq, ts, book, order_id, account, side, price, quantity, flags)
 
     # -- queries ----------------------------------------------------------------------
     def _row(self, book: int) -> int:
@@ -190,7 +211,7 @@ class NumbaEngine(Engine):
     def resting_orders(self) -> np.ndarray:
         out = np.zeros(int(self._meta[k.M_LIVE]), dtype=ORDER_DTYPE)
         n = 0
-        for book, _ in self.books():
+        for book, _, _ in self.books():
             n = k.collect(self._orders, self._levels, self._words, self._bk,
                           self._book_index[book], out, n)  # fmt: skip
         assert n == len(out)

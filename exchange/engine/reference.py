@@ -18,10 +18,14 @@ from exchange.engine.types import (
     ALL_FLAGS,
     AMEND,
     AMENDED,
+    AUCTION,
+    AUCTION_FLAGS,
+    BATCH,
     BUY,
     CANCEL,
     CANCELLED,
     COMMAND_DTYPE,
+    CONTINUOUS,
     DEFAULT_N_TICKS,
     EVENT_DTYPE,
     FOK,
@@ -30,8 +34,11 @@ from exchange.engine.types import (
     LEVEL,
     MARKET,
     MAX_QUANTITY,
+    OPEN_CONTINUOUS,
     ORDER_DTYPE,
     POST_ONLY,
+    PRO_RATA,
+    R_BATCH_ORDER_TYPE,
     R_CANCELLED_BY_USER,
     R_DUPLICATE_ORDER_ID,
     R_FOK_NOT_FILLED,
@@ -55,6 +62,7 @@ from exchange.engine.types import (
     STP_CANCEL_OLDEST,
     STP_NONE,
     TRADE,
+    UNCROSSED,
 )
 
 _EVENT_FIELDS = EVENT_DTYPE.names or ()
@@ -103,9 +111,10 @@ class _Side:
 
 
 class _Book:
-    def __init__(self, book: int, n_ticks: int) -> None:
+    def __init__(self, book: int, n_ticks: int, mechanism: int) -> None:
         self.book = book
         self.n_ticks = n_ticks
+        self.mechanism = mechanism
         self.sides = (_Side(BUY), _Side(SELL))
 
 
@@ -127,12 +136,14 @@ class ReferenceEngine(Engine):
         self._ts = 0
 
     # -- books ------------------------------------------------------------------------
-    def add_book(self, book: int, n_ticks: int = DEFAULT_N_TICKS) -> None:
-        self._check_book_args(book, n_ticks, self._books)
-        self._books[book] = _Book(book, n_ticks)
+    def add_book(
+        self, book: int, n_ticks: int = DEFAULT_N_TICKS, mechanism: int = CONTINUOUS
+    ) -> None:
+        self._check_book_args(book, n_ticks, mechanism, self._books)
+        self._books[book] = _Book(book, n_ticks, mechanism)
 
-    def books(self) -> list[tuple[int, int]]:
-        return [(b, self._books[b].n_ticks) for b in sorted(self._books)]
+    def books(self) -> list[tuple[int, int, int]]:
+        return [(b, self._books[b].n_ticks, self._books[b].mechanism) for b in sorted(self._books)]
 
     # -- events -----------------------------------------------------------------------
     def _emit(self, kind: int, **fields: int) -> None:
@@ -189,7 +200,7 @@ class ReferenceEngine(Engine):
     def _run(self, cmd: dict[str, int]) -> None:
         self._seq, self._ts = cmd["seq"], cmd["ts"]
         kind = cmd["kind"]
-        if kind not in (ADD, CANCEL, AMEND):
+        if kind not in (ADD, CANCEL, AMEND, AUCTION):
             self._reject(cmd, R_INVALID_COMMAND)
             return
         book = self._books.get(cmd["book"])
@@ -199,8 +210,10 @@ class ReferenceEngine(Engine):
             self._add(book, cmd)
         elif kind == CANCEL:
             self._cancel(book, cmd)
-        else:
+        elif kind == AMEND:
             self._amend(book, cmd)
+        else:
+            self._auction(book, cmd)
 
     def _reject(self, cmd: dict[str, int], reason: int) -> None:
         self._emit(
@@ -234,6 +247,8 @@ class ReferenceEngine(Engine):
             return R_PRICE_OFF_LADDER
         if cmd["order_id"] in self._orders:
             return R_DUPLICATE_ORDER_ID
+        if book.mechanism == BATCH and (is_market or post_only or cmd["tif"] != GTC):
+            return R_BATCH_ORDER_TYPE
         if post_only and self._would_cross(book, cmd["side"], cmd["price"]):
             return R_POST_ONLY_WOULD_TRADE
         return 0
@@ -259,6 +274,9 @@ class ReferenceEngine(Engine):
             flags=cmd["flags"],
         )
         self._emit_order(ACCEPTED, order, quantity=order.remaining, remaining=order.remaining)
+        if book.mechanism == BATCH:
+            self._rest(book, order)
+            return
         if cmd["tif"] == FOK and self._fillable(book, order) < order.remaining:
             self._emit_order(CANCELLED, order, quantity=order.remaining, reason=R_FOK_NOT_FILLED)
             return
@@ -336,12 +354,15 @@ class ReferenceEngine(Engine):
         elif tif == IOC:
             reason = R_IOC_REMAINDER
         else:
-            book.sides[taker.side].append(taker)
-            self._orders[taker.order_id] = taker
-            self._emit_level(book, taker.side, taker.price)
+            self._rest(book, taker)
             return
         self._emit_order(CANCELLED, taker, quantity=taker.remaining, reason=reason)
         self._orders.pop(taker.order_id, None)
+
+    def _rest(self, book: _Book, order: _Order) -> None:
+        book.sides[order.side].append(order)
+        self._orders[order.order_id] = order
+        self._emit_level(book, order.side, order.price)
 
     def _forget(self, book: _Book, order: _Order) -> None:
         book.sides[order.side].remove(order)
@@ -388,8 +409,77 @@ class ReferenceEngine(Engine):
         if price != old_price:
             self._emit_level(book, order.side, old_price)
         order.price, order.remaining = price, quantity
+        if book.mechanism == BATCH:
+            self._rest(book, order)
+            return
         self._orders[order.order_id] = order
         self._take(book, order, GTC, False)
+
+    def _auction(self, book: _Book, cmd: dict[str, int]) -> None:
+        if cmd["flags"] & ~AUCTION_FLAGS:
+            self._reject(cmd, R_INVALID_FLAGS)
+            return
+        bids, asks = book.sides
+        bid, ask = bids.best_price(), asks.best_price()
+        if bid is None or ask is None or bid < ask:
+            self._emit(UNCROSSED, book=book.book)
+        else:
+            volume = {
+                p: min(
+                    sum(bids.total(q) for q in bids.levels if q >= p),
+                    sum(asks.total(q) for q in asks.levels if q <= p),
+                )
+                for p in range(ask, bid + 1)
+            }
+            best = max(volume.values())
+            prices = [p for p, v in volume.items() if v == best]
+            price = (prices[0] + prices[-1]) // 2
+            self._emit(UNCROSSED, book=book.book, price=price, quantity=best)
+            pro_rata = bool(cmd["flags"] & PRO_RATA)
+            buys = _allocate(bids, price, best, pro_rata)
+            sells = _allocate(asks, price, best, pro_rata)
+            self._pair(book, price, buys, sells)
+            for side, fills in ((BUY, buys), (SELL, sells)):
+                touched = sorted({o.price for o, _ in fills}, reverse=side == BUY)
+                for order, _ in fills:
+                    if order.remaining == 0:
+                        self._forget(book, order)
+                for p in touched:
+                    self._emit_level(book, side, p)
+        if cmd["flags"] & OPEN_CONTINUOUS:
+            book.mechanism = CONTINUOUS
+
+    def _pair(self, book: _Book, price: int, buys: list[tuple[_Order, int]],
+              sells: list[tuple[_Order, int]]) -> None:  # fmt: skip
+        """Trade the buy fills against the sell fills, both in priority order."""
+        i = j = 0
+        buy_left, sell_left = buys[0][1], sells[0][1]
+        while i < len(buys) and j < len(sells):
+            buyer, seller = buys[i][0], sells[j][0]
+            quantity = min(buy_left, sell_left)
+            buyer.remaining -= quantity
+            seller.remaining -= quantity
+            buy_left -= quantity
+            sell_left -= quantity
+            self._emit(
+                TRADE,
+                order_id=buyer.order_id,
+                maker_order_id=seller.order_id,
+                account=buyer.account,
+                maker_account=seller.account,
+                book=book.book,
+                side=BUY,
+                price=price,
+                quantity=quantity,
+                remaining=buyer.remaining,
+                maker_remaining=seller.remaining,
+            )
+            if buy_left == 0:
+                i += 1
+                buy_left = buys[i][1] if i < len(buys) else 0
+            if sell_left == 0:
+                j += 1
+                sell_left = sells[j][1] if j < len(sells) else 0
 
     # -- queries ----------------------------------------------------------------------
     def depth(
@@ -448,7 +538,8 @@ class ReferenceEngine(Engine):
         seen = 0
         for book in self._books.values():
             bid, ask = (s.best_price() for s in book.sides)
-            assert bid is None or ask is None or bid < ask, f"book {book.book} crossed {bid}/{ask}"
+            if book.mechanism == CONTINUOUS:
+                assert bid is None or ask is None or bid < ask, f"book {book.book} crossed"
             for side in book.sides:
                 for price, queue in side.levels.items():
                     assert queue, f"empty level {price} kept in book {book.book}"
@@ -459,3 +550,31 @@ class ReferenceEngine(Engine):
                         assert self._orders[order.order_id] is order
                         seen += 1
         assert seen == len(self._orders), "order index disagrees with the books"
+
+
+def _allocate(side: _Side, price: int, amount: int, pro_rata: bool) -> list[tuple[_Order, int]]:
+    """Fill ``amount`` from one side at the auction ``price``: price priority, then time
+    priority or pro rata (largest remainders get the odd lots) inside the marginal level."""
+    fills: list[tuple[_Order, int]] = []
+    for p in side.prices_best_first():
+        if amount == 0 or not _reaches(side.side, p, price):
+            break
+        queue = list(side.levels[p].values())
+        total = sum(o.remaining for o in queue)
+        if total <= amount:
+            fills.extend((o, o.remaining) for o in queue)
+            amount -= total
+            continue
+        if pro_rata:
+            shares = [amount * o.remaining // total for o in queue]
+            remainders = [amount * o.remaining % total for o in queue]
+            odd_lots = amount - sum(shares)
+            for i in sorted(range(len(queue)), key=lambda i: (-remainders[i], i))[:odd_lots]:
+                shares[i] += 1
+        else:
+            shares = []
+            for o in queue:
+                shares.append(min(amount - sum(shares), o.remaining))
+        fills.extend((o, q) for o, q in zip(queue, shares, strict=True) if q > 0)
+        amount = 0
+    return fills

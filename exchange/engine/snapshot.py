@@ -3,7 +3,7 @@
 Layout (little endian)::
 
     b"CFXENG01"                      magic and version
-    u32 n_books, then n_books x (i32 book, i64 n_ticks)
+    u32 n_books, then n_books x (i32 book, i64 n_ticks, i32 mechanism)
     u64 n_orders, then n_orders x ORDER_DTYPE rows
 
 Orders are in priority order per book (books by id; bids best first, then asks best first;
@@ -19,17 +19,17 @@ import numpy as np
 from exchange.engine.types import ORDER_DTYPE
 
 MAGIC = b"CFXENG01"
-_BOOK = struct.Struct("<iq")
+_BOOK = struct.Struct("<iqi")
 
 
 class SnapshotError(ValueError):
     """The bytes are not a valid engine snapshot."""
 
 
-def encode(books: list[tuple[int, int]], orders: np.ndarray) -> bytes:
-    """Serialise books ``(book, n_ticks)`` and resting orders in priority order."""
+def encode(books: list[tuple[int, int, int]], orders: np.ndarray) -> bytes:
+    """Serialise books ``(book, n_ticks, mechanism)`` and resting orders in priority order."""
     parts = [MAGIC, struct.pack("<I", len(books))]
-    parts.extend(_BOOK.pack(book, n_ticks) for book, n_ticks in books)
+    parts.extend(_BOOK.pack(*book) for book in books)
     parts.append(struct.pack("<Q", len(orders)))
     rows = np.zeros(len(orders), dtype=ORDER_DTYPE)  # zeroed, so padding bytes are too
     for name in ORDER_DTYPE.names or ():
@@ -38,7 +38,7 @@ def encode(books: list[tuple[int, int]], orders: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
-def decode(data: bytes) -> tuple[list[tuple[int, int]], np.ndarray]:
+def decode(data: bytes) -> tuple[list[tuple[int, int, int]], np.ndarray]:
     """Parse a snapshot into books and orders; raise :class:`SnapshotError` if malformed."""
     view = memoryview(data)
     if bytes(view[:8]) != MAGIC:
@@ -49,8 +49,7 @@ def decode(data: bytes) -> tuple[list[tuple[int, int]], np.ndarray]:
         pos += 4
         books = []
         for _ in range(n_books):
-            book, n_ticks = _BOOK.unpack_from(view, pos)
-            books.append((book, n_ticks))
+            books.append(_BOOK.unpack_from(view, pos))
             pos += _BOOK.size
         (n_orders,) = struct.unpack_from("<Q", view, pos)
         pos += 8

@@ -17,6 +17,7 @@ from exchange.reasons import Reason
 ADD: Final = 1  #: place a new order
 CANCEL: Final = 2  #: cancel a resting order
 AMEND: Final = 3  #: change a resting order's price and/or remaining quantity
+AUCTION: Final = 4  #: uncross a book in one uniform-price call auction
 
 # Sides; the opposite side is ``1 - side``
 BUY: Final = 0  #: bid
@@ -30,7 +31,14 @@ FOK: Final = 2  #: fill or kill: fills completely at once or is cancelled withou
 # Order flags (bit set)
 POST_ONLY: Final = 1  #: rejected if it would trade on arrival
 MARKET: Final = 2  #: no price limit; the unfilled remainder is cancelled
-ALL_FLAGS: Final = POST_ONLY | MARKET  #: every defined flag bit
+ALL_FLAGS: Final = POST_ONLY | MARKET  #: every flag an ADD may carry
+PRO_RATA: Final = 4  #: AUCTION: ration the marginal price level pro rata, not by time
+OPEN_CONTINUOUS: Final = 8  #: AUCTION: switch the book to continuous trading afterwards
+AUCTION_FLAGS: Final = PRO_RATA | OPEN_CONTINUOUS  #: every flag an AUCTION may carry
+
+# Book trading mechanisms
+CONTINUOUS: Final = 0  #: orders match on arrival
+BATCH: Final = 1  #: orders rest (the book may cross) until an AUCTION uncrosses it
 
 # Self-trade prevention, applied by the incoming (taker) order's mode
 STP_NONE: Final = 0  #: the account may trade with itself
@@ -45,9 +53,11 @@ TRADE: Final = 3  #: the taker ``order_id`` traded with the resting ``maker_orde
 CANCELLED: Final = 4  #: an order's remainder left the book; ``reason`` says why
 AMENDED: Final = 5  #: a resting order's price or quantity changed
 LEVEL: Final = 6  #: an L2 price level's total quantity is now ``quantity`` (0: gone)
+UNCROSSED: Final = 7  #: an auction ran: clearing ``price`` and ``quantity`` (0 and 0: no cross)
 
-#: Largest quantity one order may carry (keeps every level sum far inside int64).
-MAX_QUANTITY: Final = 1_000_000_000
+#: Largest quantity one order may carry: a million GPU-hours. It keeps every level sum, and
+#: the products of pro-rata rationing (level quantity times order quantity), inside int64.
+MAX_QUANTITY: Final = 1_000_000
 #: Ticks per book ladder unless a book is added with its own size: prices 1..n_ticks-1.
 DEFAULT_N_TICKS: Final = 100_000
 
@@ -128,6 +138,7 @@ R_IOC_REMAINDER: Final = int(Reason.IOC_REMAINDER)
 R_FOK_NOT_FILLED: Final = int(Reason.FOK_NOT_FILLED)
 R_SELF_TRADE: Final = int(Reason.SELF_TRADE)
 R_MARKET_NO_LIQUIDITY: Final = int(Reason.MARKET_NO_LIQUIDITY)
+R_BATCH_ORDER_TYPE: Final = int(Reason.BATCH_ORDER_TYPE)
 
 EVENT_NAMES: Final = {
     ACCEPTED: "ACCEPTED",
@@ -136,6 +147,7 @@ EVENT_NAMES: Final = {
     CANCELLED: "CANCELLED",
     AMENDED: "AMENDED",
     LEVEL: "LEVEL",
+    UNCROSSED: "UNCROSSED",
 }
 
 
