@@ -171,7 +171,11 @@ class NumbaEngine(Engine):
 
     def _auction(self, seq: int, ts: int, book: int, order_id: int, account: int, side: int,
                  price: int, quantity: int, flags: int) -> None:  # fmt: skip
-        k.auction(*self._state(), seq, ts, book, order_id, account, side, price, quantity, flags)
+        k.auction(
+            self._orders, self._levels, self._words, self._bk, self._book_index, self._hkeys,
+            self._hvals, self._meta, self._events,
+            seq, ts, book, order_id, account, side, price, quantity, flags,
+        )  # fmt: skip
 
     # -- queries ----------------------------------------------------------------------
     def _row(self, book: int) -> int:
