@@ -1,0 +1,1 @@
+"""Clearing: positions, margin, fees, settlement prices and delivery assignment."""

@@ -1,0 +1,1 @@
+"""The sequencer: the single writer that journals and applies every command."""

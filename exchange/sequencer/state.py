@@ -1,0 +1,1071 @@
+"""The exchange's whole state and the one function that changes it.
+
+:class:`ExchangeState` is deterministic and single-writer: :meth:`ExchangeState.apply` takes
+one sequenced command (a dict, as journaled) and returns its :class:`Outcome`. Replaying the
+journal's commands into a fresh state rebuilds exactly the same state, events and ledger
+postings. Nothing here reads a clock or does I/O: time arrives in each command's ``ts``.
+
+Money is integer cents, prices integer ticks, quantities integer GPU-hours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from exchange.clearing.positions import Position, fee_cents, margin_cents, worst_case_quantity
+from exchange.clearing.settlement import assign_deliveries, settlement_price
+from exchange.engine import (
+    ACCEPTED,
+    ADD,
+    AMEND,
+    AMENDED,
+    AUCTION,
+    BATCH,
+    BUY,
+    CANCEL,
+    CANCELLED,
+    CONTINUOUS,
+    FOK,
+    GTC,
+    IOC,
+    MARKET,
+    POST_ONLY,
+    REJECTED,
+    SELL,
+    STP_CANCEL_BOTH,
+    STP_CANCEL_NEWEST,
+    STP_CANCEL_OLDEST,
+    STP_NONE,
+    TRADE,
+    Engine,
+)
+from exchange.reasons import Reason
+
+NS = 1_000_000_000
+DAY_NS = 86_400 * NS
+
+SIDES = {"buy": BUY, "sell": SELL}
+SIDE_NAMES = {BUY: "buy", SELL: "sell"}
+TIFS = {"GTC": GTC, "IOC": IOC, "FOK": FOK}
+STPS = {
+    "none": STP_NONE,
+    "cancel_newest": STP_CANCEL_NEWEST,
+    "cancel_oldest": STP_CANCEL_OLDEST,
+    "cancel_both": STP_CANCEL_BOTH,
+}
+
+
+class Refused(Exception):
+    """A command refused with a stable reason code; the state did not change."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class Contract:
+    """A listed contract as the exchange trades it (integers only)."""
+
+    symbol: str
+    product: str
+    book: int
+    delivery_start: int  # ns
+    delivery_end: int  # ns
+    last_trade_time: int  # ns
+    tick_cents: int
+    margin_bps: int
+    band_bps: int
+    maker_fee_bps: int
+    taker_fee_bps: int
+    reference: int  # ticks: last settlement price, else the product default
+    mechanism: int = CONTINUOUS
+    batch_interval_ns: int = 0
+    status: str = "trading"
+    halted: bool = False
+    last_price: int | None = None
+    final_price: int | None = None
+    settlements: list[tuple[int, int]] = field(default_factory=list)  # (time ns, ticks)
+    trades: list[tuple[int, int, int]] = field(default_factory=list)  # today's (ns, price, qty)
+
+    @property
+    def trading(self) -> bool:
+        return self.status == "trading" and not self.halted
+
+
+@dataclass
+class Account:
+    account_id: int
+    name: str
+    role: str
+    available: int = 0
+    margin: int = 0
+    escrow: int = 0
+    disabled: bool = False
+    positions: dict[str, Position] = field(default_factory=dict)
+    open_buy: dict[str, int] = field(default_factory=dict)
+    open_sell: dict[str, int] = field(default_factory=dict)
+    open_orders: int = 0
+
+
+@dataclass
+class Order:
+    order_id: int
+    account: int
+    symbol: str
+    side: int
+    type: str
+    price: int  # ticks, 0 for market
+    quantity: int
+    time_in_force: str
+    post_only: bool
+    client_order_id: str | None
+    created_at: int
+    stp: int
+    filled: int = 0
+    status: str = "open"
+    fills: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return (
+            0 if self.status in ("filled", "cancelled", "rejected") else self.quantity - self.filled
+        )
+
+
+@dataclass
+class Delivery:
+    delivery_id: int
+    symbol: str
+    provider: int
+    consumer: int
+    gpu_hours: int
+    price: int  # ticks
+    tick_cents: int
+    status: str = "pending"
+    attested: int = 0
+    disputed: int = 0
+    attestations: list[dict[str, Any]] = field(default_factory=list)
+    disputes: list[dict[str, Any]] = field(default_factory=list)
+    settle_at: int = 0
+
+    @property
+    def amount_cents(self) -> int:
+        return self.gpu_hours * self.price * self.tick_cents
+
+
+@dataclass
+class Outcome:
+    """What one command did: a reply for its sender, and what the rest of the pipeline needs."""
+
+    reply: Any = None
+    events: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (symbol, engine events)
+    trades: list[dict[str, Any]] = field(default_factory=list)
+    postings: list[dict[str, Any]] = field(default_factory=list)
+    touched_accounts: set[int] = field(default_factory=set)
+    ran: list[dict[str, Any]] = field(default_factory=list)  # scheduled events that ran
+
+
+@dataclass
+class Rules:
+    """Exchange-wide rules; every default is documented in docs/clearing.md."""
+
+    max_order_quantity: int = 100_000
+    position_limit: int = 1_000_000
+    max_open_orders: int = 1_000
+    settlement_window_ns: int = 30 * 60 * NS
+    grace_ns: int = 24 * 3600 * NS
+    penalty_bps: int = 5_000  # of the shortfall's invoice value, paid by the provider
+
+
+def iso(ns: int) -> str:
+    """Format nanoseconds since the epoch as ISO 8601 UTC with milliseconds."""
+    dt = datetime.fromtimestamp(ns // 1000 / 1_000_000, tz=UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_ns(dt: datetime) -> int:
+    """Convert an aware datetime to integer nanoseconds since the epoch."""
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta // timedelta(microseconds=1)) * 1000
+
+
+class ExchangeState:
+    """Everything the exchange knows; changed only by :meth:`apply`."""
+
+    def __init__(self, backend: str = "numba", rules: Rules | None = None) -> None:
+        self.engine = Engine(backend=backend)
+        self.rules = rules or Rules()
+        self.contracts: dict[str, Contract] = {}
+        self.by_book: dict[int, str] = {}
+        self.accounts: dict[int, Account] = {}
+        self.orders: dict[int, Order] = {}
+        self.client_ids: dict[tuple[int, str], int] = {}
+        self.deliveries: dict[int, Delivery] = {}
+        self.deposits = 0
+        self.withdrawals = 0
+        self.now = 0
+        self.seq = 0
+        self.next_order_id = 1
+        self.next_trade_id = 1
+        self.next_account_id = 1
+        self.next_delivery_id = 1
+        self.next_book = 0
+        self.next_settlement = 0  # ns of the next daily settlement (00:00 UTC)
+        self._out: Outcome = Outcome()
+        self._posting_index = 0
+
+    # -- the single entry point ---------------------------------------------------------
+    def apply(self, seq: int, command: dict[str, Any]) -> Outcome:
+        """Apply one sequenced command; raise :class:`Refused` having changed nothing."""
+        self.seq = seq
+        self._out = Outcome()
+        self._posting_index = 0
+        ts = int(command.get("ts", self.now))
+        op = command["op"]
+        if op != "advance" and ts > self.now:
+            self._run_due(ts)
+        handler = getattr(self, f"_op_{op}", None)
+        if handler is None:
+            raise Refused(Reason.INVALID_REQUEST, f"unknown command {op!r}")
+        self._out.reply = handler(command)
+        return self._out
+
+    # -- helpers --------------------------------------------------------------------------
+    def _post(self, kind: str, lines: list[tuple[str, str, int]], memo: str = "") -> None:
+        """Queue one balanced ledger transaction: lines of (owner, sub-account, cents)."""
+        lines = [line for line in lines if line[2] != 0]
+        if not lines:
+            return
+        assert sum(amount for _, _, amount in lines) == 0, (kind, lines)
+        self._posting_index += 1
+        self._out.postings.append(
+            {
+                "key": f"{self.seq}:{self._posting_index}",
+                "kind": kind,
+                "time": self.now,
+                "memo": memo,
+                "lines": lines,
+            }
+        )
+
+    def account(self, account_id: int) -> Account:
+        acc = self.accounts.get(account_id)
+        if acc is None:
+            raise Refused(Reason.ACCOUNT_NOT_FOUND, f"account {account_id} does not exist")
+        return acc
+
+    def contract(self, symbol: str) -> Contract:
+        contract = self.contracts.get(symbol)
+        if contract is None:
+            raise Refused(Reason.UNKNOWN_SYMBOL, f"no contract {symbol!r} is listed")
+        return contract
+
+    def requirement(self, acc: Account, extra: tuple[str, int, int] | None = None) -> int:
+        """Initial margin on the account's worst case, optionally with one more order."""
+        total = 0
+        symbols = set(acc.positions) | set(acc.open_buy) | set(acc.open_sell)
+        if extra:
+            symbols.add(extra[0])
+        for symbol in symbols:
+            contract = self.contracts[symbol]
+            if contract.status not in ("trading", "listed"):
+                continue
+            position = acc.positions.get(symbol)
+            buys = acc.open_buy.get(symbol, 0)
+            sells = acc.open_sell.get(symbol, 0)
+            if extra and extra[0] == symbol:
+                buys += extra[1]
+                sells += extra[2]
+            quantity = worst_case_quantity(position.quantity if position else 0, buys, sells)
+            total += margin_cents(
+                quantity, contract.reference, contract.tick_cents, contract.margin_bps
+            )
+        return total
+
+    def _remargin(self, acc: Account) -> None:
+        """Lock or release cash so margin matches the requirement (as far as cash allows)."""
+        target = min(self.requirement(acc), acc.available + acc.margin)
+        delta = target - acc.margin
+        if delta:
+            owner = f"acct:{acc.account_id}"
+            self._post("margin", [(owner, "available", -delta), (owner, "margin", delta)])
+            acc.available -= delta
+            acc.margin += delta
+            self._out.touched_accounts.add(acc.account_id)
+
+    # -- accounts ---------------------------------------------------------------------------
+    def _op_create_account(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        role = cmd.get("role", "trader")
+        if role not in ("trader", "provider"):
+            raise Refused(Reason.INVALID_REQUEST, "role must be 'trader' or 'provider'")
+        account_id = self.next_account_id
+        self.next_account_id += 1
+        self.accounts[account_id] = Account(account_id, str(cmd["name"]), role)
+        if cmd.get("deposit"):
+            self._deposit(self.accounts[account_id], int(cmd["deposit"]))
+        return {"account_id": account_id}
+
+    def _deposit(self, acc: Account, amount: int) -> None:
+        if amount <= 0:
+            raise Refused(Reason.INVALID_AMOUNT, "a deposit must be positive")
+        self._post(
+            "deposit",
+            [("world", "external", -amount), (f"acct:{acc.account_id}", "available", amount)],
+        )
+        acc.available += amount
+        self.deposits += amount
+        self._out.touched_accounts.add(acc.account_id)
+
+    def _op_deposit(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        acc = self.account(int(cmd["account_id"]))
+        self._deposit(acc, int(cmd["amount"]))
+        return self.account_view(acc.account_id)
+
+    def _op_withdraw(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        acc = self.account(int(cmd["account_id"]))
+        amount = int(cmd["amount"])
+        if amount <= 0:
+            raise Refused(Reason.INVALID_AMOUNT, "a withdrawal must be positive")
+        if amount > acc.available:
+            raise Refused(Reason.INSUFFICIENT_FUNDS, f"only {acc.available} cents are available")
+        self._post(
+            "withdrawal",
+            [(f"acct:{acc.account_id}", "available", -amount), ("world", "external", amount)],
+        )
+        acc.available -= amount
+        self.withdrawals += amount
+        self._out.touched_accounts.add(acc.account_id)
+        return self.account_view(acc.account_id)
+
+    def _op_kill_switch(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        acc = self.account(int(cmd["account_id"]))
+        acc.disabled = bool(cmd["disabled"])
+        if acc.disabled:
+            self._cancel_where(lambda o: o.account == acc.account_id)
+        return {"account_id": acc.account_id, "disabled": acc.disabled}
+
+    # -- contracts ----------------------------------------------------------------------------
+    def _op_list(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """List a contract (from the calendar); idempotent."""
+        symbol = cmd["symbol"]
+        if symbol in self.contracts:
+            return {"symbol": symbol}
+        book = self.next_book
+        self.next_book += 1
+        mechanism = BATCH if cmd.get("mechanism") == "batch" else CONTINUOUS
+        self.engine.add_book(book, int(cmd["n_ticks"]), mechanism)
+        self.contracts[symbol] = Contract(
+            symbol=symbol,
+            product=cmd["product"],
+            book=book,
+            delivery_start=int(cmd["delivery_start"]),
+            delivery_end=int(cmd["delivery_end"]),
+            last_trade_time=int(cmd["last_trade_time"]),
+            tick_cents=int(cmd["tick_cents"]),
+            margin_bps=int(cmd["margin_bps"]),
+            band_bps=int(cmd["band_bps"]),
+            maker_fee_bps=int(cmd["maker_fee_bps"]),
+            taker_fee_bps=int(cmd["taker_fee_bps"]),
+            reference=int(cmd["reference"]),
+            mechanism=mechanism,
+            batch_interval_ns=int(cmd.get("batch_interval_s") or 0) * NS,
+        )
+        self.by_book[book] = symbol
+        if self.next_settlement <= self.now:
+            self.next_settlement = (self.now // DAY_NS + 1) * DAY_NS
+        return {"symbol": symbol}
+
+    def _op_halt(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        contract = self.contract(cmd["symbol"])
+        contract.halted = bool(cmd["halted"])
+        return {"symbol": contract.symbol, "halted": contract.halted}
+
+    # -- orders ---------------------------------------------------------------------------------
+    def _op_place(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        acc = self.account(int(cmd["account_id"]))
+        client_order_id = cmd.get("client_order_id")
+        if client_order_id is not None:
+            existing = self.client_ids.get((acc.account_id, client_order_id))
+            if existing is not None:
+                return self.order_view(self.orders[existing]) | {"idempotent_replay": True}
+        contract = self.contract(cmd["symbol"])
+        if not contract.trading:
+            raise Refused(
+                Reason.CONTRACT_NOT_TRADING,
+                f"{contract.symbol} is {'halted' if contract.halted else contract.status}",
+            )
+        if acc.disabled:
+            raise Refused(Reason.ACCOUNT_DISABLED, "the account's kill switch is on")
+        side = SIDES[cmd["side"]]
+        quantity = int(cmd["quantity"])
+        is_market = cmd["type"] == "market"
+        price = 0 if is_market else int(cmd["price"])
+        if quantity > self.rules.max_order_quantity:
+            raise Refused(
+                Reason.ORDER_TOO_LARGE,
+                f"at most {self.rules.max_order_quantity} GPU-hours per order",
+            )
+        if acc.open_orders >= self.rules.max_open_orders:
+            raise Refused(
+                Reason.TOO_MANY_OPEN_ORDERS, f"at most {self.rules.max_open_orders} open orders"
+            )
+        if not is_market:
+            band = contract.reference * contract.band_bps // 10_000
+            if abs(price - contract.reference) > band:
+                raise Refused(
+                    Reason.PRICE_OUT_OF_BAND,
+                    f"price must lie within {contract.band_bps / 100:g}% of the reference price",
+                )
+        position = acc.positions.get(contract.symbol)
+        held = position.quantity if position else 0
+        worst = worst_case_quantity(
+            held,
+            acc.open_buy.get(contract.symbol, 0) + (quantity if side == BUY else 0),
+            acc.open_sell.get(contract.symbol, 0) + (quantity if side == SELL else 0),
+        )
+        if worst > self.rules.position_limit:
+            raise Refused(
+                Reason.POSITION_LIMIT, f"position limit {self.rules.position_limit} GPU-hours"
+            )
+        extra = (contract.symbol, quantity if side == BUY else 0, quantity if side == SELL else 0)
+        if self.requirement(acc, extra) > acc.available + acc.margin:
+            raise Refused(
+                Reason.INSUFFICIENT_MARGIN, "available cash does not cover the initial margin"
+            )
+
+        order_id = self.next_order_id
+        flags = (MARKET if is_market else 0) | (POST_ONLY if cmd.get("post_only") else 0)
+        events = self.engine.process_one(
+            ADD, contract.book, order_id, acc.account_id, side, price, quantity,
+            TIFS[cmd.get("time_in_force", "GTC")], flags, STPS[cmd.get("self_trade_prevention", "cancel_newest")],
+            self.seq, self.now,
+        ).copy()  # fmt: skip
+        if events[0]["kind"] == REJECTED:
+            reason = Reason(int(events[0]["reason"]))
+            raise Refused(
+                reason, _ENGINE_MESSAGES.get(reason, reason.name.lower().replace("_", " "))
+            )
+        self.next_order_id += 1
+        order = Order(
+            order_id=order_id,
+            account=acc.account_id,
+            symbol=contract.symbol,
+            side=side,
+            type=cmd["type"],
+            price=price,
+            quantity=quantity,
+            time_in_force=cmd.get("time_in_force", "GTC"),
+            post_only=bool(cmd.get("post_only")),
+            client_order_id=client_order_id,
+            created_at=self.now,
+            stp=STPS[cmd.get("self_trade_prevention", "cancel_newest")],
+        )
+        self.orders[order_id] = order
+        if client_order_id is not None:
+            self.client_ids[(acc.account_id, client_order_id)] = order_id
+        self._track_open(order, +1)
+        self._apply_events(contract, events)
+        return self.order_view(order)
+
+    def _track_open(self, order: Order, sign: int, quantity: int | None = None) -> None:
+        acc = self.accounts[order.account]
+        book = acc.open_buy if order.side == BUY else acc.open_sell
+        q = order.remaining if quantity is None else quantity
+        book[order.symbol] = book.get(order.symbol, 0) + sign * q
+        if not book[order.symbol]:
+            del book[order.symbol]
+        if quantity is None:
+            acc.open_orders += sign
+
+    def _apply_events(self, contract: Contract, events: np.ndarray) -> None:
+        """Turn engine events into order states, fills, positions and fees."""
+        self._out.events.append((contract.symbol, events))
+        accounts: set[int] = set()
+        for ev in events:
+            kind = int(ev["kind"])
+            if kind == TRADE:
+                self._trade(contract, ev)
+                accounts.add(int(ev["account"]))
+                accounts.add(int(ev["maker_account"]))
+            elif kind == CANCELLED:
+                order = self.orders[int(ev["order_id"])]
+                self._track_open(order, -1)
+                order.status = "cancelled"
+                accounts.add(order.account)
+            elif kind == AMENDED:
+                accounts.add(int(ev["account"]))
+        for ev in events:
+            if int(ev["kind"]) == ACCEPTED:
+                accounts.add(int(ev["account"]))
+        for account_id in sorted(accounts):
+            self._remargin(self.accounts[account_id])
+            self._out.touched_accounts.add(account_id)
+
+    def _trade(self, contract: Contract, ev: np.void) -> None:
+        price = int(ev["price"])
+        quantity = int(ev["quantity"])
+        trade_id = self.next_trade_id
+        self.next_trade_id += 1
+        taker = self.orders[int(ev["order_id"])]
+        maker = self.orders[int(ev["maker_order_id"])]
+        is_auction = contract.mechanism == BATCH
+        for order, liquidity in ((taker, "taker"), (maker, "maker")):
+            before = order.remaining
+            order.filled += quantity
+            order.status = "filled" if order.filled == order.quantity else "partially_filled"
+            book = (
+                self.accounts[order.account].open_buy
+                if order.side == BUY
+                else self.accounts[order.account].open_sell
+            )
+            book[order.symbol] = book.get(order.symbol, 0) - (before - order.remaining)
+            if not book[order.symbol]:
+                del book[order.symbol]
+            if order.remaining == 0:
+                self.accounts[order.account].open_orders -= 1
+            order.fills.append(
+                {
+                    "trade_id": trade_id,
+                    "price": price,
+                    "quantity": quantity,
+                    "liquidity": liquidity,
+                    "time": self.now,
+                }
+            )
+            acc = self.accounts[order.account]
+            position = acc.positions.setdefault(
+                contract.symbol, Position(mark_price=contract.reference)
+            )
+            position.trade(quantity if order.side == BUY else -quantity, price)
+            rate = (
+                contract.taker_fee_bps
+                if liquidity == "taker" or is_auction
+                else contract.maker_fee_bps
+            )
+            fee = fee_cents(price * quantity * contract.tick_cents, rate)
+            if fee:
+                owner = f"acct:{acc.account_id}"
+                take = min(fee, acc.available) if fee > 0 else fee
+                self._post(
+                    "fee",
+                    [(owner, "available", -take), ("exchange", "fees", take)],
+                    f"trade {trade_id}",
+                )
+                acc.available -= take
+        contract.last_price = price
+        contract.trades.append((self.now, price, quantity))
+        self._out.trades.append(
+            {"symbol": contract.symbol, "trade_id": trade_id, "price": price, "quantity": quantity,
+             "taker_side": SIDE_NAMES[taker.side], "time": self.now,
+             "taker_order": taker.order_id, "maker_order": maker.order_id,
+             "taker_account": taker.account, "maker_account": maker.account}
+        )  # fmt: skip
+
+    def _own_order(self, cmd: dict[str, Any]) -> Order:
+        order = self.orders.get(int(cmd["order_id"]))
+        if order is None or order.account != int(cmd["account_id"]):
+            raise Refused(Reason.ORDER_NOT_FOUND, f"order {cmd['order_id']} not found")
+        return order
+
+    def _op_cancel(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        order = self._own_order(cmd)
+        if order.remaining == 0:
+            return self.order_view(order)
+        contract = self.contracts[order.symbol]
+        events = self.engine.process_one(
+            CANCEL,
+            contract.book,
+            order.order_id,
+            order.account,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            self.seq,
+            self.now,
+        ).copy()
+        self._apply_events(contract, events)
+        return self.order_view(order)
+
+    def _op_cancel_all(self, cmd: dict[str, Any]) -> list[dict[str, Any]]:
+        account = int(cmd["account_id"])
+        symbol = cmd.get("symbol")
+        self.account(account)
+        cancelled = self._cancel_where(
+            lambda o: o.account == account and (symbol is None or o.symbol == symbol)
+        )
+        return [self.order_view(o) for o in cancelled]
+
+    def _cancel_where(self, predicate: Any) -> list[Order]:
+        cancelled = []
+        for order in list(self.orders.values()):
+            if order.remaining and predicate(order):
+                contract = self.contracts[order.symbol]
+                events = self.engine.process_one(
+                    CANCEL,
+                    contract.book,
+                    order.order_id,
+                    order.account,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    self.seq,
+                    self.now,
+                ).copy()
+                self._apply_events(contract, events)
+                cancelled.append(order)
+        return cancelled
+
+    def _op_amend(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        order = self._own_order(cmd)
+        if order.remaining == 0:
+            raise Refused(Reason.ORDER_NOT_FOUND, f"order {order.order_id} is no longer open")
+        contract = self.contracts[order.symbol]
+        if not contract.trading:
+            raise Refused(Reason.CONTRACT_NOT_TRADING, f"{contract.symbol} is not trading")
+        price = int(cmd["price"]) if cmd.get("price") is not None else order.price
+        quantity = int(cmd["quantity"]) if cmd.get("quantity") is not None else order.quantity
+        if order.type == "market":
+            raise Refused(Reason.INVALID_REQUEST, "market orders cannot be amended")
+        new_remaining = quantity - order.filled
+        if new_remaining <= 0:
+            raise Refused(
+                Reason.INVALID_QUANTITY, f"quantity must exceed the {order.filled} already filled"
+            )
+        band = contract.reference * contract.band_bps // 10_000
+        if abs(price - contract.reference) > band:
+            raise Refused(
+                Reason.PRICE_OUT_OF_BAND, "price outside the band around the reference price"
+            )
+        acc = self.accounts[order.account]
+        delta = new_remaining - order.remaining
+        extra = (
+            order.symbol,
+            delta if order.side == BUY else 0,
+            delta if order.side == SELL else 0,
+        )
+        if delta > 0 and self.requirement(acc, extra) > acc.available + acc.margin:
+            raise Refused(
+                Reason.INSUFFICIENT_MARGIN, "available cash does not cover the initial margin"
+            )
+        events = self.engine.process_one(
+            AMEND, contract.book, order.order_id, order.account, order.side, price, new_remaining,
+            0, 0, 0, self.seq, self.now,
+        ).copy()  # fmt: skip
+        if events[0]["kind"] == REJECTED:
+            reason = Reason(int(events[0]["reason"]))
+            raise Refused(
+                reason, _ENGINE_MESSAGES.get(reason, reason.name.lower().replace("_", " "))
+            )
+        self._track_open(order, -1, order.remaining)
+        order.price = price
+        order.quantity = quantity
+        self._track_open(order, +1, order.remaining)
+        self._apply_events(contract, events)
+        return self.order_view(order)
+
+    # -- deliveries ----------------------------------------------------------------------------
+    def _op_attest(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        delivery = self._delivery(cmd)
+        if delivery.provider != int(cmd["account_id"]):
+            raise Refused(Reason.NOT_PROVIDER, "only the delivery's provider may attest")
+        if delivery.status != "pending":
+            raise Refused(Reason.DELIVERY_NOT_OPEN, f"delivery is {delivery.status}")
+        hours = int(cmd["gpu_hours"])
+        if hours <= 0 or delivery.attested + hours > delivery.gpu_hours:
+            raise Refused(
+                Reason.ATTESTATION_EXCEEDS_OWED,
+                f"{delivery.gpu_hours - delivery.attested} GPU-hours remain owed",
+            )
+        delivery.attested += hours
+        delivery.attestations.append(
+            {"gpu_hours": hours, "period_start": cmd["period_start"], "period_end": cmd["period_end"],
+             "evidence": cmd.get("evidence"), "time": self.now}
+        )  # fmt: skip
+        return self.delivery_view(delivery)
+
+    def _op_dispute(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        delivery = self._delivery(cmd)
+        if delivery.consumer != int(cmd["account_id"]):
+            raise Refused(Reason.NOT_CONSUMER, "only the delivery's consumer may dispute")
+        if delivery.status != "pending":
+            raise Refused(Reason.DELIVERY_NOT_OPEN, f"delivery is {delivery.status}")
+        hours = int(cmd["gpu_hours"])
+        if hours <= 0 or delivery.disputed + hours > delivery.attested:
+            raise Refused(
+                Reason.DISPUTE_EXCEEDS_ATTESTED, "a dispute cannot exceed the attested GPU-hours"
+            )
+        delivery.disputed += hours
+        delivery.disputes.append(
+            {"gpu_hours": hours, "reason": str(cmd.get("reason", "")), "time": self.now}
+        )
+        return self.delivery_view(delivery)
+
+    def _delivery(self, cmd: dict[str, Any]) -> Delivery:
+        delivery = self.deliveries.get(int(cmd["delivery_id"]))
+        account = int(cmd["account_id"])
+        if delivery is None or account not in (delivery.provider, delivery.consumer):
+            raise Refused(Reason.DELIVERY_NOT_FOUND, f"delivery {cmd['delivery_id']} not found")
+        return delivery
+
+    # -- time and the schedule ------------------------------------------------------------------
+    def _op_advance(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        target = int(cmd["to"])
+        if target < self.now:
+            raise Refused(Reason.CLOCK_BACKWARDS, "the clock cannot move backwards")
+        self._run_due(target)
+        return {"clock": iso(self.now), "ran": self._out.ran}
+
+    def _op_tick(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        return {"clock": iso(self.now)}
+
+    def _op_auction(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        contract = self.contract(cmd["symbol"])
+        self._auction(contract)
+        return {"symbol": contract.symbol}
+
+    def next_due(self) -> int | None:
+        """Time of the next scheduled event, or ``None``."""
+        times = []
+        if self.contracts:
+            times.append(self.next_settlement)
+        for c in self.contracts.values():
+            if c.status == "trading":
+                times.append(c.last_trade_time)
+                if c.mechanism == BATCH and c.batch_interval_ns:
+                    times.append((self.now // c.batch_interval_ns + 1) * c.batch_interval_ns)
+            elif c.status in ("expired", "delivering"):
+                times.append(
+                    c.delivery_start
+                    if c.status == "expired"
+                    else c.delivery_end + self.rules.grace_ns
+                )
+        return min(times) if times else None
+
+    def _run_due(self, until: int) -> None:
+        """Run every scheduled event up to ``until`` in time order, then set the clock."""
+        if self.next_settlement <= self.now:
+            self.next_settlement = (self.now // DAY_NS + 1) * DAY_NS
+        while True:
+            due = self.next_due()
+            if due is None or due > until:
+                break
+            self.now = max(self.now, due)
+            self._run_at(due)
+        self.now = max(self.now, until)
+
+    def _run_at(self, t: int) -> None:
+        for c in sorted(self.contracts.values(), key=lambda c: c.book):
+            if (
+                c.status == "trading"
+                and c.mechanism == BATCH
+                and c.batch_interval_ns
+                and t % c.batch_interval_ns == 0
+                and t < c.last_trade_time
+            ):
+                self._auction(c)
+        for c in sorted(self.contracts.values(), key=lambda c: c.book):
+            if c.status == "trading" and c.last_trade_time <= t:
+                self._expire(c)
+        if self.contracts and self.next_settlement <= t:
+            self._daily_settlement()
+            self.next_settlement += DAY_NS
+        for c in sorted(self.contracts.values(), key=lambda c: c.book):
+            if c.status == "expired" and c.delivery_start <= t:
+                c.status = "delivering"
+                self._out.ran.append(
+                    {"event": "delivery_start", "symbol": c.symbol, "time": iso(t)}
+                )
+            elif c.status == "delivering" and c.delivery_end + self.rules.grace_ns <= t:
+                self._settle_deliveries(c)
+
+    def _auction(self, contract: Contract) -> None:
+        events = self.engine.process_one(
+            AUCTION, contract.book, 0, 0, 0, 0, 0, 0, 0, 0, self.seq, self.now
+        ).copy()
+        self._apply_events(contract, events)
+        self._out.ran.append({"event": "auction", "symbol": contract.symbol, "time": iso(self.now)})
+
+    def _settle_price(self, contract: Contract) -> int:
+        bids, asks = self.engine.depth(contract.book, 1)
+        prior = contract.settlements[-1][1] if contract.settlements else contract.reference
+        price = settlement_price(
+            contract.trades, self.now - self.rules.settlement_window_ns,
+            bids[0][0] if bids else None, asks[0][0] if asks else None, contract.last_price, prior,
+        )  # fmt: skip
+        return prior if price is None else price
+
+    def _mark(self, contract: Contract, price: int) -> None:
+        """Mark every position in the contract to ``price``: variation margin moves in cash."""
+        for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
+            position = acc.positions.get(contract.symbol)
+            if position is None:
+                continue
+            cents = position.mark(price) * contract.tick_cents
+            if cents:
+                owner = f"acct:{acc.account_id}"
+                if cents < 0:
+                    # pay from available first, then from locked margin
+                    from_available = min(-cents, acc.available)
+                    from_margin = -cents - from_available
+                    from_margin = min(from_margin, acc.margin)
+                    paid = from_available + from_margin
+                    self._post(
+                        "variation_margin",
+                        [
+                            (owner, "available", -from_available),
+                            (owner, "margin", -from_margin),
+                            ("exchange", "clearing", paid),
+                        ],
+                        contract.symbol,
+                    )
+                    acc.available -= from_available
+                    acc.margin -= from_margin
+                else:
+                    self._post(
+                        "variation_margin",
+                        [("exchange", "clearing", -cents), (owner, "available", cents)],
+                        contract.symbol,
+                    )
+                    acc.available += cents
+                self._out.touched_accounts.add(acc.account_id)
+        contract.settlements.append((self.now, price))
+        contract.reference = price
+        contract.trades = []
+
+    def _daily_settlement(self) -> None:
+        for c in sorted(self.contracts.values(), key=lambda c: c.book):
+            if c.status == "trading":
+                price = self._settle_price(c)
+                self._mark(c, price)
+                self._out.ran.append(
+                    {
+                        "event": "daily_settlement",
+                        "symbol": c.symbol,
+                        "price": price,
+                        "time": iso(self.now),
+                    }
+                )
+        for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
+            self._remargin(acc)
+
+    def _expire(self, contract: Contract) -> None:
+        """Stop trading, fix the final price, turn positions into delivery obligations."""
+        self._cancel_where(lambda o: o.symbol == contract.symbol)
+        price = self._settle_price(contract)
+        self._mark(contract, price)
+        contract.status = "expired"
+        contract.final_price = price
+        shorts, longs = [], []
+        for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
+            position = acc.positions.get(contract.symbol)
+            if position and position.quantity:
+                (longs if position.quantity > 0 else shorts).append(
+                    (acc.account_id, abs(position.quantity))
+                )
+        for acc in self.accounts.values():
+            self._remargin(acc)
+        # longs' invoices move into delivery escrow
+        for account_id, quantity in longs:
+            acc = self.accounts[account_id]
+            invoice = quantity * price * contract.tick_cents
+            self._release_all_margin(acc)
+            owner = f"acct:{account_id}"
+            moved = min(invoice, acc.available)
+            self._post(
+                "escrow", [(owner, "available", -moved), (owner, "escrow", moved)], contract.symbol
+            )
+            acc.available -= moved
+            acc.escrow += moved
+            self._remargin(acc)
+        for short, long, hours in assign_deliveries(shorts, longs):
+            delivery = Delivery(
+                delivery_id=self.next_delivery_id, symbol=contract.symbol, provider=short, consumer=long,
+                gpu_hours=hours, price=price, tick_cents=contract.tick_cents,
+                settle_at=contract.delivery_end + self.rules.grace_ns,
+            )  # fmt: skip
+            self.next_delivery_id += 1
+            self.deliveries[delivery.delivery_id] = delivery
+        for acc in self.accounts.values():
+            acc.positions.pop(contract.symbol, None)
+        self._out.ran.append(
+            {
+                "event": "expiry",
+                "symbol": contract.symbol,
+                "final_price": price,
+                "time": iso(self.now),
+            }
+        )
+
+    def _release_all_margin(self, acc: Account) -> None:
+        if acc.margin:
+            owner = f"acct:{acc.account_id}"
+            self._post("margin", [(owner, "margin", -acc.margin), (owner, "available", acc.margin)])
+            acc.available += acc.margin
+            acc.margin = 0
+
+    def _settle_deliveries(self, contract: Contract) -> None:
+        for delivery in sorted(self.deliveries.values(), key=lambda d: d.delivery_id):
+            if delivery.symbol != contract.symbol or delivery.status != "pending":
+                continue
+            provider = self.accounts[delivery.provider]
+            consumer = self.accounts[delivery.consumer]
+            delivered = delivery.attested - delivery.disputed
+            shortfall = delivery.gpu_hours - delivery.attested
+            unit = delivery.price * delivery.tick_cents
+            pay, refund = delivered * unit, shortfall * unit
+            cons, prov = f"acct:{consumer.account_id}", f"acct:{provider.account_id}"
+            escrow = min(consumer.escrow, pay + refund + delivery.disputed * unit)
+            pay = min(pay, escrow)
+            refund = min(refund, escrow - pay)
+            self._post(
+                "delivery_payment",
+                [(cons, "escrow", -pay), (prov, "available", pay)],
+                f"delivery {delivery.delivery_id}",
+            )
+            self._post(
+                "delivery_refund",
+                [(cons, "escrow", -refund), (cons, "available", refund)],
+                f"delivery {delivery.delivery_id}",
+            )
+            consumer.escrow -= pay + refund
+            provider.available += pay
+            consumer.available += refund
+            penalty = shortfall * unit * self.rules.penalty_bps // 10_000
+            if penalty:
+                self._release_all_margin(provider)
+                paid = min(penalty, provider.available)
+                self._post(
+                    "penalty",
+                    [(prov, "available", -paid), (cons, "available", paid)],
+                    f"delivery {delivery.delivery_id}",
+                )
+                provider.available -= paid
+                consumer.available += paid
+                self._remargin(provider)
+            delivery.status = "disputed" if delivery.disputed else "settled"
+            self._out.touched_accounts.update({provider.account_id, consumer.account_id})
+            self._out.ran.append(
+                {
+                    "event": "delivery_settlement",
+                    "delivery_id": delivery.delivery_id,
+                    "time": iso(self.now),
+                }
+            )
+        if all(
+            d.status != "pending" for d in self.deliveries.values() if d.symbol == contract.symbol
+        ):
+            contract.status = "settled"
+
+    # -- views ------------------------------------------------------------------------------------
+    def order_view(self, order: Order) -> dict[str, Any]:
+        contract = self.contracts[order.symbol]
+        return {
+            "order_id": order.order_id,
+            "client_order_id": order.client_order_id,
+            "symbol": order.symbol,
+            "side": SIDE_NAMES[order.side],
+            "type": order.type,
+            "price": order.price if order.type == "limit" else None,
+            "quantity": order.quantity,
+            "filled_quantity": order.filled,
+            "remaining_quantity": order.remaining,
+            "status": order.status,
+            "time_in_force": order.time_in_force,
+            "post_only": order.post_only,
+            "created_at": order.created_at,
+            "fills": list(order.fills),
+            "tick_cents": contract.tick_cents,
+        }
+
+    def account_view(self, account_id: int) -> dict[str, Any]:
+        acc = self.account(account_id)
+        return {
+            "account_id": acc.account_id,
+            "name": acc.name,
+            "role": acc.role,
+            "cash": acc.available + acc.margin,
+            "available": acc.available,
+            "margin_locked": acc.margin,
+            "delivery_escrow": acc.escrow,
+            "disabled": acc.disabled,
+            "positions": self.positions_view(account_id),
+        }
+
+    def positions_view(self, account_id: int) -> list[dict[str, Any]]:
+        acc = self.account(account_id)
+        out = []
+        for symbol in sorted(acc.positions):
+            position = acc.positions[symbol]
+            if position.quantity == 0:
+                continue
+            contract = self.contracts[symbol]
+            mark = contract.last_price if contract.last_price is not None else contract.reference
+            average = position.average_price()
+            out.append(
+                {"symbol": symbol, "quantity": position.quantity, "average_price": average,
+                 "unrealized_pnl": (Fraction(mark) - average) * position.quantity * contract.tick_cents if average is not None else 0,
+                 "tick_cents": contract.tick_cents}
+            )  # fmt: skip
+        return out
+
+    def delivery_view(self, delivery: Delivery) -> dict[str, Any]:
+        return {
+            "delivery_id": delivery.delivery_id,
+            "symbol": delivery.symbol,
+            "provider_account": delivery.provider,
+            "consumer_account": delivery.consumer,
+            "gpu_hours": delivery.gpu_hours,
+            "price": delivery.price,
+            "tick_cents": delivery.tick_cents,
+            "status": delivery.status,
+            "attested_gpu_hours": delivery.attested,
+            "disputed_gpu_hours": delivery.disputed,
+            "attestations": list(delivery.attestations),
+            "disputes": list(delivery.disputes),
+        }
+
+    def state_hash(self) -> str:
+        """Digest of the engine and the clearing state, for replay checks."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self.engine.snapshot())
+        for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
+            h.update(repr((acc.account_id, acc.available, acc.margin, acc.escrow, sorted(
+                (s, p.quantity, p.flow, p.mark_quantity, p.mark_price) for s, p in acc.positions.items()))).encode())  # fmt: skip
+        for order in sorted(self.orders.values(), key=lambda o: o.order_id):
+            h.update(
+                repr(
+                    (order.order_id, order.filled, order.status, order.price, order.quantity)
+                ).encode()
+            )
+        for d in sorted(self.deliveries.values(), key=lambda d: d.delivery_id):
+            h.update(repr((d.delivery_id, d.gpu_hours, d.attested, d.disputed, d.status)).encode())
+        h.update(
+            repr(
+                (self.now, self.next_order_id, self.next_trade_id, self.deposits, self.withdrawals)
+            ).encode()
+        )
+        return h.hexdigest()
+
+
+_ENGINE_MESSAGES = {
+    Reason.POST_ONLY_WOULD_TRADE: "a post-only order would have traded on arrival",
+    Reason.PRICE_OFF_LADDER: "price outside the contract's price ladder",
+    Reason.INVALID_QUANTITY: "quantity must be a positive whole number of GPU-hours",
+    Reason.BATCH_ORDER_TYPE: "this contract trades in batch auctions: GTC limit orders only",
+    Reason.INVALID_FLAGS: "post-only orders must be GTC limit orders",
+    Reason.DUPLICATE_ORDER_ID: "duplicate order id",
+}
