@@ -113,6 +113,7 @@ class Account:
     open_buy: dict[str, int] = field(default_factory=dict)
     open_sell: dict[str, int] = field(default_factory=dict)
     open_orders: int = 0
+    cancel_deadline: int = 0  # ns; 0 when the dead man's switch is disarmed
 
 
 @dataclass
@@ -209,6 +210,8 @@ class ExchangeState:
         self.orders: dict[int, Order] = {}
         self.client_ids: dict[tuple[int, str], int] = {}
         self.deliveries: dict[int, Delivery] = {}
+        self.api_keys: dict[str, int] = {}
+        self.index: dict[str, list[tuple[int, int, str]]] = {}  # product -> (ns, ticks, symbol)
         self.deposits = 0
         self.withdrawals = 0
         self.now = 0
@@ -309,6 +312,8 @@ class ExchangeState:
         account_id = self.next_account_id
         self.next_account_id += 1
         self.accounts[account_id] = Account(account_id, str(cmd["name"]), role)
+        if cmd.get("api_key"):
+            self.api_keys[str(cmd["api_key"])] = account_id
         if cmd.get("deposit"):
             self._deposit(self.accounts[account_id], int(cmd["deposit"]))
         return {"account_id": account_id}
@@ -344,6 +349,18 @@ class ExchangeState:
         self.withdrawals += amount
         self._out.touched_accounts.add(acc.account_id)
         return self.account_view(acc.account_id)
+
+    def _op_cancel_after(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Arm (or with 0, disarm) the dead man's switch of an account."""
+        acc = self.account(int(cmd["account_id"]))
+        timeout_ns = int(cmd["timeout_ns"])
+        if timeout_ns < 0:
+            raise Refused(Reason.INVALID_REQUEST, "timeout_s must not be negative")
+        acc.cancel_deadline = self.now + timeout_ns if timeout_ns else 0
+        return {
+            "account_id": acc.account_id,
+            "cancel_at": iso(acc.cancel_deadline) if acc.cancel_deadline else None,
+        }
 
     def _op_kill_switch(self, cmd: dict[str, Any]) -> dict[str, Any]:
         acc = self.account(int(cmd["account_id"]))
@@ -739,7 +756,7 @@ class ExchangeState:
 
     def next_due(self) -> int | None:
         """Time of the next scheduled event, or ``None``."""
-        times = []
+        times = [a.cancel_deadline for a in self.accounts.values() if a.cancel_deadline]
         if self.contracts:
             times.append(self.next_settlement)
         for c in self.contracts.values():
@@ -768,6 +785,12 @@ class ExchangeState:
         self.now = max(self.now, until)
 
     def _run_at(self, t: int) -> None:
+        for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
+            if acc.cancel_deadline and acc.cancel_deadline <= t:
+                acc.cancel_deadline = 0
+                cancelled = self._cancel_where(lambda o, a=acc.account_id: o.account == a)
+                self._out.ran.append({"event": "cancel_after", "account_id": acc.account_id,
+                                      "cancelled": len(cancelled), "time": iso(t)})  # fmt: skip
         for c in sorted(self.contracts.values(), key=lambda c: c.book):
             if (
                 c.status == "trading"

@@ -1,0 +1,362 @@
+"""The REST API (SPEC section 3) as a FastAPI app over an :class:`ExchangeService`."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from exchange.gateway import auth
+from exchange.gateway.errors import ApiError, error_body
+from exchange.gateway.models import (
+    AmendOrder,
+    Amount,
+    Attestation,
+    CancelAfter,
+    ClockAdvance,
+    CreateAccount,
+    Dispute,
+    PlaceOrder,
+)
+from exchange.reasons import Reason
+from exchange.sequencer.state import NS, Refused, to_ns
+
+if TYPE_CHECKING:
+    from exchange.service import ExchangeService
+
+#: Largest request body accepted, in bytes.
+MAX_BODY = 64 * 1024
+
+_ERRORS = {
+    400: {
+        "description": "invalid request (codes such as INVALID_REQUEST, INVALID_TICK, INVALID_QUANTITY)"
+    },
+    401: {"description": "UNAUTHORIZED: missing, stale, replayed or wrong signature"},
+    404: {"description": "UNKNOWN_SYMBOL, ORDER_NOT_FOUND, DELIVERY_NOT_FOUND, NOT_FOUND"},
+    409: {"description": "CONTRACT_NOT_TRADING and other state conflicts"},
+    413: {"description": "PAYLOAD_TOO_LARGE"},
+    422: {
+        "description": "risk refusals: INSUFFICIENT_MARGIN, PRICE_OUT_OF_BAND, POST_ONLY_WOULD_TRADE, ..."
+    },
+    429: {"description": "RATE_LIMITED, with Retry-After"},
+}
+
+
+def _error_response(error: ApiError) -> ORJSONResponse:
+    return ORJSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+def create_app(svc: ExchangeService) -> FastAPI:
+    """Build the FastAPI application serving ``svc``."""
+    app = FastAPI(
+        title="cfx",
+        summary="A compute futures exchange for GPU-hours",
+        version="0.1.0",
+        default_response_class=ORJSONResponse,
+        responses=_ERRORS,  # type: ignore[arg-type]
+        lifespan=svc.lifespan,
+    )
+
+    # -- errors: every failure is a 4xx with a code; a 500 is a bug --------------------------
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> ORJSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> ORJSONResponse:
+        return _error_response(ApiError(exc.reason, exc.message))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+        return _error_response(
+            ApiError(Reason.INVALID_REQUEST, "; ".join(problems) or "invalid request")
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        reason = {404: Reason.NOT_FOUND, 413: Reason.PAYLOAD_TOO_LARGE}.get(
+            exc.status_code, Reason.INVALID_REQUEST
+        )
+        status = exc.status_code if 400 <= exc.status_code < 500 else 400
+        return ORJSONResponse(error_body(reason, str(exc.detail)), status_code=status)
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return _error_response(
+                ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
+            )
+        response: Response = await call_next(request)
+        return response
+
+    # -- authentication ------------------------------------------------------------------------
+    async def account_id(request: Request) -> int:
+        key = request.headers.get("CFX-KEY")
+        timestamp = request.headers.get("CFX-TIMESTAMP")
+        signature = request.headers.get("CFX-SIGNATURE")
+        if not key or not timestamp or not signature:
+            raise ApiError(
+                Reason.UNAUTHORIZED,
+                "sign the request: CFX-KEY, CFX-TIMESTAMP and CFX-SIGNATURE headers",
+            )
+        account = svc.state.api_keys.get(key)
+        if account is None:
+            raise ApiError(Reason.UNAUTHORIZED, "unknown API key")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        problem = auth.verify(
+            auth.derive_secret(svc.master_key, key),
+            timestamp,
+            request.method,
+            path,
+            body,
+            signature,
+            time.time(),
+        )
+        if problem:
+            raise ApiError(Reason.UNAUTHORIZED, problem)
+        if svc.replays.seen(signature):
+            raise ApiError(
+                Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
+            )
+        wait = svc.limiter.take(key)
+        if wait:
+            raise ApiError(
+                Reason.RATE_LIMITED,
+                "too many requests for this API key",
+                {"Retry-After": str(max(1, round(wait + 0.5)))},
+            )
+        return account
+
+    async def admin(request: Request) -> None:
+        header = request.headers.get("Authorization", "")
+        if header != f"Bearer {svc.admin_token}":
+            raise ApiError(
+                Reason.UNAUTHORIZED,
+                "admin endpoints need 'Authorization: Bearer <CFX_ADMIN_TOKEN>'",
+            )
+
+    Account = Annotated[int, Depends(account_id)]
+
+    # -- public --------------------------------------------------------------------------------
+    @app.get("/v1/health", tags=["public"])
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "clock": svc.clock_iso()}
+
+    @app.get("/v1/contracts", tags=["public"])
+    async def contracts() -> list[dict[str, Any]]:
+        return [svc.contract_view(symbol) for symbol in svc.symbols()]
+
+    @app.get("/v1/contracts/{symbol}", tags=["public"])
+    async def contract(symbol: str) -> dict[str, Any]:
+        return svc.contract_view(svc.known_symbol(symbol))
+
+    @app.get("/v1/book/{symbol}", tags=["public"])
+    async def book(symbol: str, depth: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
+        return svc.book_view(svc.known_symbol(symbol), depth)
+
+    @app.get("/v1/trades/{symbol}", tags=["public"])
+    async def trades(
+        symbol: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
+        return svc.trades_view(svc.known_symbol(symbol), limit)
+
+    @app.get("/v1/candles/{symbol}", tags=["public"])
+    async def candles(
+        symbol: str,
+        interval: Annotated[str, Query(pattern="^(1m|1h|1d)$")] = "1m",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> list[dict[str, Any]]:
+        return svc.candles_view(svc.known_symbol(symbol), interval, limit)
+
+    @app.get("/v1/settlement-prices/{symbol}", tags=["public"])
+    async def settlement_prices(symbol: str) -> list[dict[str, Any]]:
+        return svc.settlements_view(svc.known_symbol(symbol))
+
+    @app.get("/v1/index/{product}", tags=["public"])
+    async def index(product: str) -> dict[str, Any]:
+        return svc.index_view(product)
+
+    # -- private -------------------------------------------------------------------------------
+    @app.post("/v1/orders", status_code=201, tags=["orders"])
+    async def place(body: PlaceOrder, account: Account) -> dict[str, Any]:
+        command = svc.place_command(account, body.model_dump())
+        outcome = await svc.sequencer.submit(command)
+        return svc.order_out(outcome.reply)
+
+    @app.get("/v1/orders", tags=["orders"])
+    async def list_orders(
+        account: Account,
+        symbol: str | None = None,
+        status: Annotated[
+            str | None, Query(pattern="^(open|partially_filled|filled|cancelled)$")
+        ] = None,
+    ) -> list[dict[str, Any]]:
+        return svc.orders_view(account, symbol, status)
+
+    @app.post("/v1/orders/cancel-after", tags=["orders"])
+    async def cancel_after(body: CancelAfter, account: Account) -> dict[str, Any]:
+        outcome = await svc.sequencer.submit(
+            {"op": "cancel_after", "account_id": account, "timeout_ns": body.timeout_s * NS}
+        )
+        reply: dict[str, Any] = outcome.reply
+        return reply
+
+    @app.get("/v1/orders/{order_id}", tags=["orders"])
+    async def get_order(order_id: int, account: Account) -> dict[str, Any]:
+        return svc.order_out(svc.state.order_view(svc.own_order(account, order_id)))
+
+    @app.delete("/v1/orders/{order_id}", tags=["orders"])
+    async def cancel(order_id: int, account: Account) -> dict[str, Any]:
+        svc.own_order(account, order_id)
+        outcome = await svc.sequencer.submit(
+            {"op": "cancel", "account_id": account, "order_id": order_id}
+        )
+        return svc.order_out(outcome.reply)
+
+    @app.delete("/v1/orders", tags=["orders"])
+    async def cancel_all(account: Account, symbol: str | None = None) -> list[dict[str, Any]]:
+        if symbol is not None:
+            svc.known_symbol(symbol)
+        outcome = await svc.sequencer.submit(
+            {"op": "cancel_all", "account_id": account, "symbol": symbol}
+        )
+        return [svc.order_out(o) for o in outcome.reply]
+
+    @app.patch("/v1/orders/{order_id}", tags=["orders"])
+    async def amend(order_id: int, body: AmendOrder, account: Account) -> dict[str, Any]:
+        order = svc.own_order(account, order_id)
+        if body.price is None and body.quantity is None:
+            raise ApiError(Reason.INVALID_REQUEST, "give a new price, a new quantity, or both")
+        command: dict[str, Any] = {
+            "op": "amend",
+            "account_id": account,
+            "order_id": order_id,
+            "quantity": body.quantity,
+        }
+        if body.price is not None:
+            command["price"] = svc.parse_price(order.symbol, body.price)
+        outcome = await svc.sequencer.submit(command)
+        return svc.order_out(outcome.reply)
+
+    @app.get("/v1/fills", tags=["orders"])
+    async def fills(account: Account, symbol: str | None = None) -> list[dict[str, Any]]:
+        return svc.fills_view(account, symbol)
+
+    @app.get("/v1/account", tags=["account"])
+    async def get_account(account: Account) -> dict[str, Any]:
+        return svc.account_out(account)
+
+    @app.get("/v1/positions", tags=["account"])
+    async def positions(account: Account) -> list[dict[str, Any]]:
+        return svc.positions_out(account)
+
+    @app.get("/v1/deliveries", tags=["deliveries"])
+    async def deliveries(account: Account) -> list[dict[str, Any]]:
+        return svc.deliveries_view(account)
+
+    @app.post("/v1/deliveries/{delivery_id}/attestations", status_code=201, tags=["deliveries"])
+    async def attest(delivery_id: int, body: Attestation, account: Account) -> dict[str, Any]:
+        outcome = await svc.sequencer.submit(
+            {"op": "attest", "account_id": account, "delivery_id": delivery_id} | body.model_dump()
+        )
+        return svc.delivery_out(outcome.reply)
+
+    @app.post("/v1/deliveries/{delivery_id}/disputes", status_code=201, tags=["deliveries"])
+    async def dispute(delivery_id: int, body: Dispute, account: Account) -> dict[str, Any]:
+        outcome = await svc.sequencer.submit(
+            {"op": "dispute", "account_id": account, "delivery_id": delivery_id} | body.model_dump()
+        )
+        return svc.delivery_out(outcome.reply)
+
+    # -- admin ---------------------------------------------------------------------------------
+    Admin = Depends(admin)
+
+    @app.post("/v1/admin/accounts", status_code=201, tags=["admin"], dependencies=[Admin])
+    async def create_account(body: CreateAccount) -> dict[str, Any]:
+        return await svc.create_account(body.name, body.role, body.deposit)
+
+    @app.post("/v1/admin/accounts/{account_id}/deposits", tags=["admin"], dependencies=[Admin])
+    async def deposit(account_id: int, body: Amount) -> dict[str, Any]:
+        amount = svc.parse_amount(body.amount)
+        outcome = await svc.sequencer.submit(
+            {"op": "deposit", "account_id": account_id, "amount": amount}
+        )
+        return svc.account_out(outcome.reply["account_id"])
+
+    @app.post("/v1/admin/accounts/{account_id}/withdrawals", tags=["admin"], dependencies=[Admin])
+    async def withdraw(account_id: int, body: Amount) -> dict[str, Any]:
+        amount = svc.parse_amount(body.amount)
+        outcome = await svc.sequencer.submit(
+            {"op": "withdraw", "account_id": account_id, "amount": amount}
+        )
+        return svc.account_out(outcome.reply["account_id"])
+
+    @app.post("/v1/admin/clock/advance", tags=["admin"], dependencies=[Admin])
+    async def advance(body: ClockAdvance) -> dict[str, Any]:
+        if not svc.clock.simulated:
+            raise ApiError(
+                Reason.CLOCK_NOT_SIMULATED,
+                "the clock is real; start with --clock sim to advance it",
+            )
+        try:
+            target = datetime.fromisoformat(body.to.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ApiError(Reason.INVALID_REQUEST, f"'to' is not an ISO 8601 time: {exc}") from exc
+        if target.tzinfo is None:
+            raise ApiError(
+                Reason.INVALID_REQUEST, "'to' needs a time zone, e.g. 2026-12-07T00:00:00Z"
+            )
+        outcome = await svc.sequencer.submit({"op": "advance", "to": to_ns(target)})
+        reply: dict[str, Any] = outcome.reply
+        return reply
+
+    @app.post("/v1/admin/contracts/{symbol}/halt", tags=["admin"], dependencies=[Admin])
+    async def halt(symbol: str) -> dict[str, Any]:
+        await svc.sequencer.submit(
+            {"op": "halt", "symbol": svc.known_symbol(symbol), "halted": True}
+        )
+        return svc.contract_view(symbol)
+
+    @app.post("/v1/admin/contracts/{symbol}/resume", tags=["admin"], dependencies=[Admin])
+    async def resume(symbol: str) -> dict[str, Any]:
+        await svc.sequencer.submit(
+            {"op": "halt", "symbol": svc.known_symbol(symbol), "halted": False}
+        )
+        return svc.contract_view(symbol)
+
+    @app.get("/v1/admin/ledger/check", tags=["admin"], dependencies=[Admin])
+    async def ledger_check() -> dict[str, Any]:
+        return await svc.ledger_check()
+
+    # -- websocket -----------------------------------------------------------------------------
+    @app.websocket("/v1/ws")
+    async def ws(websocket: WebSocket) -> None:
+        from exchange.gateway.ws import serve_connection
+
+        await serve_connection(svc, websocket)
+
+    # -- dashboard -----------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return Response(
+            orjson.dumps(
+                {"name": "cfx", "docs": "/docs", "openapi": "/openapi.json", "health": "/v1/health"}
+            ),
+            media_type="application/json",
+        )
+
+    return app

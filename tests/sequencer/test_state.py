@@ -1,0 +1,286 @@
+"""The exchange state machine: worked examples in exact cents, and conservation of money."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from exchange.reasons import Reason
+from exchange.sequencer.state import ExchangeState, Outcome, Refused, to_ns
+
+SYMBOL = "H100-2026-12-07"
+
+
+def ns(text: str) -> int:
+    return to_ns(datetime.fromisoformat(text).replace(tzinfo=UTC))
+
+
+LISTING = {
+    "op": "list",
+    "symbol": SYMBOL,
+    "product": "H100",
+    "delivery_start": ns("2026-12-07T00:00:00"),
+    "delivery_end": ns("2026-12-08T00:00:00"),
+    "last_trade_time": ns("2026-12-06T23:00:00"),
+    "tick_cents": 1,
+    "margin_bps": 2000,
+    "band_bps": 5000,
+    "maker_fee_bps": 0,
+    "taker_fee_bps": 10,
+    "reference": 350,
+    "n_ticks": 10_000,
+}
+
+
+class Exchange:
+    """A state with a command counter, the way the sequencer drives it."""
+
+    def __init__(self, backend: str = "reference") -> None:
+        self.state = ExchangeState(backend=backend)
+        self.seq = 0
+        self.postings: list[dict[str, Any]] = []
+
+    def __call__(self, **command: Any) -> Outcome:
+        self.seq += 1
+        command.setdefault("ts", self.state.now)
+        outcome = self.state.apply(self.seq, command)
+        self.postings.extend(outcome.postings)
+        return outcome
+
+    def order(
+        self, account: int, side: str, price: int, quantity: int, **extra: Any
+    ) -> dict[str, Any]:
+        reply: dict[str, Any] = self(
+            op="place",
+            account_id=account,
+            symbol=SYMBOL,
+            side=side,
+            type="limit",
+            price=price,
+            quantity=quantity,
+            **extra,
+        ).reply
+        return reply
+
+    def cash(self, account: int) -> tuple[int, int, int]:
+        acc = self.state.accounts[account]
+        return acc.available, acc.margin, acc.escrow
+
+
+@pytest.fixture
+def ex() -> Exchange:
+    exchange = Exchange()
+    exchange(
+        op="list", ts=ns("2026-12-01T00:00:00"), **{k: v for k, v in LISTING.items() if k != "op"}
+    )
+    exchange(op="create_account", name="provider", role="provider", deposit=100_000)
+    exchange(op="create_account", name="lab", role="trader", deposit=100_000)
+    return exchange
+
+
+def test_day_contract_from_first_trade_to_settled_delivery(ex: Exchange) -> None:
+    """24 GPU-hours at $3.50, 20 delivered: every cent accounted for."""
+    assert ex.order(1, "sell", 350, 24)["status"] == "open"
+    assert ex.cash(1) == (98_320, 1_680, 0)  # 20% of 24 x $3.50 locked
+    filled = ex.order(2, "buy", 360, 24)
+    assert (filled["status"], filled["fills"][0]["price"]) == ("filled", 350)
+    assert ex.cash(2) == (98_311, 1_680, 0)  # 10 bps taker fee on $84.00 is 9 cents (rounded up)
+
+    ex(op="advance", to=ns("2026-12-07T00:30:00"))
+    contract = ex.state.contracts[SYMBOL]
+    assert (contract.status, contract.final_price) == ("delivering", 350)
+    assert ex.cash(2) == (91_591, 0, 8_400)  # the invoice moved to escrow, margin released
+    [delivery] = ex.state.deliveries.values()
+    assert (delivery.provider, delivery.consumer, delivery.gpu_hours) == (1, 2, 24)
+
+    ex(op="attest", account_id=1, delivery_id=1, gpu_hours=20, period_start="a", period_end="b")
+    ex(op="advance", to=ns("2026-12-09T00:00:00"))  # delivery end plus the 24 h grace
+    assert delivery.status == "settled"
+    # provider: paid 20 h x $3.50 = $70.00, penalty 50% of the 4 h shortfall = $7.00
+    assert ex.cash(1) == (106_300, 0, 0)
+    # consumer: refund 4 h = $14.00, plus the $7.00 penalty
+    assert ex.cash(2) == (93_691, 0, 0)
+    assert contract.status == "settled"
+
+
+def test_daily_settlement_moves_variation_margin(ex: Exchange) -> None:
+    ex(op="advance", to=ns("2026-12-01T23:40:00"))  # inside the last 30 minutes of the day
+    ex.order(1, "sell", 350, 10)
+    ex.order(2, "buy", 350, 10)
+    ex(op="create_account", name="mm", role="trader", deposit=100_000)
+    ex.order(3, "sell", 360, 1)
+    ex.order(2, "buy", 360, 1)  # the last trade: VWAP window holds both trades
+    ex(op="advance", to=ns("2026-12-02T00:00:00"))
+    [(_, price)] = ex.state.contracts[SYMBOL].settlements
+    assert price == 351  # (10 x 350 + 1 x 360) / 11 = 350.9 -> 351 ticks
+    # the short lost 10 x 1 tick, the long gained 10 x 1 and lost 9 on the 1 lot at 360
+    assert ex.state.accounts[1].available + ex.state.accounts[1].margin == 100_000 - 10
+    assert ex.state.accounts[3].available + ex.state.accounts[3].margin == 100_000 + 9
+
+
+def test_settlement_without_trades_in_the_window_uses_the_last_price(ex: Exchange) -> None:
+    ex.order(1, "sell", 350, 1)
+    ex.order(2, "buy", 350, 1)
+    ex.order(1, "sell", 340, 5)  # best ask now below the last trade: the price is clamped
+    ex(op="advance", to=ns("2026-12-02T00:00:00"))
+    assert ex.state.contracts[SYMBOL].settlements[-1][1] == 340
+
+
+def test_order_refused_without_margin_changes_nothing(ex: Exchange) -> None:
+    ex(op="create_account", name="poor", role="trader", deposit=100)
+    before = ex.state.state_hash()
+    with pytest.raises(Refused) as refused:
+        ex.order(3, "buy", 350, 24)  # needs $16.80 of margin, has $1.00
+    assert refused.value.reason is Reason.INSUFFICIENT_MARGIN
+    assert ex.state.state_hash() == before
+
+
+def test_price_band_and_post_only_refusals(ex: Exchange) -> None:
+    with pytest.raises(Refused) as refused:
+        ex.order(1, "sell", 600, 1)  # band 50% of 350
+    assert refused.value.reason is Reason.PRICE_OUT_OF_BAND
+    ex.order(1, "sell", 350, 1)
+    with pytest.raises(Refused) as refused:
+        ex.order(2, "buy", 350, 1, post_only=True)
+    assert refused.value.reason is Reason.POST_ONLY_WOULD_TRADE
+
+
+def test_client_order_id_makes_retries_idempotent(ex: Exchange) -> None:
+    first = ex.order(1, "sell", 350, 2, client_order_id="abc")
+    again = ex.order(1, "sell", 350, 2, client_order_id="abc")
+    assert again["order_id"] == first["order_id"]
+    assert len(ex.state.orders) == 1
+
+
+def test_cancel_after_cancels_everything_when_not_renewed(ex: Exchange) -> None:
+    ex.order(1, "sell", 350, 2)
+    ex.order(1, "sell", 351, 2)
+    ex(op="cancel_after", account_id=1, timeout_ns=10 * 10**9)
+    ex(op="advance", to=ex.state.now + 5 * 10**9)
+    assert sum(o.remaining for o in ex.state.orders.values()) == 4
+    ex(op="advance", to=ex.state.now + 6 * 10**9)
+    assert all(o.status == "cancelled" for o in ex.state.orders.values())
+    assert ex.cash(1) == (100_000, 0, 0)
+
+
+def test_other_accounts_orders_are_not_found(ex: Exchange) -> None:
+    order = ex.order(1, "sell", 350, 2)
+    with pytest.raises(Refused) as refused:
+        ex(op="cancel", account_id=2, order_id=order["order_id"])
+    assert refused.value.reason is Reason.ORDER_NOT_FOUND
+
+
+def test_withdrawal_beyond_available_is_refused(ex: Exchange) -> None:
+    ex.order(1, "sell", 350, 24)
+    with pytest.raises(Refused) as refused:
+        ex(op="withdraw", account_id=1, amount=99_000)
+    assert refused.value.reason is Reason.INSUFFICIENT_FUNDS
+
+
+def test_postings_balance_and_conserve_money(ex: Exchange) -> None:
+    ex.order(1, "sell", 350, 24)
+    ex.order(2, "buy", 360, 24)
+    ex(op="advance", to=ns("2026-12-10T00:00:00"))
+    totals: dict[tuple[str, str], int] = {}
+    for posting in ex.postings:
+        assert sum(amount for _, _, amount in posting["lines"]) == 0
+        for owner, sub, amount in posting["lines"]:
+            totals[(owner, sub)] = totals.get((owner, sub), 0) + amount
+    for account_id, acc in ex.state.accounts.items():
+        owner = f"acct:{account_id}"
+        assert totals.get((owner, "available"), 0) == acc.available
+        assert totals.get((owner, "margin"), 0) == acc.margin
+        assert totals.get((owner, "escrow"), 0) == acc.escrow
+    assert -totals[("world", "external")] == ex.state.deposits - ex.state.withdrawals
+
+
+class Conservation(RuleBasedStateMachine):
+    """Random trading, settlement, expiry and delivery never create or destroy a cent."""
+
+    @initialize()
+    def setup(self) -> None:
+        self.ex = Exchange()
+        self.ex(
+            op="list",
+            ts=ns("2026-12-01T00:00:00"),
+            **{k: v for k, v in LISTING.items() if k != "op"},
+        )
+        for i in range(3):
+            self.ex(
+                op="create_account",
+                name=f"a{i}",
+                role="provider" if i == 0 else "trader",
+                deposit=50_000,
+            )
+
+    def _try(self, **command: Any) -> None:
+        try:
+            self.ex(**command)
+        except Refused:
+            pass
+
+    @rule(account=st.integers(1, 3), side=st.sampled_from(["buy", "sell"]), price=st.integers(300, 400),
+          quantity=st.integers(1, 30), tif=st.sampled_from(["GTC", "IOC", "FOK"]))  # fmt: skip
+    def place(self, account: int, side: str, price: int, quantity: int, tif: str) -> None:
+        self._try(op="place", account_id=account, symbol=SYMBOL, side=side, type="limit", price=price,
+                  quantity=quantity, time_in_force=tif)  # fmt: skip
+
+    @rule(account=st.integers(1, 3), order=st.integers(1, 40))
+    def cancel(self, account: int, order: int) -> None:
+        self._try(op="cancel", account_id=account, order_id=order)
+
+    @rule(account=st.integers(1, 3), amount=st.integers(1, 20_000), deposit=st.booleans())
+    def money(self, account: int, amount: int, deposit: bool) -> None:
+        self._try(op="deposit" if deposit else "withdraw", account_id=account, amount=amount)
+
+    @rule(hours=st.integers(1, 30))
+    def advance(self, hours: int) -> None:
+        self._try(op="advance", to=self.ex.state.now + hours * 3600 * 10**9)
+
+    @rule(
+        delivery=st.integers(1, 4),
+        hours=st.integers(1, 10),
+        account=st.integers(1, 3),
+        attest=st.booleans(),
+    )
+    def deliver(self, delivery: int, hours: int, account: int, attest: bool) -> None:
+        if attest:
+            self._try(
+                op="attest",
+                account_id=account,
+                delivery_id=delivery,
+                gpu_hours=hours,
+                period_start="a",
+                period_end="b",
+            )
+        else:
+            self._try(
+                op="dispute",
+                account_id=account,
+                delivery_id=delivery,
+                gpu_hours=hours,
+                reason="short",
+            )
+
+    @invariant()
+    def money_is_conserved(self) -> None:
+        state = self.ex.state
+        held = sum(a.available + a.margin + a.escrow for a in state.accounts.values())
+        exchange = 0
+        for posting in self.ex.postings:
+            for owner, _, amount in posting["lines"]:
+                if owner == "exchange":
+                    exchange += amount
+        assert held + exchange == state.deposits - state.withdrawals
+        assert all(
+            a.available >= 0 and a.margin >= 0 and a.escrow >= 0 for a in state.accounts.values()
+        )
+
+
+TestConservation = Conservation.TestCase
+TestConservation.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)
