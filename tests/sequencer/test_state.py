@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -219,10 +220,8 @@ class Conservation(RuleBasedStateMachine):
             )
 
     def _try(self, **command: Any) -> None:
-        try:
+        with contextlib.suppress(Refused):
             self.ex(**command)
-        except Refused:
-            pass
 
     @rule(account=st.integers(1, 3), side=st.sampled_from(["buy", "sell"]), price=st.integers(300, 400),
           quantity=st.integers(1, 30), tif=st.sampled_from(["GTC", "IOC", "FOK"]))  # fmt: skip
