@@ -178,6 +178,9 @@ class Outcome:
 class Rules:
     """Exchange-wide rules; every default is documented in docs/clearing.md."""
 
+    maker_fee_bps: int = 0
+    taker_fee_bps: int = 10
+    n_ticks: int = 100_000
     max_order_quantity: int = 100_000
     position_limit: int = 1_000_000
     max_open_orders: int = 1_000
@@ -186,24 +189,51 @@ class Rules:
     penalty_bps: int = 5_000  # of the shortfall's invoice value, paid by the provider
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def listing(spec: Any, rules: Rules) -> dict[str, Any]:
+    """The ``list`` command for a :class:`contracts.ContractSpec`."""
+    return {
+        "op": "list",
+        "symbol": str(spec.symbol),
+        "product": spec.product,
+        "delivery_start": to_ns(spec.delivery_start),
+        "delivery_end": to_ns(spec.delivery_end),
+        "last_trade_time": to_ns(spec.last_trade_time),
+        "tick_cents": spec.tick_cents,
+        "margin_bps": spec.initial_margin_bps,
+        "band_bps": spec.price_band_bps,
+        "maker_fee_bps": rules.maker_fee_bps,
+        "taker_fee_bps": rules.taker_fee_bps,
+        "reference": spec.reference_price,
+        "mechanism": str(spec.mechanism),
+        "batch_interval_s": spec.batch_interval_s,
+        "n_ticks": rules.n_ticks,
+    }
+
+
 def iso(ns: int) -> str:
     """Format nanoseconds since the epoch as ISO 8601 UTC with milliseconds."""
-    dt = datetime.fromtimestamp(ns // 1000 / 1_000_000, tz=UTC)
+    dt = _EPOCH + timedelta(microseconds=ns // 1000)
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_ns(dt: datetime) -> int:
     """Convert an aware datetime to integer nanoseconds since the epoch."""
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = dt - _EPOCH
     return (delta // timedelta(microseconds=1)) * 1000
 
 
 class ExchangeState:
     """Everything the exchange knows; changed only by :meth:`apply`."""
 
-    def __init__(self, backend: str = "numba", rules: Rules | None = None) -> None:
+    def __init__(
+        self, backend: str = "numba", rules: Rules | None = None, calendar: Any = None
+    ) -> None:
         self.engine = Engine(backend=backend)
         self.rules = rules or Rules()
+        self.calendar = calendar  # a contracts.ListingCalendar, or None to list by command only
         self.contracts: dict[str, Contract] = {}
         self.by_book: dict[int, str] = {}
         self.accounts: dict[int, Account] = {}
@@ -399,6 +429,15 @@ class ExchangeState:
         if self.next_settlement <= self.now:
             self.next_settlement = (self.now // DAY_NS + 1) * DAY_NS
         return {"symbol": symbol}
+
+    def _list_calendar(self) -> None:
+        """List every contract the calendar's rolling window holds now (idempotent)."""
+        if self.calendar is None:
+            return
+        now = _EPOCH + timedelta(microseconds=self.now // 1000)
+        for spec in self.calendar.listed_at(now):
+            if str(spec.symbol) not in self.contracts:
+                self._op_list(listing(spec, self.rules))
 
     def _op_halt(self, cmd: dict[str, Any]) -> dict[str, Any]:
         contract = self.contract(cmd["symbol"])
@@ -783,6 +822,7 @@ class ExchangeState:
             self.now = max(self.now, due)
             self._run_at(due)
         self.now = max(self.now, until)
+        self._list_calendar()
 
     def _run_at(self, t: int) -> None:
         for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
@@ -806,6 +846,7 @@ class ExchangeState:
         if self.contracts and self.next_settlement <= t:
             self._daily_settlement()
             self.next_settlement += DAY_NS
+            self._list_calendar()  # the rolling windows move at 00:00 UTC
         for c in sorted(self.contracts.values(), key=lambda c: c.book):
             if c.status == "expired" and c.delivery_start <= t:
                 c.status = "delivering"

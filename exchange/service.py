@@ -1,0 +1,420 @@
+"""Wiring: the exchange's data path, top to bottom.
+
+1. gateway (``exchange.gateway``): REST and websocket requests, authenticated and validated,
+   become commands.
+2. sequencer (``exchange.sequencer.loop``): numbers each command, appends it to
+3. the journal (``exchange.journal``) with one fsync per batch, then applies it to
+4. the state (``exchange.sequencer.state``): risk checks, then
+5. the engine (``exchange.engine``), then clearing (positions, margin, fees, settlement,
+   expiry, delivery).
+6. Each outcome fans out to market data (``exchange.marketdata``: books with sequence
+   numbers and checksums, trades, tickers, candles), to private websocket streams, and
+7. to the ledger (``exchange.ledger``), written behind the journal in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from contracts import ContractError, ListingCalendar, format_cents, to_cents, to_ticks
+from exchange.gateway.auth import derive_secret, load_master_key, new_api_key
+from exchange.gateway.errors import ApiError
+from exchange.gateway.ratelimit import ReplayCache, TokenBucket
+from exchange.reasons import Reason
+from exchange.sequencer.loop import Clock, Sequencer
+from exchange.sequencer.state import NS, ExchangeState, Order, Outcome, iso, to_ns
+
+log = logging.getLogger("cfx")
+
+
+def fraction_str(value: Fraction, places: int = 4) -> str:
+    """Format an exact fraction of cents as USD, rounded half even to ``places`` decimals."""
+    usd = Decimal(value.numerator) / Decimal(value.denominator) / 100
+    return str(usd.quantize(Decimal(1).scaleb(-places)))
+
+
+def parse_usd(text: str) -> int:
+    """Parse a positive decimal USD string into integer cents, refusing anything inexact."""
+    try:
+        cents = to_cents(text)
+    except ContractError as exc:
+        raise ApiError(Reason.INVALID_AMOUNT, exc.message) from exc
+    if cents <= 0:
+        raise ApiError(Reason.INVALID_AMOUNT, "amount must be positive")
+    return cents
+
+
+class ExchangeService:
+    """One running exchange: state, journal, ledger, market data and the gateway's helpers."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        db_url: str | None = None,
+        clock: str = "real",
+        start: datetime | None = None,
+        admin_token: str | None = None,
+        backend: str = "numba",
+        snapshot_every: int = 100_000,
+    ) -> None:
+        from exchange.journal import Journal
+        from exchange.ledger import Ledger
+        from exchange.marketdata import MarketData
+
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.data_dir / "lock", "w")  # noqa: SIM115 - held for the service's life
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock.close()
+            raise DataDirBusy(
+                f"another cfx process is using {self.data_dir}; use --url to reach it"
+            ) from exc
+        self.master_key = load_master_key(self.data_dir)
+        self.admin_token = (
+            admin_token or os.environ.get("CFX_ADMIN_TOKEN") or self._stored_admin_token()
+        )
+        self.clock = Clock(simulated=clock == "sim")
+        self.start_ns = to_ns(start) if start else None
+        self.journal = Journal(self.data_dir / "journal")
+        self.db_url = db_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
+        self.ledger = Ledger(self.db_url)
+        state = ExchangeState(backend=backend, calendar=ListingCalendar())
+        self.sequencer = Sequencer(state, self.journal, self.clock)
+        self.md = MarketData()
+        self.limiter = TokenBucket(rate=200.0, burst=400)
+        self.replays = ReplayCache()
+        self.snapshot_every = snapshot_every
+        self.subscribers: set[Any] = set()
+        self._pending_postings: list[dict[str, Any]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.recovery: dict[str, Any] = {}
+        self.sequencer.listeners.append(self._on_outcome)
+
+    def _stored_admin_token(self) -> str:
+        path = self.data_dir / "admin.token"
+        if path.exists():
+            return path.read_text().strip()
+        token = secrets.token_urlsafe(24)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token)
+        return token
+
+    @property
+    def state(self) -> ExchangeState:
+        return self.sequencer.state
+
+    # -- lifecycle --------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        self.recovery = self.sequencer.recover()
+        self.md.rebuild(self.state)
+        self.sequencer.start()
+        if self.state.seq == 0:
+            start = self.start_ns if self.start_ns is not None else time.time_ns()
+            if self.clock.simulated:
+                await self.sequencer.submit({"op": "advance", "to": start})
+            else:
+                await self.sequencer.submit({"op": "tick"})
+        self._tasks.append(asyncio.create_task(self._write_ledger(), name="ledger-writer"))
+        if not self.clock.simulated:
+            self._tasks.append(asyncio.create_task(self._tick(), name="clock"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.sequencer.stop()
+        self._flush_ledger()
+        self.journal.close()
+        self._lock.close()
+
+    async def _tick(self) -> None:
+        """Move the real clock forward once a second so scheduled events run on time."""
+        while True:
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(Exception):
+                await self.sequencer.submit({"op": "tick"})
+
+    # -- fan-out ------------------------------------------------------------------------------
+    def _on_outcome(self, seq: int, command: dict[str, Any], outcome: Outcome) -> None:
+        self._pending_postings.extend(outcome.postings)
+        messages = self.md.on_outcome(self.state, outcome)
+        if self.subscribers and (messages or outcome.touched_accounts):
+            for connection in list(self.subscribers):
+                connection.deliver(messages, outcome)
+        if seq and seq % self.snapshot_every == 0:
+            self.sequencer.snapshot()
+
+    async def _write_ledger(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.05)
+            if self._pending_postings:
+                batch, self._pending_postings = self._pending_postings, []
+                try:
+                    await loop.run_in_executor(None, self.ledger.post_many, batch)
+                except Exception:  # the database is away: keep the batch and try again
+                    log.exception("ledger write failed; retrying")
+                    self._pending_postings[:0] = batch
+                    await asyncio.sleep(1.0)
+
+    def _flush_ledger(self) -> None:
+        if self._pending_postings:
+            batch, self._pending_postings = self._pending_postings, []
+            self.ledger.post_many(batch)
+
+    async def ledger_check(self) -> dict[str, Any]:
+        await asyncio.get_running_loop().run_in_executor(None, self._flush_ledger)
+        result: dict[str, Any] = await asyncio.get_running_loop().run_in_executor(
+            None, self.ledger.check
+        )
+        return result
+
+    # -- accounts -----------------------------------------------------------------------------
+    async def create_account(self, name: str, role: str, deposit: str | None) -> dict[str, Any]:
+        api_key = new_api_key()
+        command: dict[str, Any] = {
+            "op": "create_account",
+            "name": name,
+            "role": role,
+            "api_key": api_key,
+        }
+        if deposit is not None:
+            command["deposit"] = parse_usd(deposit)
+        outcome = await self.sequencer.submit(command)
+        return {
+            "account_id": outcome.reply["account_id"],
+            "api_key": api_key,
+            "api_secret": derive_secret(self.master_key, api_key),
+        }
+
+    def parse_amount(self, text: str) -> int:
+        return parse_usd(text)
+
+    # -- contracts and prices ------------------------------------------------------------------
+    def symbols(self) -> list[str]:
+        contracts = self.state.contracts.values()
+        return [
+            c.symbol
+            for c in sorted(contracts, key=lambda c: (c.product, c.delivery_start, c.delivery_end))
+        ]
+
+    def known_symbol(self, symbol: str) -> str:
+        if symbol not in self.state.contracts:
+            raise ApiError(
+                Reason.UNKNOWN_SYMBOL,
+                f"no contract {symbol!r} is listed; GET /v1/contracts lists them",
+            )
+        return symbol
+
+    def price_str(self, symbol: str, ticks: int | None) -> str | None:
+        if ticks is None:
+            return None
+        return format_cents(ticks * self.state.contracts[symbol].tick_cents)
+
+    def parse_price(self, symbol: str, text: str) -> int:
+        tick_size = Decimal(self.state.contracts[symbol].tick_cents) / 100
+        try:
+            return to_ticks(text, tick_size)
+        except ContractError as exc:
+            raise ApiError(Reason[exc.code or "INVALID_PRICE"], exc.message) from exc
+
+    def contract_view(self, symbol: str) -> dict[str, Any]:
+        c = self.state.contracts[symbol]
+        status = "halted" if c.halted and c.status == "trading" else c.status
+        return {
+            "symbol": c.symbol,
+            "product": c.product,
+            "delivery_start": iso(c.delivery_start),
+            "delivery_end": iso(c.delivery_end),
+            "last_trade_time": iso(c.last_trade_time),
+            "tick_size": format_cents(c.tick_cents),
+            "lot_size": 1,
+            "initial_margin_rate": str(Decimal(c.margin_bps) / 10_000),
+            "price_band": str(Decimal(c.band_bps) / 10_000),
+            "maker_fee_rate": str(Decimal(c.maker_fee_bps) / 10_000),
+            "taker_fee_rate": str(Decimal(c.taker_fee_bps) / 10_000),
+            "mechanism": "batch" if c.mechanism else "continuous",
+            "batch_interval_s": c.batch_interval_ns // NS if c.mechanism else None,
+            "status": status,
+            "reference_price": self.price_str(symbol, c.reference),
+            "last_price": self.price_str(symbol, c.last_price),
+            "final_settlement_price": self.price_str(symbol, c.final_price),
+        }
+
+    def clock_iso(self) -> str:
+        now = self.state.now if self.clock.simulated else max(time.time_ns(), self.state.now)
+        return iso(now)
+
+    # -- market data --------------------------------------------------------------------------
+    def book_view(self, symbol: str, depth: int) -> dict[str, Any]:
+        return self.md.rest_book(symbol, depth)
+
+    def trades_view(self, symbol: str, limit: int) -> list[dict[str, Any]]:
+        return self.md.trades(symbol, limit)
+
+    def candles_view(self, symbol: str, interval: str, limit: int) -> list[dict[str, Any]]:
+        return self.md.candles(symbol, interval, limit)
+
+    def settlements_view(self, symbol: str) -> list[dict[str, Any]]:
+        c = self.state.contracts[symbol]
+        out = [
+            {"time": iso(t), "price": self.price_str(symbol, p), "final": False}
+            for t, p in c.settlements
+        ]
+        if c.final_price is not None and out:
+            out[-1]["final"] = True
+        return out
+
+    def index_view(self, product: str) -> dict[str, Any]:
+        if product not in ("H100", "A100"):
+            raise ApiError(
+                Reason.UNKNOWN_PRODUCT, f"no product {product!r}; the products are H100 and A100"
+            )
+        history = [
+            {
+                "time": iso(t),
+                "price": format_cents(p * self.state.contracts[s].tick_cents),
+                "contract": s,
+            }
+            for t, p, s in self.state.index.get(product, [])
+        ]
+        return {
+            "product": product,
+            "price": history[-1]["price"] if history else None,
+            "history": history,
+        }
+
+    # -- orders and accounts --------------------------------------------------------------------
+    def place_command(self, account: int, body: dict[str, Any]) -> dict[str, Any]:
+        symbol = self.known_symbol(body["symbol"])
+        command = {"op": "place", "account_id": account} | body
+        if body["type"] == "limit":
+            if body.get("price") is None:
+                raise ApiError(Reason.INVALID_REQUEST, "a limit order needs a price")
+            command["price"] = self.parse_price(symbol, body["price"])
+        elif body.get("price") is not None:
+            raise ApiError(Reason.INVALID_REQUEST, "a market order takes no price")
+        return command
+
+    def own_order(self, account: int, order_id: int) -> Order:
+        order = self.state.orders.get(order_id)
+        if order is None or order.account != account:
+            raise ApiError(Reason.ORDER_NOT_FOUND, f"order {order_id} not found")
+        return order
+
+    def order_out(self, view: dict[str, Any]) -> dict[str, Any]:
+        symbol = view["symbol"]
+        out = {k: v for k, v in view.items() if k not in ("tick_cents", "idempotent_replay")}
+        out["price"] = self.price_str(symbol, view["price"])
+        out["created_at"] = iso(view["created_at"])
+        out["fills"] = [
+            {"trade_id": f["trade_id"], "price": self.price_str(symbol, f["price"]), "quantity": f["quantity"],
+             "liquidity": f["liquidity"], "time": iso(f["time"])}
+            for f in view["fills"]
+        ]  # fmt: skip
+        return out
+
+    def orders_view(
+        self, account: int, symbol: str | None, status: str | None
+    ) -> list[dict[str, Any]]:
+        orders = [
+            o for o in self.state.orders.values()
+            if o.account == account and (symbol is None or o.symbol == symbol)
+            and (status is None or o.status == status or (status == "open" and o.status == "partially_filled"))
+        ]  # fmt: skip
+        return [self.order_out(self.state.order_view(o)) for o in orders]
+
+    def fills_view(self, account: int, symbol: str | None) -> list[dict[str, Any]]:
+        out = []
+        for order in self.state.orders.values():
+            if order.account != account or (symbol is not None and order.symbol != symbol):
+                continue
+            for fill in order.fills:
+                out.append(
+                    {"trade_id": fill["trade_id"], "order_id": order.order_id, "symbol": order.symbol,
+                     "side": "buy" if order.side == 0 else "sell", "price": self.price_str(order.symbol, fill["price"]),
+                     "quantity": fill["quantity"], "liquidity": fill["liquidity"], "time": iso(fill["time"])}
+                )  # fmt: skip
+        out.sort(key=lambda f: f["trade_id"], reverse=True)
+        return out
+
+    def positions_out(self, account: int) -> list[dict[str, Any]]:
+        out = []
+        for p in self.state.positions_view(account):
+            tick = p["tick_cents"]
+            out.append(
+                {"symbol": p["symbol"], "quantity": p["quantity"],
+                 "average_price": fraction_str(p["average_price"] * tick) if p["average_price"] is not None else None,
+                 "unrealized_pnl": fraction_str(Fraction(p["unrealized_pnl"]))}
+            )  # fmt: skip
+        return out
+
+    def account_out(self, account: int) -> dict[str, Any]:
+        view = self.state.account_view(account)
+        return {
+            "account_id": view["account_id"],
+            "name": view["name"],
+            "role": view["role"],
+            "cash": format_cents(view["cash"]),
+            "available": format_cents(view["available"]),
+            "margin_locked": format_cents(view["margin_locked"]),
+            "delivery_escrow": format_cents(view["delivery_escrow"]),
+            "positions": self.positions_out(account),
+        }
+
+    def delivery_out(self, view: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in view.items() if k != "tick_cents"}
+        out["price"] = format_cents(view["price"] * view["tick_cents"])
+        out["amount"] = format_cents(view["price"] * view["tick_cents"] * view["gpu_hours"])
+        return out
+
+    def deliveries_view(self, account: int) -> list[dict[str, Any]]:
+        return [
+            self.delivery_out(self.state.delivery_view(d))
+            for d in sorted(self.state.deliveries.values(), key=lambda d: d.delivery_id)
+            if account in (d.provider, d.consumer)
+        ]
+
+
+class DataDirBusy(RuntimeError):
+    """Another process holds the data dir."""
+
+
+def run_offline(data_dir: Path, action: Callable[[ExchangeService], Awaitable[Any]]) -> Any:
+    """Open the exchange on ``data_dir`` without serving it, run ``action``, close it."""
+
+    async def main() -> Any:
+        svc = ExchangeService(data_dir, clock="sim")
+        await svc.start()
+        try:
+            return await action(svc)
+        finally:
+            await svc.stop()
+
+    return asyncio.run(main())
