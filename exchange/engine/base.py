@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ MAX_N_TICKS = 10_000_000
 BACKENDS = ("numba", "reference")
 
 
-class Engine(ABC):
+class Engine:
     """A matching engine with many order books; ``Engine(backend=...)`` picks the backend.
 
     ``Engine(backend="numba")`` returns the compiled engine, ``Engine(backend="reference")``
@@ -35,7 +34,6 @@ class Engine(ABC):
         return super().__new__(backend_class(backend))
 
     # -- books ------------------------------------------------------------------------
-    @abstractmethod
     def add_book(
         self, book: int, n_ticks: int = DEFAULT_N_TICKS, mechanism: int = CONTINUOUS
     ) -> None:
@@ -44,10 +42,11 @@ class Engine(ABC):
         ``CONTINUOUS`` books match orders on arrival; ``BATCH`` books collect GTC limit orders
         and trade only when an ``AUCTION`` command uncrosses them.
         """
+        raise _missing(self, "add_book")
 
-    @abstractmethod
     def books(self) -> list[tuple[int, int, int]]:
         """Return ``(book, n_ticks, mechanism)`` for every book, by book id."""
+        raise _missing(self, "books")
 
     @staticmethod
     def _check_book_args(book: int, n_ticks: int, mechanism: int,
@@ -62,15 +61,14 @@ class Engine(ABC):
             raise ValueError(f"book {book} already exists")
 
     # -- commands ---------------------------------------------------------------------
-    @abstractmethod
     def process(self, commands: np.ndarray, copy: bool = True) -> np.ndarray:
         """Run a ``COMMAND_DTYPE`` array in order; return the ``EVENT_DTYPE`` events.
 
         With ``copy=False`` the events may be a view of the engine's own buffer, valid until
         the next call: the cheapest way for a single consumer such as the sequencer.
         """
+        raise _missing(self, "process")
 
-    @abstractmethod
     def process_one(
         self,
         kind: int,
@@ -87,29 +85,30 @@ class Engine(ABC):
         ts: int = 0,
     ) -> np.ndarray:
         """Run one command given as plain ints; return its events (valid until the next call)."""
+        raise _missing(self, "process_one")
 
     # -- queries ----------------------------------------------------------------------
-    @abstractmethod
     def depth(
         self, book: int, levels: int = 10
     ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Return the top ``levels`` bids and asks as ``(price, quantity)``, best first."""
+        raise _missing(self, "depth")
 
-    @abstractmethod
     def order(self, order_id: int) -> dict[str, int] | None:
         """Return a resting order's fields, or ``None`` if it is not resting."""
+        raise _missing(self, "order")
 
-    @abstractmethod
     def resting_orders(self) -> np.ndarray:
         """Return every resting order as ``ORDER_DTYPE`` rows in snapshot (priority) order."""
+        raise _missing(self, "resting_orders")
 
-    @abstractmethod
     def check_invariants(self) -> None:
         """Raise ``AssertionError`` if any internal invariant is broken."""
+        raise _missing(self, "check_invariants")
 
-    @abstractmethod
     def _load_orders(self, orders: np.ndarray) -> None:
         """Append trusted resting orders, in priority order, without matching."""
+        raise _missing(self, "_load_orders")
 
     # -- state ------------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -129,6 +128,10 @@ class Engine(ABC):
     def state_hash(self) -> str:
         """Return a digest of the state: equal hashes mean equal books and queues."""
         return hashlib.blake2b(self.snapshot(), digest_size=16).hexdigest()
+
+
+def _missing(engine: Engine, method: str) -> TypeError:
+    return TypeError(f"{type(engine).__name__} lacks {method}(): use Engine(backend=...)")
 
 
 def backend_class(backend: str) -> type[Engine]:

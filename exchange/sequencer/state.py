@@ -933,7 +933,8 @@ class ExchangeState:
         self._mark(contract, price)
         contract.status = "expired"
         contract.final_price = price
-        shorts, longs = [], []
+        shorts: list[tuple[int, int]] = []
+        longs: list[tuple[int, int]] = []
         for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
             position = acc.positions.get(contract.symbol)
             if position and position.quantity:

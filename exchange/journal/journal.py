@@ -1,0 +1,487 @@
+"""The journal: append-only, checksummed, group-committed command log with snapshots.
+
+One writer appends batches; each batch is one ``write`` and one ``fsync`` before
+:meth:`Journal.append_batch` returns, so a returned sequence number is durable. Opening a
+journal recovers it: the last segment is verified record by record and a torn or corrupt
+tail is cut and reported. See ``docs/journal.md`` for the format and the guarantees.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from exchange.journal.errors import JournalClosed, JournalCorrupt, JournalWriteError
+from exchange.journal.files import fsync_dir, lock_directory, write_all
+from exchange.journal.format import (
+    SEGMENT_HEADER,
+    Cursor,
+    Damage,
+    check_segment_header,
+    encode_records,
+    parse_segment_name,
+    scan_records,
+    segment_header,
+    segment_name,
+)
+from exchange.journal.snapshots import (
+    SnapshotInvalid,
+    list_snapshots,
+    prune_snapshots,
+    read_snapshot,
+    remove_temporaries,
+    write_snapshot_file,
+)
+
+#: Default size at which the journal starts a new segment file.
+DEFAULT_SEGMENT_BYTES = 64 << 20
+#: Default number of snapshots kept.
+DEFAULT_KEEP_SNAPSHOTS = 3
+
+_HEADER = SEGMENT_HEADER.size
+
+
+@dataclass
+class SkippedSnapshot:
+    """A snapshot :meth:`Journal.latest_snapshot` passed over, and why."""
+
+    seq: int
+    reason: str
+
+
+@dataclass
+class RecoveryReport:
+    """What opening the journal found and repaired.
+
+    ``records`` counts the records from the first retained segment to ``last_seq``.
+    ``truncated_bytes`` is how much of the tail was cut, ``reason`` why (None when the
+    journal was clean), and ``cut_file`` names the file the cut bytes were saved to.
+    ``skipped_snapshots`` is filled by :meth:`Journal.latest_snapshot`.
+    """
+
+    segments: int
+    records: int
+    last_seq: int
+    truncated_bytes: int = 0
+    reason: str | None = None
+    cut_file: str | None = None
+    skipped_snapshots: list[SkippedSnapshot] = field(default_factory=list)
+
+
+class Journal:
+    """An append-only journal of opaque payloads numbered 1, 2, 3, ... in one directory.
+
+    Single writer: one thread appends (the sequencer). The writing methods take an internal
+    lock, so a snapshot or compaction from another thread cannot interleave with an append,
+    but the design and the sequence order assume one writer. :meth:`replay` reads the
+    records that were durable when it was called and may run beside appends. Another
+    process opening the same directory gets :class:`JournalLocked`.
+    """
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        fsync: bool = True,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
+    ) -> None:
+        """Open (creating if needed) the journal in ``directory`` and recover its tail.
+
+        ``fsync=False`` skips every fsync: for tests and benchmarks only, since an
+        acknowledged append may then be lost by a machine crash.
+        """
+        if segment_bytes <= _HEADER:
+            raise ValueError(f"segment_bytes must exceed the {_HEADER}-byte segment header")
+        if keep_snapshots < 1:
+            raise ValueError("keep_snapshots must be at least 1")
+        self.directory = Path(directory)
+        self.fsync = fsync
+        self.segment_bytes = segment_bytes
+        self.keep_snapshots = keep_snapshots
+        self._make_directory()
+        self._lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()
+        self._lock_file = lock_directory(self.directory)
+        self._fd: int | None = None
+        self._bases: list[int] = []
+        self._size = 0  # durable size of the last segment
+        self._next_seq = 1
+        self._broken: str | None = None
+        self._closed = False
+        try:
+            self.recovery = self._recover()
+        except BaseException:
+            self.close()
+            raise
+
+    def _make_directory(self) -> None:
+        """Create the directory and any missing parents, durably when fsyncing."""
+        missing = [self.directory, *self.directory.parents]
+        missing = missing[: next(i for i, p in enumerate(missing) if p.exists())]
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.fsync:
+            for created in missing:
+                fsync_dir(created.parent)
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def next_seq(self) -> int:
+        """The seq the next appended record will get."""
+        return self._next_seq
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last durable record (0 when the journal is empty)."""
+        return self._next_seq - 1
+
+    @property
+    def first_seq(self) -> int:
+        """The seq of the oldest retained record (``next_seq`` when there is none)."""
+        return self._bases[0] if self._bases else self._next_seq
+
+    @property
+    def segments(self) -> list[Path]:
+        """The segment files, oldest first."""
+        return [self.directory / segment_name(base) for base in self._bases]
+
+    # -- appending -------------------------------------------------------------------------
+    def append(self, payload: bytes) -> int:
+        """Append one record durably and return its seq."""
+        return self.append_batch([payload])[0]
+
+    def append_batch(self, payloads: Sequence[bytes]) -> tuple[int, int]:
+        """Append ``payloads`` with one write and one fsync; return the first and last seq.
+
+        On any write or fsync error the segment is cut back to its size before the batch
+        and :class:`JournalWriteError` is raised: no record of the batch is kept, and the
+        next append (once the disk has room) continues at the same seq.
+        """
+        if not payloads:
+            raise ValueError("append_batch needs at least one payload")
+        with self._lock:
+            self._check_writable()
+            first = self._next_seq
+            data = encode_records(first, payloads)
+            if self._fd is None or (
+                self._size > _HEADER and self._size + len(data) > self.segment_bytes
+            ):
+                self._rotate()
+            assert self._fd is not None
+            before = self._size
+            try:
+                write_all(self._fd, data)
+                if self.fsync:
+                    os.fsync(self._fd)
+            except BaseException as exc:
+                self._roll_back(before, exc)
+                raise
+            self._size = before + len(data)
+            self._next_seq = first + len(payloads)
+            return first, self._next_seq - 1
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise JournalClosed("the journal is closed")
+        if self._broken is not None:
+            raise JournalWriteError(self._broken, code="JOURNAL_BROKEN")
+
+    def _roll_back(self, before: int, exc: BaseException) -> None:
+        """Cut the last segment back to ``before`` bytes; raise the error the caller sees."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, before)
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as undo:
+            self._broken = (
+                f"append failed ({exc}) and cutting it back failed ({undo}); "
+                "reopen the journal to recover"
+            )
+            raise JournalWriteError(self._broken, code="JOURNAL_BROKEN", errno=undo.errno) from exc
+        if isinstance(exc, OSError):
+            raise JournalWriteError(
+                f"append of seq {self._next_seq} onwards not written: {exc.strerror or exc}",
+                errno=exc.errno,
+            ) from exc
+
+    def _rotate(self) -> None:
+        """Start a new segment at ``next_seq``: create, write the header, fsync it and the dir."""
+        base = self._next_seq
+        path = self.directory / segment_name(base)
+        fd = -1
+        try:
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
+            )
+            write_all(fd, segment_header(base))
+            if self.fsync:
+                os.fsync(fd)
+                fsync_dir(self.directory)
+        except OSError as exc:
+            if fd >= 0:
+                os.close(fd)
+                try:
+                    os.unlink(path)
+                except OSError as undo:
+                    self._broken = (
+                        f"new segment {path.name} failed ({exc}) and could not be removed "
+                        f"({undo}); reopen the journal to recover"
+                    )
+            raise JournalWriteError(
+                f"new segment {path.name} not created: {exc.strerror or exc}", errno=exc.errno
+            ) from exc
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
+        self._bases.append(base)
+        self._size = _HEADER
+
+    # -- recovery --------------------------------------------------------------------------
+    def _recover(self) -> RecoveryReport:
+        """Verify the last segment, cut a bad tail, and find ``next_seq``."""
+        remove_temporaries(self.directory)
+        self._bases = self._list_segments()
+        for base in self._bases[:-1]:
+            self._check_header(base)
+        truncated = 0
+        reasons: list[str] = []
+        cut_file: str | None = None
+        cursor = Cursor(_HEADER, 1)
+        while self._bases:
+            base = self._bases[-1]
+            path = self.directory / segment_name(base)
+            with open(path, "rb", buffering=0) as file:
+                size = os.fstat(file.fileno()).st_size
+                problem = check_segment_header(file.read(_HEADER), base)
+                if problem is not None:
+                    if size > _HEADER:
+                        raise JournalCorrupt(f"{path.name}: {problem}, with {size} bytes after it")
+                    # A crash while creating the segment: it never held a record.
+                    path.unlink()
+                    self._bases.pop()
+                    truncated += size
+                    reasons.append(f"{problem} in {path.name}; removed it")
+                    cursor = Cursor(_HEADER, base)
+                    if self.fsync:
+                        fsync_dir(self.directory)
+                    continue
+                try:
+                    for _ in scan_records(file, size, base, 2**64, cursor):
+                        pass
+                except Damage as damage:
+                    cursor = damage.cursor
+                    truncated += size - cursor.offset
+                    reasons.append(f"{damage} in {path.name}; cut {size - cursor.offset} bytes")
+                    cut_file = self._cut(path, cursor.offset, size)
+            break
+        self._next_seq = cursor.next_seq
+        self._size = cursor.offset
+        if self._bases:
+            path = self.directory / segment_name(self._bases[-1])
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        return RecoveryReport(
+            segments=len(self._bases),
+            records=self._next_seq - self.first_seq,
+            last_seq=self.last_seq,
+            truncated_bytes=truncated,
+            reason="; ".join(reasons) or None,
+            cut_file=cut_file,
+        )
+
+    def _list_segments(self) -> list[int]:
+        bases: list[int] = []
+        for entry in os.scandir(self.directory):
+            base = parse_segment_name(entry.name)
+            if base is not None:
+                bases.append(base)
+        bases.sort()
+        for a, b in itertools.pairwise(bases):
+            if a == b:
+                raise JournalCorrupt(f"two segment files start at seq {a}")
+        if bases and bases[0] < 1:
+            raise JournalCorrupt("a segment file starts at seq 0")
+        return bases
+
+    def _check_header(self, base: int) -> None:
+        path = self.directory / segment_name(base)
+        with open(path, "rb") as file:
+            problem = check_segment_header(file.read(_HEADER), base)
+        if problem is not None:
+            raise JournalCorrupt(f"{path.name}: {problem}")
+
+    def _cut(self, path: Path, offset: int, size: int) -> str | None:
+        """Save bytes ``offset:size`` of ``path`` beside it, then truncate it to ``offset``."""
+        cut_path = path.with_name(f"{path.name}.cut-{offset}-{time.time_ns()}")
+        saved: str | None = cut_path.name
+        try:
+            with open(path, "rb") as source:
+                source.seek(offset)
+                tail = source.read(size - offset)
+            with open(cut_path, "xb") as out:
+                out.write(tail)
+                if self.fsync:
+                    out.flush()
+                    os.fsync(out.fileno())
+        except OSError:  # no room to keep the evidence must not stop recovery
+            saved = None
+            with contextlib.suppress(OSError):
+                cut_path.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.ftruncate(fd, offset)
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.fsync:
+            fsync_dir(self.directory)
+        return saved
+
+    # -- reading ---------------------------------------------------------------------------
+    def replay(self, after_seq: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Return an iterator over ``(seq, payload)`` for every durable record after ``after_seq``.
+
+        Every record read is verified; damage raises :class:`JournalCorrupt` when the
+        iterator reaches it, as does asking for records that compaction removed.
+        """
+        with self._lock:
+            if self._closed:
+                raise JournalClosed("the journal is closed")
+            bases = list(self._bases)
+            last_end = self._size
+            last_seq = self.last_seq
+        if after_seq >= last_seq:
+            return iter(())
+        start = bisect.bisect_right(bases, after_seq + 1) - 1
+        if start < 0:
+            raise JournalCorrupt(
+                f"records {after_seq + 1}..{bases[0] - 1} are no longer in the journal"
+            )
+        return self._replay(bases[start:], last_end, after_seq)
+
+    def _replay(
+        self, bases: list[int], last_end: int, after_seq: int
+    ) -> Iterator[tuple[int, bytes]]:
+        cursor = Cursor(_HEADER, bases[0])
+        for index, base in enumerate(bases):
+            path = self.directory / segment_name(base)
+            if index and cursor.next_seq != base:
+                raise JournalCorrupt(
+                    f"{path.name} starts at seq {base} but the previous segment ends at "
+                    f"{cursor.next_seq - 1}"
+                )
+            last = index == len(bases) - 1
+            with open(path, "rb", buffering=0) as file:
+                problem = check_segment_header(file.read(_HEADER), base)
+                if problem is not None:
+                    raise JournalCorrupt(f"{path.name}: {problem}")
+                end = last_end if last else os.fstat(file.fileno()).st_size
+                try:
+                    yield from scan_records(file, end, base, after_seq, cursor)
+                except Damage as damage:
+                    raise JournalCorrupt(f"{path.name}: {damage}") from None
+
+    # -- snapshots -------------------------------------------------------------------------
+    def write_snapshot(self, seq: int, data: bytes) -> Path:
+        """Write the state at ``seq`` atomically, keep the newest snapshots, return its path."""
+        if self._closed:
+            raise JournalClosed("the journal is closed")
+        if not 0 <= seq <= self.last_seq:
+            raise ValueError(f"snapshot seq {seq} is not in the journal (last seq {self.last_seq})")
+        with self._snapshot_lock:
+            path = write_snapshot_file(self.directory, seq, data, self.fsync)
+            prune_snapshots(self.directory, self.keep_snapshots, self.fsync)
+        return path
+
+    def latest_snapshot(self) -> tuple[int, bytes] | None:
+        """Return ``(seq, data)`` of the newest valid snapshot the journal can replay from.
+
+        Damaged snapshots, and those ahead of the journal or behind its oldest record, are
+        skipped and listed in ``recovery.skipped_snapshots``.
+        """
+        skipped: list[SkippedSnapshot] = []
+        found: tuple[int, bytes] | None = None
+        for seq, path in reversed(list_snapshots(self.directory)):
+            problem = self._snapshot_problem(seq)
+            if problem is None:
+                try:
+                    found = seq, read_snapshot(path, seq)
+                    break
+                except (SnapshotInvalid, OSError) as exc:
+                    problem = str(exc)
+            skipped.append(SkippedSnapshot(seq, problem))
+        self.recovery.skipped_snapshots = skipped
+        return found
+
+    def _snapshot_problem(self, seq: int) -> str | None:
+        if seq > self.last_seq:
+            return f"ahead of the journal (last seq {self.last_seq})"
+        if seq + 1 < self.first_seq:
+            return f"older than the journal's first record {self.first_seq}"
+        return None
+
+    def compact(self, before_seq: int) -> list[Path]:
+        """Delete segments holding only records <= ``before_seq``; return the deleted paths.
+
+        Never deletes the last segment, and never a record after the oldest valid snapshot,
+        so falling back to any kept snapshot can still replay.
+        """
+        with self._lock:
+            self._check_writable()
+            valid = [
+                seq
+                for seq, path in list_snapshots(self.directory)
+                if self._snapshot_problem(seq) is None and _readable(path, seq)
+            ]
+            if not valid:
+                return []
+            limit = min(before_seq, min(valid))
+            removed: list[Path] = []
+            while len(self._bases) > 1 and self._bases[1] <= limit + 1:
+                path = self.directory / segment_name(self._bases[0])
+                path.unlink()
+                removed.append(path)
+                self._bases.pop(0)
+            if removed and self.fsync:
+                fsync_dir(self.directory)
+            return removed
+
+    # -- lifetime --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the segment file and release the directory lock; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self._lock_file.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _readable(path: Path, seq: int) -> bool:
+    try:
+        read_snapshot(path, seq)
+    except (SnapshotInvalid, OSError):
+        return False
+    return True
