@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(
@@ -14,6 +18,144 @@ bench_app = typer.Typer(
     help="Load benchmarks that print numbers you can defend.", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
+admin_app = typer.Typer(help="Administer an exchange: accounts and money.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"not an ISO 8601 time: {text!r} (try 2026-12-01T00:00:00Z)"
+        ) from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    data_dir: Path = typer.Option(
+        Path("./cfx-data"), "--data-dir", help="Journal, ledger and keys live here."
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="Ledger database URL (default: SQLite in the data dir)."
+    ),
+    clock: str = typer.Option(
+        "real", help="real, or sim: time moves only when an admin advances it."
+    ),
+    start: str | None = typer.Option(None, help="Start time of a fresh exchange (ISO 8601)."),
+    backend: str = typer.Option("numba", help="Engine backend: numba or reference."),
+) -> None:
+    """Run the exchange: REST and websocket API on HOST:PORT."""
+    import uvicorn
+
+    from exchange.gateway.app import create_app
+    from exchange.service import DataDirBusy, ExchangeService
+
+    if clock not in ("real", "sim"):
+        raise typer.BadParameter("--clock must be 'real' or 'sim'")
+    try:
+        svc = ExchangeService(
+            data_dir, db_url=db, clock=clock, start=_parse_time(start), backend=backend
+        )
+    except DataDirBusy as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    if not os.environ.get("CFX_ADMIN_TOKEN"):
+        typer.echo(
+            f"admin token: {svc.admin_token} (stored in {data_dir / 'admin.token'})", err=True
+        )
+    typer.echo(
+        f"cfx listening on http://{host}:{port} (data in {data_dir}, clock {clock})", err=True
+    )
+    uvicorn.run(create_app(svc), host=host, port=port, log_level="warning", ws_max_size=64 * 1024)
+
+
+@app.command()
+def contracts(
+    at: str | None = typer.Option(
+        None, help="Show the calendar at this time (ISO 8601; default now)."
+    ),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the contracts the default listing calendar holds at a time."""
+    from contracts import ListingCalendar
+
+    now = _parse_time(at) or datetime.now(tz=UTC)
+    rows = [spec.to_dict(status) for spec, status in ListingCalendar().contracts_at(now)]
+    if json:
+        import orjson
+
+        typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = ("symbol", "delivery_start", "last_trade_time", "tick_size", "status")
+    table = Table(title=f"cfx contracts at {now.isoformat(timespec='seconds')}")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    Console().print(table)
+
+
+@admin_app.command("create-account")
+def create_account(
+    name: str = typer.Argument(..., help="Account name."),
+    deposit: str | None = typer.Option(None, help="Initial deposit in USD, e.g. 1000.00"),
+    role: str = typer.Option("trader", help="trader or provider"),
+    url: str | None = typer.Option(
+        None, help="A running exchange; without it, the data dir is used."
+    ),
+    data_dir: Path = typer.Option(Path("./cfx-data"), "--data-dir"),
+    token: str | None = typer.Option(
+        None, envvar="CFX_ADMIN_TOKEN", help="Admin token (with --url)."
+    ),
+) -> None:
+    """Create an account; print {"account_id", "api_key", "api_secret"} as JSON."""
+    import orjson
+
+    if role not in ("trader", "provider"):
+        raise typer.BadParameter("--role must be 'trader' or 'provider'")
+    if url:
+        import httpx
+
+        if not token:
+            token_file = data_dir / "admin.token"
+            if not token_file.exists():
+                raise typer.BadParameter("give the admin token: --token or CFX_ADMIN_TOKEN")
+            token = token_file.read_text().strip()
+        body: dict[str, str] = {"name": name, "role": role}
+        if deposit is not None:
+            body["deposit"] = deposit
+        try:
+            response = httpx.post(
+                url.rstrip("/") + "/v1/admin/accounts",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+        except httpx.HTTPError as exc:
+            typer.echo(f"cannot reach {url}: {exc}. Is `cfx serve` running there?", err=True)
+            raise typer.Exit(2) from exc
+        if response.status_code != 201:
+            typer.echo(f"refused ({response.status_code}): {response.text}", err=True)
+            raise typer.Exit(1)
+        typer.echo(orjson.dumps(response.json()).decode())
+        return
+    from exchange.service import DataDirBusy, run_offline
+
+    try:
+        result = run_offline(data_dir, lambda svc: svc.create_account(name, role, deposit))
+    except DataDirBusy as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(orjson.dumps(result).decode())
 
 
 @bench_app.command("engine")
