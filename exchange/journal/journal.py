@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import itertools
 import os
 import threading
 import time
@@ -299,14 +298,15 @@ class Journal:
 
     def _list_segments(self) -> list[int]:
         bases: list[int] = []
-        for entry in os.scandir(self.directory):
-            base = parse_segment_name(entry.name)
+        with os.scandir(self.directory) as entries:
+            names = [entry.name for entry in entries]
+        for name in names:
+            base = parse_segment_name(name)
             if base is not None:
+                if name != segment_name(base):  # e.g. journal-1.log beside journal-0…1.log
+                    raise JournalCorrupt(f"{name}: expected the name {segment_name(base)}")
                 bases.append(base)
         bases.sort()
-        for a, b in itertools.pairwise(bases):
-            if a == b:
-                raise JournalCorrupt(f"two segment files start at seq {a}")
         if bases and bases[0] < 1:
             raise JournalCorrupt("a segment file starts at seq 0")
         return bases
@@ -359,6 +359,7 @@ class Journal:
             bases = list(self._bases)
             last_end = self._size
             last_seq = self.last_seq
+        after_seq = max(after_seq, 0)
         if after_seq >= last_seq:
             return iter(())
         start = bisect.bisect_right(bases, after_seq + 1) - 1

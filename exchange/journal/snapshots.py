@@ -42,19 +42,25 @@ def snapshot_name(seq: int) -> str:
 def list_snapshots(directory: Path) -> list[tuple[int, Path]]:
     """Return ``(seq, path)`` of every snapshot file, oldest first."""
     found = []
-    for entry in os.scandir(directory):
-        match = _SNAPSHOT_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), Path(entry.path)))
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            match = _SNAPSHOT_NAME.match(entry.name)
+            if match:
+                found.append((int(match.group(1)), Path(entry.path)))
     found.sort()
     return found
 
 
 def remove_temporaries(directory: Path) -> None:
     """Delete snapshot files a crash left half-written."""
-    for entry in os.scandir(directory):
-        if entry.name.startswith("snapshot-") and entry.name.endswith(TEMP_SUFFIX):
-            os.unlink(entry.path)
+    with os.scandir(directory) as entries:
+        leftovers = [entry.path for entry in entries if _is_temporary(entry.name)]
+    for path in leftovers:
+        os.unlink(path)
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith("snapshot-") and name.endswith(TEMP_SUFFIX)
 
 
 def encode_snapshot(seq: int, data: bytes) -> bytes:

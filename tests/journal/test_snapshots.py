@@ -1,0 +1,154 @@
+"""Snapshots: atomic, checked, pruned, with fallback past damage; compaction behind them."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from exchange.journal import Journal, JournalCorrupt, JournalWriteError, SkippedSnapshot
+from exchange.journal.snapshots import SNAPSHOT_HEADER, write_snapshot_file
+from tests.journal.conftest import flip_bit, numbered, truncate
+
+
+def journal_with(directory: Path, records: int, **options: int) -> Journal:
+    journal = Journal(directory, fsync=False, **options)  # type: ignore[arg-type]
+    for i in range(records):
+        journal.append(b"r%d" % (i + 1))
+    return journal
+
+
+def test_the_newest_snapshot_is_returned(tmp_path: Path) -> None:
+    with journal_with(tmp_path, 10) as journal:
+        assert journal.latest_snapshot() is None
+        journal.write_snapshot(4, b"state at 4")
+        path = journal.write_snapshot(9, b"state at 9")
+        assert path.name == "snapshot-000000000009.bin"
+        assert path.stat().st_size == SNAPSHOT_HEADER.size + len(b"state at 9")
+        assert journal.latest_snapshot() == (9, b"state at 9")
+        assert journal.recovery.skipped_snapshots == []
+
+
+def test_only_the_newest_snapshots_are_kept(tmp_path: Path) -> None:
+    with Journal(tmp_path, fsync=False, keep_snapshots=3) as journal:
+        journal.append_batch([b"x"] * 10)
+        for seq in (2, 4, 6, 8, 10):
+            journal.write_snapshot(seq, b"s%d" % seq)
+    assert sorted(p.name for p in tmp_path.glob("snapshot-*")) == [
+        "snapshot-000000000006.bin",
+        "snapshot-000000000008.bin",
+        "snapshot-000000000010.bin",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda path: flip_bit(path, path.stat().st_size - 1, 2), "bad crc"),
+        (lambda path: flip_bit(path, 8, 0), "file name says"),
+        (lambda path: flip_bit(path, 0, 0), "bad magic"),
+        (lambda path: truncate(path, path.stat().st_size - 1), "data bytes, header says"),
+        (lambda path: truncate(path, 10), "shorter than the header"),
+    ],
+)
+def test_a_corrupt_newest_snapshot_falls_back_to_the_previous(
+    tmp_path: Path, damage: object, reason: str
+) -> None:
+    with journal_with(tmp_path, 10) as journal:
+        journal.write_snapshot(5, b"five")
+        newest = journal.write_snapshot(8, b"eight")
+        damage(newest)  # type: ignore[operator]
+    with Journal(tmp_path) as journal:
+        assert journal.latest_snapshot() == (5, b"five")
+        [skipped] = journal.recovery.skipped_snapshots
+        assert skipped.seq == 8
+        assert reason in skipped.reason
+        assert list(journal.replay(5)) == numbered([b"r6", b"r7", b"r8", b"r9", b"r10"], 6)
+
+
+def test_no_valid_snapshot_means_replay_from_the_start(tmp_path: Path) -> None:
+    with journal_with(tmp_path, 3) as journal:
+        for seq in (1, 2):
+            flip_bit(journal.write_snapshot(seq, b"state"), SNAPSHOT_HEADER.size, 0)
+        assert journal.latest_snapshot() is None
+        assert [s.seq for s in journal.recovery.skipped_snapshots] == [2, 1]
+
+
+def test_a_snapshot_ahead_of_the_journal_is_skipped(tmp_path: Path) -> None:
+    with journal_with(tmp_path, 5) as journal:
+        journal.write_snapshot(3, b"three")
+        write_snapshot_file(tmp_path, 50, b"from a lost future", fsync=False)
+        assert journal.latest_snapshot() == (3, b"three")
+        assert journal.recovery.skipped_snapshots == [
+            SkippedSnapshot(50, "ahead of the journal (last seq 5)")
+        ]
+        with pytest.raises(ValueError, match="not in the journal"):
+            journal.write_snapshot(6, b"too early")
+
+
+def test_a_half_written_snapshot_is_ignored_and_removed(tmp_path: Path) -> None:
+    with journal_with(tmp_path, 5) as journal:
+        journal.write_snapshot(2, b"two")
+    leftover = tmp_path / "snapshot-000000000005.bin.tmp"
+    leftover.write_bytes(b"partial")
+    with Journal(tmp_path) as journal:
+        assert not leftover.exists()
+        assert journal.latest_snapshot() == (2, b"two")
+
+
+def test_a_full_disk_while_snapshotting_keeps_the_old_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with journal_with(tmp_path, 5) as journal:
+        journal.write_snapshot(2, b"two")
+
+        def full(fd: int, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(os, "write", full)
+        with pytest.raises(JournalWriteError) as raised:
+            journal.write_snapshot(5, b"five" * 1000)
+        monkeypatch.undo()
+        assert raised.value.code == "SNAPSHOT_WRITE_FAILED"
+        assert sorted(p.name for p in tmp_path.glob("snapshot-*")) == ["snapshot-000000000002.bin"]
+        assert journal.latest_snapshot() == (2, b"two")
+
+
+def test_compaction_deletes_only_segments_every_kept_snapshot_covers(tmp_path: Path) -> None:
+    # Two records per segment: segments start at 1, 3, 5, ..., 19.
+    with Journal(tmp_path, fsync=False, segment_bytes=60) as journal:
+        for i in range(10):
+            journal.append_batch([b"a%02d" % i, b"b%02d" % i])
+        assert journal.compact(20) == []  # no snapshot: nothing is covered
+        journal.write_snapshot(8, b"at 8")
+        journal.write_snapshot(13, b"at 13")
+        removed = journal.compact(13)  # limited by the older snapshot, 8
+        assert [p.name for p in removed] == [
+            "journal-000000000001.log",
+            "journal-000000000003.log",
+            "journal-000000000005.log",
+            "journal-000000000007.log",  # seqs 7 and 8: covered by the snapshot at 8
+        ]
+        assert journal.first_seq == 9
+        assert len(list(journal.replay(8))) == 12
+        with pytest.raises(JournalCorrupt, match="no longer"):
+            journal.replay(0)
+    with Journal(tmp_path, fsync=False) as journal:
+        assert journal.recovery.records == 12
+        assert journal.latest_snapshot() == (13, b"at 13")
+
+
+def test_compaction_never_deletes_the_last_segment(tmp_path: Path) -> None:
+    with journal_with(tmp_path, 4, segment_bytes=60) as journal:
+        journal.write_snapshot(4, b"all")
+        journal.compact(4)
+        assert len(journal.segments) == 1
+        assert journal.append(b"next") == 5
+
+
+def test_a_corrupt_snapshot_does_not_license_compaction(tmp_path: Path) -> None:
+    with journal_with(tmp_path, 8, segment_bytes=60) as journal:
+        flip_bit(journal.write_snapshot(6, b"six"), SNAPSHOT_HEADER.size, 1)
+        assert journal.compact(6) == []
