@@ -305,6 +305,19 @@ def create_app(svc: ExchangeService) -> FastAPI:
         )
         return svc.account_out(outcome.reply["account_id"])
 
+    @app.post("/v1/admin/accounts/{account_id}/disable", tags=["admin"], dependencies=[Admin])
+    async def disable(account_id: int) -> dict[str, Any]:
+        """Kill switch: cancel the account's open orders and refuse new ones."""
+        outcome = await svc.sequencer.submit({"op": "kill_switch", "account_id": account_id, "disabled": True})
+        reply: dict[str, Any] = outcome.reply
+        return reply
+
+    @app.post("/v1/admin/accounts/{account_id}/enable", tags=["admin"], dependencies=[Admin])
+    async def enable(account_id: int) -> dict[str, Any]:
+        outcome = await svc.sequencer.submit({"op": "kill_switch", "account_id": account_id, "disabled": False})
+        reply: dict[str, Any] = outcome.reply
+        return reply
+
     @app.post("/v1/admin/clock/advance", tags=["admin"], dependencies=[Admin])
     async def advance(body: ClockAdvance) -> dict[str, Any]:
         if not svc.clock.simulated:
