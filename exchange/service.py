@@ -69,9 +69,9 @@ class ExchangeService:
         backend: str = "numba",
         snapshot_every: int = 100_000,
     ) -> None:
+        from exchange.gateway.feed import MarketData
         from exchange.journal import Journal
         from exchange.ledger import Ledger
-        from exchange.marketdata import MarketData
 
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)

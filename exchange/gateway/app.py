@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exchange.gateway import auth
@@ -48,8 +49,77 @@ _ERRORS = {
 }
 
 
-def _error_response(error: ApiError) -> ORJSONResponse:
-    return ORJSONResponse(error.body(), status_code=error.status, headers=error.headers)
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def _error_response(error: ApiError) -> Response:
+    return _json(error.body(), error.status, error.headers)
+
+
+async def account_id(request: Request) -> int:
+    """Authenticate a signed request (SPEC section 6); return its account."""
+    svc: ExchangeService = request.app.state.svc
+    key = request.headers.get("CFX-KEY")
+    timestamp = request.headers.get("CFX-TIMESTAMP")
+    signature = request.headers.get("CFX-SIGNATURE")
+    if not key or not timestamp or not signature:
+        raise ApiError(
+            Reason.UNAUTHORIZED,
+            "sign the request: CFX-KEY, CFX-TIMESTAMP and CFX-SIGNATURE headers",
+        )
+    account = svc.state.api_keys.get(key)
+    if account is None:
+        raise ApiError(Reason.UNAUTHORIZED, "unknown API key")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    problem = auth.verify(
+        auth.derive_secret(svc.master_key, key),
+        timestamp,
+        request.method,
+        path,
+        body,
+        signature,
+        time.time(),
+    )
+    if problem:
+        raise ApiError(Reason.UNAUTHORIZED, problem)
+    # a state-changing request may be signed once; reads and orders carrying a
+    # client_order_id are idempotent, so an honest retry with the same signature is fine
+    idempotent = request.method == "GET" or (
+        request.method == "POST" and b'"client_order_id"' in body
+    )
+    if not idempotent and svc.replays.seen(signature):
+        raise ApiError(
+            Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
+        )
+    wait = svc.limiter.take(key)
+    if wait:
+        raise ApiError(
+            Reason.RATE_LIMITED,
+            "too many requests for this API key",
+            {"Retry-After": str(max(1, round(wait + 0.5)))},
+        )
+    return account
+
+
+async def admin(request: Request) -> None:
+    """Require the admin bearer token."""
+    svc: ExchangeService = request.app.state.svc
+    header = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(header.encode(), f"Bearer {svc.admin_token}".encode()):
+        raise ApiError(
+            Reason.UNAUTHORIZED,
+            "admin endpoints need 'Authorization: Bearer <CFX_ADMIN_TOKEN>'",
+        )
+
+
+Account = Annotated[int, Depends(account_id)]
+Admin = Depends(admin)
 
 
 def create_app(svc: ExchangeService) -> FastAPI:
@@ -58,22 +128,22 @@ def create_app(svc: ExchangeService) -> FastAPI:
         title="cfx",
         summary="A compute futures exchange for GPU-hours",
         version="0.1.0",
-        default_response_class=ORJSONResponse,
         responses=_ERRORS,  # type: ignore[arg-type]
         lifespan=svc.lifespan,
     )
+    app.state.svc = svc
 
     # -- errors: every failure is a 4xx with a code; a 500 is a bug --------------------------
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
         return _error_response(exc)
 
     @app.exception_handler(Refused)
-    async def _refused(request: Request, exc: Refused) -> ORJSONResponse:
+    async def _refused(request: Request, exc: Refused) -> Response:
         return _error_response(ApiError(exc.reason, exc.message))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for err in exc.errors()[:5]:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
@@ -83,12 +153,12 @@ def create_app(svc: ExchangeService) -> FastAPI:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         reason = {404: Reason.NOT_FOUND, 413: Reason.PAYLOAD_TOO_LARGE}.get(
             exc.status_code, Reason.INVALID_REQUEST
         )
         status = exc.status_code if 400 <= exc.status_code < 500 else 400
-        return ORJSONResponse(error_body(reason, str(exc.detail)), status_code=status)
+        return _json(error_body(reason, str(exc.detail)), status)
 
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Any) -> Response:
@@ -99,57 +169,6 @@ def create_app(svc: ExchangeService) -> FastAPI:
             )
         response: Response = await call_next(request)
         return response
-
-    # -- authentication ------------------------------------------------------------------------
-    async def account_id(request: Request) -> int:
-        key = request.headers.get("CFX-KEY")
-        timestamp = request.headers.get("CFX-TIMESTAMP")
-        signature = request.headers.get("CFX-SIGNATURE")
-        if not key or not timestamp or not signature:
-            raise ApiError(
-                Reason.UNAUTHORIZED,
-                "sign the request: CFX-KEY, CFX-TIMESTAMP and CFX-SIGNATURE headers",
-            )
-        account = svc.state.api_keys.get(key)
-        if account is None:
-            raise ApiError(Reason.UNAUTHORIZED, "unknown API key")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        problem = auth.verify(
-            auth.derive_secret(svc.master_key, key),
-            timestamp,
-            request.method,
-            path,
-            body,
-            signature,
-            time.time(),
-        )
-        if problem:
-            raise ApiError(Reason.UNAUTHORIZED, problem)
-        if svc.replays.seen(signature):
-            raise ApiError(
-                Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
-            )
-        wait = svc.limiter.take(key)
-        if wait:
-            raise ApiError(
-                Reason.RATE_LIMITED,
-                "too many requests for this API key",
-                {"Retry-After": str(max(1, round(wait + 0.5)))},
-            )
-        return account
-
-    async def admin(request: Request) -> None:
-        header = request.headers.get("Authorization", "")
-        if header != f"Bearer {svc.admin_token}":
-            raise ApiError(
-                Reason.UNAUTHORIZED,
-                "admin endpoints need 'Authorization: Bearer <CFX_ADMIN_TOKEN>'",
-            )
-
-    Account = Annotated[int, Depends(account_id)]
 
     # -- public --------------------------------------------------------------------------------
     @app.get("/v1/health", tags=["public"])
@@ -283,7 +302,6 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return svc.delivery_out(outcome.reply)
 
     # -- admin ---------------------------------------------------------------------------------
-    Admin = Depends(admin)
 
     @app.post("/v1/admin/accounts", status_code=201, tags=["admin"], dependencies=[Admin])
     async def create_account(body: CreateAccount) -> dict[str, Any]:
@@ -308,13 +326,17 @@ def create_app(svc: ExchangeService) -> FastAPI:
     @app.post("/v1/admin/accounts/{account_id}/disable", tags=["admin"], dependencies=[Admin])
     async def disable(account_id: int) -> dict[str, Any]:
         """Kill switch: cancel the account's open orders and refuse new ones."""
-        outcome = await svc.sequencer.submit({"op": "kill_switch", "account_id": account_id, "disabled": True})
+        outcome = await svc.sequencer.submit(
+            {"op": "kill_switch", "account_id": account_id, "disabled": True}
+        )
         reply: dict[str, Any] = outcome.reply
         return reply
 
     @app.post("/v1/admin/accounts/{account_id}/enable", tags=["admin"], dependencies=[Admin])
     async def enable(account_id: int) -> dict[str, Any]:
-        outcome = await svc.sequencer.submit({"op": "kill_switch", "account_id": account_id, "disabled": False})
+        outcome = await svc.sequencer.submit(
+            {"op": "kill_switch", "account_id": account_id, "disabled": False}
+        )
         reply: dict[str, Any] = outcome.reply
         return reply
 

@@ -1,0 +1,202 @@
+"""The REST API against a real uvicorn server (SPEC section 3)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from exchange.gateway.auth import sign
+from tests.gateway.conftest import Client, Server
+
+
+def test_health_and_contracts(server: Server) -> None:
+    health = httpx.get(server.url + "/v1/health").json()
+    assert health == {"status": "ok", "clock": "2026-12-01T00:00:00.000Z"}
+    contracts = httpx.get(server.url + "/v1/contracts").json()
+    symbols = {c["symbol"] for c in contracts}
+    # the rolling calendar: 7 days, 4 ISO weeks, 3 months, for both products
+    assert {"H100-2026-12-02", "A100-2026-12-08", "H100-2026-W50", "A100-2027-01"} <= symbols
+    first = httpx.get(server.url + f"/v1/contracts/{contracts[0]['symbol']}").json()
+    assert set(first) >= {"symbol", "product", "delivery_start", "delivery_end", "last_trade_time", "tick_size",
+                          "lot_size", "initial_margin_rate", "price_band", "status"}  # fmt: skip
+    assert first["status"] == "trading"
+
+
+def test_unknown_symbol_is_404_with_a_code(server: Server) -> None:
+    response = httpx.get(server.url + "/v1/book/H100-1999-01-01")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "UNKNOWN_SYMBOL"
+
+
+def test_trade_shows_in_book_trades_orders_and_fills(server: Server, symbol: str) -> None:
+    seller, buyer = server.account("seller"), server.account("buyer")
+    ask = seller.place(symbol, "sell", "3.50", 10)
+    assert ask.status_code == 201, ask.text
+    assert ask.json()["status"] == "open"
+    book = httpx.get(server.url + f"/v1/book/{symbol}").json()
+    assert book["asks"][0] == ["3.50", "10"] or book["asks"][0] == ["3.50", 10]
+    bid = buyer.place(symbol, "buy", "3.60", 4, client_order_id="b-1")
+    assert bid.status_code == 201, bid.text
+    order = bid.json()
+    assert (order["status"], order["filled_quantity"], order["remaining_quantity"]) == (
+        "filled",
+        4,
+        0,
+    )
+    assert order["fills"][0]["price"] == "3.50" and order["fills"][0]["liquidity"] == "taker"
+    trades = httpx.get(server.url + f"/v1/trades/{symbol}?limit=1").json()
+    assert (
+        trades[0]["price"] == "3.50"
+        and trades[0]["quantity"] in (4, "4")
+        and trades[0]["taker_side"] == "buy"
+    )
+    fills = buyer.request("GET", f"/v1/fills?symbol={symbol}").json()
+    assert fills[0]["trade_id"] == trades[0]["trade_id"]
+    # a retry with the same client_order_id returns the original order
+    again = buyer.place(symbol, "buy", "3.60", 4, client_order_id="b-1")
+    assert again.json()["order_id"] == order["order_id"]
+    positions = buyer.request("GET", "/v1/positions").json()
+    assert positions == [
+        {"symbol": symbol, "quantity": 4, "average_price": "3.5000", "unrealized_pnl": "0.0000"}
+    ]
+
+
+def test_cancel_amend_and_cancel_all(server: Server, symbol: str) -> None:
+    trader = server.account("amender")
+    order = trader.place(symbol, "buy", "3.00", 5).json()
+    amended = trader.request("PATCH", f"/v1/orders/{order['order_id']}", {"quantity": 3}).json()
+    assert (amended["quantity"], amended["remaining_quantity"]) == (3, 3)
+    cancelled = trader.request("DELETE", f"/v1/orders/{order['order_id']}").json()
+    assert cancelled["status"] == "cancelled"
+    trader.place(symbol, "buy", "3.01", 1)
+    trader.place(symbol, "buy", "3.02", 1)
+    gone = trader.request("DELETE", f"/v1/orders?symbol={symbol}").json()
+    assert len(gone) == 2 and {o["status"] for o in gone} == {"cancelled"}
+    assert trader.request("GET", "/v1/orders?status=open").json() == []
+
+
+def test_another_accounts_order_is_not_found(server: Server, symbol: str) -> None:
+    alice, mallory = server.account("alice"), server.account("mallory")
+    order = alice.place(symbol, "buy", "3.00", 1).json()
+    for method in ("GET", "DELETE"):
+        response = mallory.request(method, f"/v1/orders/{order['order_id']}")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "ORDER_NOT_FOUND"
+    assert alice.request("GET", f"/v1/orders/{order['order_id']}").json()["status"] == "open"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (
+            {"symbol": "X", "side": "buy", "type": "limit", "price": "3.00", "quantity": 1},
+            "UNKNOWN_SYMBOL",
+        ),
+        (
+            {"side": "buy", "type": "limit", "price": 3.0, "quantity": 1},
+            "INVALID_REQUEST",
+        ),  # float price
+        ({"side": "buy", "type": "limit", "price": "3.001", "quantity": 1}, "INVALID_TICK"),
+        ({"side": "buy", "type": "limit", "price": "NaN", "quantity": 1}, "INVALID_PRICE"),
+        ({"side": "buy", "type": "limit", "price": "-1", "quantity": 1}, "INVALID_PRICE"),
+        ({"side": "buy", "type": "limit", "price": "3.00", "quantity": 0}, "INVALID_REQUEST"),
+        ({"side": "up", "type": "limit", "price": "3.00", "quantity": 1}, "INVALID_REQUEST"),
+        (
+            {"side": "buy", "type": "limit", "price": "3.00", "quantity": 1, "extra": 1},
+            "INVALID_REQUEST",
+        ),
+        ({"side": "buy", "type": "limit", "price": "99.00", "quantity": 1}, "PRICE_OUT_OF_BAND"),
+        ({"side": "buy", "type": "limit", "price": "3.00", "quantity": 10**9}, "ORDER_TOO_LARGE"),
+    ],
+)
+def test_bad_orders_get_a_4xx_with_a_code_and_change_nothing(
+    server: Server, symbol: str, body: dict[str, object], code: str
+) -> None:
+    trader = server.account("fuzzy")
+    before = httpx.get(server.url + f"/v1/book/{symbol}").json()
+    response = trader.request("POST", "/v1/orders", {"symbol": symbol} | body)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]["code"] == code
+    assert httpx.get(server.url + f"/v1/book/{symbol}").json() == before
+    assert trader.request("GET", "/v1/orders").json() == []
+
+
+def test_malformed_bodies_are_400(server: Server) -> None:
+    trader = server.account("malformed")
+    for raw in (b"{", b"[]", b"null", b'{"symbol": ', "\u00ff".encode("latin-1")):
+        response = trader.request("POST", "/v1/orders", raw=raw)
+        assert response.status_code == 400, (raw, response.text)
+        assert response.json()["error"]["code"] == "INVALID_REQUEST"
+
+
+def test_oversized_body_is_413(server: Server) -> None:
+    trader = server.account("big")
+    response = trader.request("POST", "/v1/orders", raw=b"{" + b" " * 100_000 + b"}")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_signatures_are_checked(server: Server) -> None:
+    trader = server.account("signer")
+    forged = Client(trader.url, trader.key, "0" * 64, trader.account_id)
+    assert forged.request("GET", "/v1/account").status_code == 401
+    stale = str(int(time.time()) - 120)
+    headers = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": stale,
+               "CFX-SIGNATURE": sign(trader.secret, stale, "GET", "/v1/account", b"")}  # fmt: skip
+    response = httpx.get(server.url + "/v1/account", headers=headers)
+    assert response.status_code == 401 and response.json()["error"]["code"] == "UNAUTHORIZED"
+    assert httpx.get(server.url + "/v1/account").status_code == 401
+    # a captured state-changing request cannot be replayed
+    now = str(int(time.time()))
+    headers = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": now,
+               "CFX-SIGNATURE": sign(trader.secret, now, "DELETE", "/v1/orders", b"")}  # fmt: skip
+    assert httpx.delete(server.url + "/v1/orders", headers=headers).status_code == 200
+    assert httpx.delete(server.url + "/v1/orders", headers=headers).status_code == 401
+
+
+def test_admin_needs_the_token(server: Server) -> None:
+    response = httpx.post(server.url + "/v1/admin/accounts", json={"name": "x"})
+    assert response.status_code == 401
+    response = httpx.post(
+        server.url + "/v1/admin/accounts",
+        json={"name": "x"},
+        headers={"Authorization": "Bearer no"},
+    )
+    assert response.status_code == 401
+
+
+def test_account_money_and_ledger_check(server: Server) -> None:
+    trader = server.account("saver", deposit="250.00")
+    account = trader.request("GET", "/v1/account").json()
+    assert (account["cash"], account["available"], account["margin_locked"]) == (
+        "250.00",
+        "250.00",
+        "0.00",
+    )
+    assert (
+        server.admin(
+            "POST", f"/v1/admin/accounts/{trader.account_id}/deposits", {"amount": "0.50"}
+        ).status_code
+        == 200
+    )
+    too_much = server.admin(
+        "POST", f"/v1/admin/accounts/{trader.account_id}/withdrawals", {"amount": "1000.00"}
+    )
+    assert too_much.status_code == 422 and too_much.json()["error"]["code"] == "INSUFFICIENT_FUNDS"
+    check = server.admin("GET", "/v1/admin/ledger/check").json()
+    assert check["balanced"] is True
+
+
+def test_insufficient_margin(server: Server, symbol: str) -> None:
+    poor = server.account("poor", deposit="1.00")
+    response = poor.place(symbol, "buy", "3.50", 100)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "INSUFFICIENT_MARGIN"
+
+
+def test_openapi_lists_every_endpoint(server: Server) -> None:
+    paths = set(httpx.get(server.url + "/openapi.json").json()["paths"])
+    assert {"/v1/orders", "/v1/orders/{order_id}", "/v1/book/{symbol}", "/v1/admin/ledger/check",
+            "/v1/deliveries/{delivery_id}/attestations", "/v1/index/{product}"} <= paths  # fmt: skip

@@ -1,0 +1,171 @@
+"""The websocket feed and order entry against a real server (SPEC section 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from typing import Any
+
+import httpx
+import orjson
+import websockets
+
+from exchange.gateway.auth import sign
+from tests.gateway.conftest import Client, Server
+
+
+def checksum(bids: list[list[str]], asks: list[list[str]]) -> int:
+    text = (
+        "B"
+        + ",".join(f"{p}:{q}" for p, q in bids[:10])
+        + "A"
+        + ",".join(f"{p}:{q}" for p, q in asks[:10])
+    )
+    return zlib.crc32(text.encode())
+
+
+class Book:
+    """A client's copy of one book, kept from snapshot and updates."""
+
+    def __init__(self, snapshot: dict[str, Any]) -> None:
+        self.sequence = snapshot["sequence"]
+        self.levels = {
+            "buy": {p: q for p, q in snapshot["bids"]},
+            "sell": {p: q for p, q in snapshot["asks"]},
+        }
+        assert checksum(*self.sides()) == snapshot["checksum"]
+
+    def sides(self) -> tuple[list[list[str]], list[list[str]]]:
+        bids = sorted(self.levels["buy"].items(), key=lambda pq: -float(pq[0]))
+        asks = sorted(self.levels["sell"].items(), key=lambda pq: float(pq[0]))
+        return [list(x) for x in bids], [list(x) for x in asks]
+
+    def apply(self, update: dict[str, Any]) -> None:
+        assert update["sequence"] == self.sequence + 1, "gap in the book feed"
+        self.sequence = update["sequence"]
+        for side, price, qty in update["changes"]:
+            if qty == "0":
+                self.levels[side].pop(price, None)
+            else:
+                self.levels[side][price] = qty
+        assert checksum(*self.sides()) == update["checksum"]
+
+
+async def _recv(ws: Any, timeout: float = 10.0) -> dict[str, Any]:
+    message: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return message
+
+
+async def _until(ws: Any, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await _recv(ws, max(0.1, deadline - time.monotonic()))
+        if predicate(message):
+            return message
+
+
+def _text(message: dict[str, Any]) -> str:
+    return orjson.dumps(message).decode()
+
+
+def _auth_message(client: Client) -> dict[str, Any]:
+    ts = str(int(time.time()))
+    return {
+        "op": "auth",
+        "key": client.key,
+        "timestamp": ts,
+        "signature": sign(client.secret, ts, "GET", "/v1/ws", b""),
+    }
+
+
+def test_feed_rebuilds_the_rest_book_without_gaps(server: Server, symbol: str) -> None:
+    maker, taker = server.account("ws-maker"), server.account("ws-taker")
+
+    async def run() -> tuple[Book, list[dict[str, Any]]]:
+        async with websockets.connect(server.ws_url) as ws:
+            await ws.send(
+                _text(
+                    {"op": "subscribe", "id": 1, "channels": [f"book:{symbol}", f"trades:{symbol}"]}
+                )
+            )
+            ack = await _until(ws, lambda m: m.get("op") == "ack")
+            assert ack["id"] == 1
+            book = Book(await _until(ws, lambda m: m.get("type") == "snapshot"))
+            loop = asyncio.get_running_loop()
+            for i in range(10):
+                await loop.run_in_executor(None, maker.place, symbol, "sell", f"3.{40 + i}", 2 + i)
+                await loop.run_in_executor(None, maker.place, symbol, "buy", f"2.{80 + i}", 1 + i)
+            await loop.run_in_executor(None, taker.place, symbol, "buy", "3.45", 9)
+            trades: list[dict[str, Any]] = []
+            final = httpx.get(server.url + f"/v1/book/{symbol}?depth=100").json()
+            expected = len(httpx.get(server.url + f"/v1/trades/{symbol}?limit=1000").json())
+            assert expected > 0
+            while book.sequence < final["sequence"] or len(trades) < expected:
+                message = await _recv(ws)
+                if message.get("channel") == "book":
+                    book.apply(message)
+                elif message.get("channel") == "trades":
+                    trades.append(message)
+            rest = httpx.get(server.url + f"/v1/book/{symbol}?depth=100").json()
+            bids, asks = book.sides()
+            assert (bids, asks) == (rest["bids"], rest["asks"])
+            return book, trades
+
+    _, trades = asyncio.run(run())
+    rest_trades = httpx.get(server.url + f"/v1/trades/{symbol}?limit={len(trades)}").json()
+    assert [t["trade_id"] for t in trades] == [t["trade_id"] for t in reversed(rest_trades)]
+    assert all(t["price"] == r["price"] for t, r in zip(trades, reversed(rest_trades), strict=True))
+
+
+def test_order_entry_over_the_websocket(server: Server, symbol: str) -> None:
+    trader = server.account("ws-trader")
+
+    async def run() -> None:
+        async with websockets.connect(server.ws_url) as ws:
+            await ws.send(_text({"op": "place", "id": "x1", "symbol": symbol, "side": "buy", "type": "limit",
+                                        "price": "2.00", "quantity": 1}))  # fmt: skip
+            refused = await _until(ws, lambda m: m.get("id") == "x1")
+            assert refused["op"] == "error" and refused["error"]["code"] == "UNAUTHORIZED"
+            await ws.send(_text(_auth_message(trader) | {"id": "a"}))
+            assert (await _until(ws, lambda m: m.get("id") == "a"))["op"] == "ack"
+            await ws.send(_text({"op": "subscribe", "id": "s", "channels": ["orders", "fills"]}))
+            await _until(ws, lambda m: m.get("id") == "s")
+            await ws.send(_text({"op": "place", "id": 7, "symbol": symbol, "side": "buy", "type": "limit",
+                                        "price": "2.00", "quantity": 3}))  # fmt: skip
+            seen: dict[str, dict[str, Any]] = {}
+            while len(seen) < 2:  # the private update may come before or after the ack
+                message = await _recv(ws)
+                if message.get("id") == 7:
+                    seen["ack"] = message
+                elif message.get("channel") == "orders":
+                    seen["update"] = message
+            ack = seen["ack"]
+            assert ack["op"] == "ack" and ack["order"]["status"] == "open"
+            assert seen["update"]["order_id"] == ack["order"]["order_id"]
+            await ws.send(_text({"op": "cancel", "id": 8, "order_id": ack["order"]["order_id"]}))
+            cancel = await _until(ws, lambda m: m.get("id") == 8)
+            assert cancel["order"]["status"] == "cancelled"
+
+    asyncio.run(run())
+
+
+def test_bad_frames_get_errors_and_keep_the_connection(server: Server) -> None:
+    async def run() -> None:
+        async with websockets.connect(server.ws_url) as ws:
+            for frame in ("{", "[1]", '{"op": "dance"}', '{"op": "subscribe", "channels": "book"}',
+                          '{"op": "subscribe", "channels": ["book:NOPE"]}', '{"op": "cancel", "order_id": 1}'):  # fmt: skip
+                await ws.send(frame)
+                reply = await _until(ws, lambda m: m.get("op") == "error")
+                assert reply["error"]["code"] in (
+                    "INVALID_REQUEST",
+                    "UNKNOWN_SYMBOL",
+                    "UNAUTHORIZED",
+                )
+            await ws.send(b"\x00\x01binary")
+            reply = await _until(ws, lambda m: m.get("op") == "error")
+            assert reply["error"]["code"] == "INVALID_REQUEST"
+            await ws.send(_text({"op": "ping", "id": 1}))
+            assert (await _until(ws, lambda m: m.get("op") == "pong"))["id"] == 1
+
+    asyncio.run(run())
