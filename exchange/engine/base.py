@@ -119,6 +119,7 @@ class Engine:
     def restore(cls, data: bytes, backend: str = "numba") -> Engine:
         """Build an engine of ``backend`` from :meth:`snapshot` bytes."""
         books, orders = snap.decode(data)
+        snap.validate(books, orders)
         engine = backend_class(backend)()
         for book, n_ticks, mechanism in books:
             engine.add_book(book, n_ticks, mechanism)
