@@ -54,7 +54,7 @@ class SymbolFeed:
     def side(self, side: int, depth: int | None = None) -> list[list[str]]:
         levels = self.levels[side]
         keys = reversed(levels.keys()) if side == 0 else iter(levels.keys())
-        out = []
+        out: list[list[str]] = []
         for ticks in keys:
             if depth is not None and len(out) >= depth:
                 break
