@@ -28,10 +28,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from contracts import ContractError, ListingCalendar, format_cents, to_cents, to_ticks
+from exchange.engine import TRADE
 from exchange.gateway.auth import derive_secret, load_master_key, new_api_key
 from exchange.gateway.errors import ApiError
 from exchange.gateway.ratelimit import ReplayCache, TokenBucket
+from exchange.marketdata import MarketData
 from exchange.reasons import Reason
 from exchange.sequencer.loop import Clock, Sequencer
 from exchange.sequencer.state import NS, ExchangeState, Order, Outcome, iso, to_ns
@@ -69,7 +73,6 @@ class ExchangeService:
         backend: str = "numba",
         snapshot_every: int = 100_000,
     ) -> None:
-        from exchange.gateway.feed import MarketData
         from exchange.journal import Journal
         from exchange.ledger import Ledger
 
@@ -129,7 +132,7 @@ class ExchangeService:
 
     async def start(self) -> None:
         self.recovery = self.sequencer.recover()
-        self.md.rebuild(self.state)
+        self._rebuild_market_data()
         self.sequencer.start()
         if self.state.seq == 0:
             start = self.start_ns if self.start_ns is not None else time.time_ns()
@@ -161,9 +164,35 @@ class ExchangeService:
                 await self.sequencer.submit({"op": "tick"})
 
     # -- fan-out ------------------------------------------------------------------------------
+    def _rebuild_market_data(self) -> None:
+        """Seed every book from the engine (after recovery the tape starts empty)."""
+        self.md = MarketData()
+        for symbol in self.symbols():
+            self._add_symbol(symbol)
+
+    def _add_symbol(self, symbol: str) -> None:
+        contract = self.state.contracts[symbol]
+        bids, asks = self.state.engine.depth(contract.book, 1_000_000)
+        self.md.add_symbol(symbol, Decimal(contract.tick_cents) / 100, bids, asks)
+
+    def _market_messages(self, outcome: Outcome) -> list[dict[str, Any]]:
+        for symbol in self.state.contracts:
+            if symbol not in self.md:
+                self._add_symbol(symbol)
+        if not outcome.events:
+            return []
+        events = np.concatenate([events for _, events in outcome.events])
+        if not len(events):
+            return []
+        trade_ids = [t["trade_id"] for t in outcome.trades]
+        assert len(trade_ids) == int((events["kind"] == TRADE).sum())
+        by_book = self.state.by_book
+        messages = self.md.on_events(events, by_book.__getitem__, trade_ids, self.state.now)
+        return [dict(m) for m in messages]
+
     def _on_outcome(self, seq: int, command: dict[str, Any], outcome: Outcome) -> None:
         self._pending_postings.extend(outcome.postings)
-        messages = self.md.on_outcome(self.state, outcome)
+        messages = self._market_messages(outcome)
         if self.subscribers and (messages or outcome.touched_accounts):
             for connection in list(self.subscribers):
                 connection.deliver(messages, outcome)
@@ -273,13 +302,13 @@ class ExchangeService:
 
     # -- market data --------------------------------------------------------------------------
     def book_view(self, symbol: str, depth: int) -> dict[str, Any]:
-        return self.md.rest_book(symbol, depth)
+        return dict(self.md.rest_book(symbol, depth))
 
     def trades_view(self, symbol: str, limit: int) -> list[dict[str, Any]]:
-        return self.md.trades(symbol, limit)
+        return [dict(row) for row in self.md.trades(symbol, limit)]
 
     def candles_view(self, symbol: str, interval: str, limit: int) -> list[dict[str, Any]]:
-        return self.md.candles(symbol, interval, limit)
+        return [dict(row) for row in self.md.candles(symbol, interval, limit)]
 
     def settlements_view(self, symbol: str) -> list[dict[str, Any]]:
         c = self.state.contracts[symbol]

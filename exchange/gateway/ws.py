@@ -223,10 +223,10 @@ class Connection:
             self.channels.add(channel)
             name, _, symbol = channel.partition(":")
             if name == "book":
-                self.send(self.svc.md.snapshot_message(symbol))
+                self.send(dict(self.svc.md.snapshot_message(symbol)))
             elif name == "ticker":
                 for sym in self.svc.symbols() if symbol == "*" else [symbol]:
-                    self.send(self.svc.md.ticker_message(sym))
+                    self.send(dict(self.svc.md.ticker_message(sym, self.svc.state.now)))
 
     def authenticate(self, message: dict[str, Any], request_id: Any) -> None:
         key, timestamp, signature = (
