@@ -911,6 +911,7 @@ class ExchangeState:
         contract.trades = []
 
     def _daily_settlement(self) -> None:
+        nearest: dict[str, Contract] = {}  # product -> its trading day contract delivered first
         for c in sorted(self.contracts.values(), key=lambda c: c.book):
             if c.status == "trading":
                 price = self._settle_price(c)
@@ -923,6 +924,13 @@ class ExchangeState:
                         "time": iso(self.now),
                     }
                 )
+                best = nearest.get(c.product)
+                is_day = c.delivery_end - c.delivery_start == DAY_NS
+                if is_day and (best is None or c.delivery_start < best.delivery_start):
+                    nearest[c.product] = c
+        for product in sorted(nearest):
+            c = nearest[product]
+            self.index.setdefault(product, []).append((self.now, c.reference, c.symbol))
         for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
             self._remargin(acc)
 
