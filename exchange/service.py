@@ -94,7 +94,7 @@ class ExchangeService:
         self.start_ns = to_ns(start) if start else None
         self.journal = Journal(self.data_dir / "journal")
         self.db_url = db_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
-        self.ledger = Ledger(self.db_url)
+        self.ledger = Ledger(self.db_url, auto_open=True)
         state = ExchangeState(backend=backend, calendar=ListingCalendar())
         self.sequencer = Sequencer(state, self.journal, self.clock)
         self.md = MarketData()
