@@ -88,12 +88,14 @@ async def account_id(request: Request) -> int:
     )
     if problem:
         raise ApiError(Reason.UNAUTHORIZED, problem)
-    # a state-changing request may be signed once; reads and orders carrying a
-    # client_order_id are idempotent, so an honest retry with the same signature is fine
-    idempotent = request.method == "GET" or (
-        request.method == "POST" and b'"client_order_id"' in body
+    # A signature is single-use for requests whose repetition would change state again
+    # (attestations, disputes, amends, cancels). Reads are harmless, and new orders are
+    # not checked: two identical orders in one second are a normal thing for a bot to send,
+    # and a retry that must not double is what client_order_id is for.
+    once = request.method in ("DELETE", "PATCH") or (
+        request.method == "POST" and request.url.path != "/v1/orders"
     )
-    if not idempotent and svc.replays.seen(signature):
+    if once and svc.replays.seen(signature):
         raise ApiError(
             Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
         )
