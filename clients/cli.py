@@ -72,7 +72,14 @@ def serve(
     typer.echo(
         f"cfx listening on http://{host}:{port} (data in {data_dir}, clock {clock})", err=True
     )
-    uvicorn.run(create_app(svc), host=host, port=port, log_level="warning", ws_max_size=64 * 1024)
+    uvicorn.run(
+        create_app(svc),
+        host=host,
+        port=port,
+        log_level="warning",
+        ws_max_size=64 * 1024,
+        timeout_graceful_shutdown=5,
+    )
 
 
 @app.command()

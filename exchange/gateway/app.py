@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request, WebSocket
+from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -121,6 +121,8 @@ async def admin(request: Request) -> None:
 
 
 Account = Annotated[int, Depends(account_id)]
+#: An id in a path: a positive 64-bit integer.
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Admin = Depends(admin)
 
 
@@ -237,11 +239,11 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return reply
 
     @app.get("/v1/orders/{order_id}", tags=["orders"])
-    async def get_order(order_id: int, account: Account) -> dict[str, Any]:
+    async def get_order(order_id: Id, account: Account) -> dict[str, Any]:
         return svc.order_out(svc.state.order_view(svc.own_order(account, order_id)))
 
     @app.delete("/v1/orders/{order_id}", tags=["orders"])
-    async def cancel(order_id: int, account: Account) -> dict[str, Any]:
+    async def cancel(order_id: Id, account: Account) -> dict[str, Any]:
         svc.own_order(account, order_id)
         outcome = await svc.sequencer.submit(
             {"op": "cancel", "account_id": account, "order_id": order_id}
@@ -258,7 +260,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return [svc.order_out(o) for o in outcome.reply]
 
     @app.patch("/v1/orders/{order_id}", tags=["orders"])
-    async def amend(order_id: int, body: AmendOrder, account: Account) -> dict[str, Any]:
+    async def amend(order_id: Id, body: AmendOrder, account: Account) -> dict[str, Any]:
         order = svc.own_order(account, order_id)
         if body.price is None and body.quantity is None:
             raise ApiError(Reason.INVALID_REQUEST, "give a new price, a new quantity, or both")
@@ -290,14 +292,14 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return svc.deliveries_view(account)
 
     @app.post("/v1/deliveries/{delivery_id}/attestations", status_code=201, tags=["deliveries"])
-    async def attest(delivery_id: int, body: Attestation, account: Account) -> dict[str, Any]:
+    async def attest(delivery_id: Id, body: Attestation, account: Account) -> dict[str, Any]:
         outcome = await svc.sequencer.submit(
             {"op": "attest", "account_id": account, "delivery_id": delivery_id} | body.model_dump()
         )
         return svc.delivery_out(outcome.reply)
 
     @app.post("/v1/deliveries/{delivery_id}/disputes", status_code=201, tags=["deliveries"])
-    async def dispute(delivery_id: int, body: Dispute, account: Account) -> dict[str, Any]:
+    async def dispute(delivery_id: Id, body: Dispute, account: Account) -> dict[str, Any]:
         outcome = await svc.sequencer.submit(
             {"op": "dispute", "account_id": account, "delivery_id": delivery_id} | body.model_dump()
         )
@@ -310,7 +312,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return await svc.create_account(body.name, body.role, body.deposit)
 
     @app.post("/v1/admin/accounts/{account_id}/deposits", tags=["admin"], dependencies=[Admin])
-    async def deposit(account_id: int, body: Amount) -> dict[str, Any]:
+    async def deposit(account_id: Id, body: Amount) -> dict[str, Any]:
         amount = svc.parse_amount(body.amount)
         outcome = await svc.sequencer.submit(
             {"op": "deposit", "account_id": account_id, "amount": amount}
@@ -318,7 +320,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return svc.account_out(outcome.reply["account_id"])
 
     @app.post("/v1/admin/accounts/{account_id}/withdrawals", tags=["admin"], dependencies=[Admin])
-    async def withdraw(account_id: int, body: Amount) -> dict[str, Any]:
+    async def withdraw(account_id: Id, body: Amount) -> dict[str, Any]:
         amount = svc.parse_amount(body.amount)
         outcome = await svc.sequencer.submit(
             {"op": "withdraw", "account_id": account_id, "amount": amount}

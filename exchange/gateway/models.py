@@ -22,7 +22,7 @@ class PlaceOrder(_Strict):
     price: StrictStr | None = Field(
         None, max_length=32, description="decimal string; required for limit"
     )
-    quantity: StrictInt = Field(gt=0, description="GPU-hours")
+    quantity: StrictInt = Field(gt=0, lt=2**53, description="GPU-hours")
     time_in_force: Literal["GTC", "IOC", "FOK"] = "GTC"
     post_only: StrictBool = False
     client_order_id: StrictStr | None = Field(None, min_length=1, max_length=64)
@@ -33,7 +33,7 @@ class PlaceOrder(_Strict):
 
 class AmendOrder(_Strict):
     price: StrictStr | None = Field(None, max_length=32)
-    quantity: StrictInt | None = Field(None, gt=0)
+    quantity: StrictInt | None = Field(None, gt=0, lt=2**53)
 
 
 class CancelAfter(_Strict):
@@ -41,14 +41,14 @@ class CancelAfter(_Strict):
 
 
 class Attestation(_Strict):
-    gpu_hours: StrictInt = Field(gt=0)
+    gpu_hours: StrictInt = Field(gt=0, lt=2**53)
     period_start: StrictStr = Field(max_length=40)
     period_end: StrictStr = Field(max_length=40)
     evidence: StrictStr | None = Field(None, max_length=4096)
 
 
 class Dispute(_Strict):
-    gpu_hours: StrictInt = Field(gt=0)
+    gpu_hours: StrictInt = Field(gt=0, lt=2**53)
     reason: StrictStr = Field(max_length=4096)
 
 

@@ -124,9 +124,20 @@ class Sequencer:
                 batch.append(self._queue.get_nowait())
             now = self.clock.now(self.state)
             payloads = []
+            accepted = []
             for pending in batch:
                 pending.command["ts"] = now
-                payloads.append(orjson.dumps(pending.command))
+                try:
+                    payloads.append(orjson.dumps(pending.command))
+                except TypeError as exc:  # e.g. an integer beyond 64 bits: refuse just this one
+                    pending.future.set_result(
+                        Outcome(reply=Refused(Reason.INVALID_REQUEST, str(exc)))
+                    )
+                    continue
+                accepted.append(pending)
+            batch = accepted
+            if not batch:
+                continue
             try:
                 first, _ = await loop.run_in_executor(None, self.journal.append_batch, payloads)
             except Exception as exc:  # the journal refused: acknowledge nothing, change nothing
@@ -143,15 +154,24 @@ class Sequencer:
                 try:
                     outcome = self._apply(seq, pending.command)
                 except Exception as exc:  # a bug: stop taking commands rather than diverge
-                    self.failed = exc
-                    for rest in batch[offset:]:
-                        if not rest.future.done():
-                            rest.future.set_exception(exc)
+                    self._fail(exc, batch[offset:])
                     raise
                 for listener in self.listeners:
                     listener(seq, pending.command, outcome)
                 if not pending.future.done():
                     pending.future.set_result(outcome)
+
+    def _fail(self, exc: Exception, pending: list[_Pending]) -> None:
+        """Refuse everything from now on: the state may be half-changed by a failed command."""
+        self.failed = exc
+        unavailable = Outcome(
+            reply=Refused(Reason.UNAVAILABLE, "the exchange stopped on an internal error")
+        )
+        while not self._queue.empty():
+            pending.append(self._queue.get_nowait())
+        for item in pending:
+            if not item.future.done():
+                item.future.set_result(unavailable)
 
     def snapshot(self) -> None:
         """Write a snapshot of the state at the last applied sequence number."""

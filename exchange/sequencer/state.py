@@ -696,6 +696,11 @@ class ExchangeState:
         quantity = int(cmd["quantity"]) if cmd.get("quantity") is not None else order.quantity
         if order.type == "market":
             raise Refused(Reason.INVALID_REQUEST, "market orders cannot be amended")
+        if quantity > self.rules.max_order_quantity:
+            raise Refused(
+                Reason.ORDER_TOO_LARGE,
+                f"at most {self.rules.max_order_quantity} GPU-hours per order",
+            )
         new_remaining = quantity - order.filled
         if new_remaining <= 0:
             raise Refused(

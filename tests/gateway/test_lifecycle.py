@@ -11,7 +11,9 @@ from tests.gateway.conftest import Server
 
 def _cash(client: object) -> dict[str, Decimal]:
     account = client.request("GET", "/v1/account").json()  # type: ignore[attr-defined]
-    return {k: Decimal(account[k]) for k in ("cash", "available", "margin_locked", "delivery_escrow")}
+    return {
+        k: Decimal(account[k]) for k in ("cash", "available", "margin_locked", "delivery_escrow")
+    }
 
 
 def test_contract_life_through_the_api(server: Server) -> None:
@@ -41,13 +43,21 @@ def test_contract_life_through_the_api(server: Server) -> None:
     attested = provider.request(
         "POST",
         f"/v1/deliveries/{delivery['delivery_id']}/attestations",
-        {"gpu_hours": 20, "period_start": "2026-12-05T00:00:00Z", "period_end": "2026-12-05T20:00:00Z"},
+        {
+            "gpu_hours": 20,
+            "period_start": "2026-12-05T00:00:00Z",
+            "period_end": "2026-12-05T20:00:00Z",
+        },
     )
     assert attested.status_code == 201, attested.text
     too_many = provider.request(
         "POST",
         f"/v1/deliveries/{delivery['delivery_id']}/attestations",
-        {"gpu_hours": 5, "period_start": "2026-12-05T20:00:00Z", "period_end": "2026-12-06T00:00:00Z"},
+        {
+            "gpu_hours": 5,
+            "period_start": "2026-12-05T20:00:00Z",
+            "period_end": "2026-12-06T00:00:00Z",
+        },
     )
     assert too_many.status_code == 422 or too_many.status_code == 400
     not_theirs = lab.request(

@@ -200,3 +200,69 @@ def test_openapi_lists_every_endpoint(server: Server) -> None:
     paths = set(httpx.get(server.url + "/openapi.json").json()["paths"])
     assert {"/v1/orders", "/v1/orders/{order_id}", "/v1/book/{symbol}", "/v1/admin/ledger/check",
             "/v1/deliveries/{delivery_id}/attestations", "/v1/index/{product}"} <= paths  # fmt: skip
+
+
+def test_no_input_gets_a_500(server: Server, symbol: str) -> None:
+    trader = server.account("hostile")
+    order = trader.place(symbol, "buy", "3.00", 1).json()
+    attempts = [
+        ("GET", "/v1/orders/abc", None),
+        ("GET", f"/v1/orders/{10**30}", None),
+        ("GET", "/v1/orders?status=weird", None),
+        ("PATCH", f"/v1/orders/{order['order_id']}", {}),
+        ("PATCH", f"/v1/orders/{order['order_id']}", {"price": "1e999"}),
+        (
+            "PATCH",
+            f"/v1/orders/{order['order_id']}",
+            b'{"quantity": 1000000000000000000000000000000}',
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            {"symbol": symbol, "side": "buy", "type": "limit", "price": "1e30", "quantity": 1},
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            b'{"symbol": "%s", "side": "buy", "type": "market", "quantity": 1%s}'
+            % (symbol.encode(), b"0" * 40),
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            {"symbol": symbol * 50, "side": "buy", "type": "market", "quantity": 1},
+        ),
+        ("POST", "/v1/orders", {"symbol": symbol, "side": "buy", "type": "limit", "quantity": 1}),
+        ("POST", "/v1/orders", {"a": {"b": {"c": [[[[[[[[[[]]]]]]]]]]}}}),
+        ("POST", "/v1/orders/cancel-after", {"timeout_s": -1}),
+        (
+            "POST",
+            "/v1/deliveries/99999/attestations",
+            {"gpu_hours": 1, "period_start": "a", "period_end": "b"},
+        ),
+        ("POST", f"/v1/deliveries/{10**40}/disputes", {"gpu_hours": 1, "reason": "x"}),
+        ("DELETE", "/v1/orders?symbol=nope", None),
+    ]
+    for method, path, body in attempts:
+        if isinstance(body, bytes):
+            response = trader.request(method, path, raw=body)
+        else:
+            response = trader.request(method, path, body)
+        assert 400 <= response.status_code < 500, (
+            method,
+            path,
+            response.status_code,
+            response.text,
+        )
+        assert response.json()["error"]["code"]
+    for path in ("/v1/book/%FF", "/v1/candles/" + symbol + "?interval=5m", "/v1/trades/" + symbol + "?limit=-1",
+                 "/v1/index/B200", "/v1/nowhere"):  # fmt: skip
+        response = httpx.get(server.url + path)
+        assert 400 <= response.status_code < 500, (path, response.text)
+    for path, body in (("/v1/admin/accounts/999999/deposits", {"amount": "1.00"}),
+                       ("/v1/admin/accounts/1/deposits", {"amount": "0.001"}),
+                       ("/v1/admin/accounts/1/deposits", {"amount": 5}),
+                       ("/v1/admin/clock/advance", {"to": "yesterday"}),
+                       ("/v1/admin/clock/advance", {"to": "2020-01-01T00:00:00Z"})):  # fmt: skip
+        response = server.admin("POST", path, body)
+        assert 400 <= response.status_code < 500, (path, response.text)
