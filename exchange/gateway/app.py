@@ -24,6 +24,7 @@ from exchange.gateway.models import (
     CreateAccount,
     Dispute,
     PlaceOrder,
+    Resolution,
 )
 from exchange.reasons import Reason
 from exchange.sequencer.state import NS, Refused, to_ns
@@ -343,6 +344,14 @@ def create_app(svc: ExchangeService) -> FastAPI:
         )
         reply: dict[str, Any] = outcome.reply
         return reply
+
+    @app.post("/v1/admin/deliveries/{delivery_id}/resolve", tags=["admin"], dependencies=[Admin])
+    async def resolve(delivery_id: Id, body: Resolution) -> dict[str, Any]:
+        """Decide a disputed delivery: how many of the disputed GPU-hours were delivered."""
+        outcome = await svc.sequencer.submit(
+            {"op": "resolve", "delivery_id": delivery_id, "provider_hours": body.provider_hours}
+        )
+        return svc.delivery_out(outcome.reply)
 
     @app.post("/v1/admin/clock/advance", tags=["admin"], dependencies=[Admin])
     async def advance(body: ClockAdvance) -> dict[str, Any]:

@@ -64,3 +64,9 @@ class Amount(_Strict):
 
 class ClockAdvance(_Strict):
     to: StrictStr = Field(max_length=40, description="ISO 8601 time")
+
+
+class Resolution(_Strict):
+    provider_hours: StrictInt = Field(
+        ge=0, lt=2**53, description="disputed GPU-hours judged delivered"
+    )

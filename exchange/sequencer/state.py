@@ -758,6 +758,36 @@ class ExchangeState:
         )  # fmt: skip
         return self.delivery_view(delivery)
 
+    def _op_resolve(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Admin decision on a disputed delivery: ``provider_hours`` of the disputed hours
+        were delivered and are paid to the provider; the rest go back to the consumer."""
+        delivery = self.deliveries.get(int(cmd["delivery_id"]))
+        if delivery is None:
+            raise Refused(Reason.DELIVERY_NOT_FOUND, f"delivery {cmd['delivery_id']} not found")
+        if delivery.status != "disputed":
+            raise Refused(Reason.DELIVERY_NOT_OPEN, f"delivery is {delivery.status}, not disputed")
+        hours = int(cmd["provider_hours"])
+        if not 0 <= hours <= delivery.disputed:
+            raise Refused(
+                Reason.INVALID_REQUEST, f"provider_hours must lie in 0..{delivery.disputed}"
+            )
+        unit = delivery.price * delivery.tick_cents
+        provider, consumer = self.accounts[delivery.provider], self.accounts[delivery.consumer]
+        cons, prov = f"acct:{consumer.account_id}", f"acct:{provider.account_id}"
+        pay = min(hours * unit, consumer.escrow)
+        refund = min((delivery.disputed - hours) * unit, consumer.escrow - pay)
+        memo = f"delivery {delivery.delivery_id} dispute"
+        self._post("delivery_payment", [(cons, "escrow", -pay), (prov, "available", pay)], memo)
+        self._post(
+            "delivery_refund", [(cons, "escrow", -refund), (cons, "available", refund)], memo
+        )
+        consumer.escrow -= pay + refund
+        provider.available += pay
+        consumer.available += refund
+        delivery.status = "settled"
+        self._out.touched_accounts.update({provider.account_id, consumer.account_id})
+        return self.delivery_view(delivery)
+
     def _op_dispute(self, cmd: dict[str, Any]) -> dict[str, Any]:
         delivery = self._delivery(cmd)
         if delivery.consumer != int(cmd["account_id"]):

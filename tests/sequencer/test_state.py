@@ -283,3 +283,23 @@ class Conservation(RuleBasedStateMachine):
 
 TestConservation = Conservation.TestCase
 TestConservation.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)
+
+
+def test_disputed_hours_wait_for_an_admin_decision(ex: Exchange) -> None:
+    ex.order(1, "sell", 350, 10)
+    ex.order(2, "buy", 350, 10)
+    ex(op="advance", to=ns("2026-12-07T00:30:00"))
+    ex(op="attest", account_id=1, delivery_id=1, gpu_hours=10, period_start="a", period_end="b")
+    ex(op="dispute", account_id=2, delivery_id=1, gpu_hours=4, reason="4 h the GPUs were down")
+    ex(op="advance", to=ns("2026-12-09T00:00:00"))
+    delivery = ex.state.deliveries[1]
+    assert delivery.status == "disputed"
+    assert ex.cash(2)[2] == 4 * 350  # the disputed hours stay in escrow
+    provider_before = ex.cash(1)[0]
+    ex(op="resolve", delivery_id=1, provider_hours=1)
+    assert delivery.status == "settled"
+    assert ex.cash(1)[0] == provider_before + 350
+    assert ex.cash(2)[2] == 0
+    with pytest.raises(Refused) as refused:
+        ex(op="resolve", delivery_id=1, provider_hours=1)
+    assert refused.value.reason is Reason.DELIVERY_NOT_OPEN
