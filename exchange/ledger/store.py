@@ -19,6 +19,7 @@ here (no ``alembic.ini``), on a connection of the ledger's own engine.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +104,14 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
     """Return the newest revision this code knows."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _script().get_current_head()
     assert head is not None
     return head
 
@@ -120,12 +126,19 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
     Raise :class:`SchemaTooNew` if the database is at a revision this code does not know.
     """
-    script = ScriptDirectory.from_config(alembic_config())
+    script = _script()
+    at_head = revision == "head"
+    if at_head:
+        with engine.connect() as connection:
+            if current_revision(connection) == head_revision():
+                return  # the common case: nothing to lock, nothing to run
     # as a writer: on SQLite, BEGIN IMMEDIATE makes a second process wait, then see head
     with engine.execution_options(**{WRITE: True}).begin() as connection:
         if is_postgres(engine):
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         current = current_revision(connection)
+        if at_head and current == head_revision():
+            return
         if current is not None:
             try:
                 script.get_revision(current)

@@ -103,34 +103,33 @@ class Client:
 
 
 def start_server(data_dir: Path, port: int | None = None, extra: list[str] | None = None) -> Server:
+    """Start ``cfx serve`` on a simulated clock; its output goes to ``<data_dir>.log``."""
     port = port or free_port()
     env = dict(os.environ, CFX_ADMIN_TOKEN=ADMIN_TOKEN)
     args = [sys.executable, "-m", "clients.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
             "--clock", "sim", "--start", START, *(extra or [])]  # fmt: skip
-    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log_path = data_dir.with_name(data_dir.name + ".log")
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"server exited: {process.stderr.read().decode() if process.stderr else ''}"
-            )
+            raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
         try:
             if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
                 return Server(url, data_dir, process, port)
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError("server did not start in time")
+    process.wait()
+    raise RuntimeError(f"server did not start in time: {log_path.read_text()[-2000:]}")
 
 
 def stop_server(server: Server, kill: bool = False) -> None:
     if server.process.poll() is None:
         server.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         server.process.wait(timeout=30)
-    for stream in (server.process.stdout, server.process.stderr):
-        if stream:
-            stream.close()
 
 
 @pytest.fixture(scope="module")
