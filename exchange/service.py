@@ -400,7 +400,8 @@ class ExchangeService:
             out.append(
                 {"symbol": p["symbol"], "quantity": p["quantity"],
                  "average_price": fraction_str(p["average_price"] * tick) if p["average_price"] is not None else None,
-                 "unrealized_pnl": fraction_str(Fraction(p["unrealized_pnl"]))}
+                 "unrealized_pnl": fraction_str(Fraction(p["unrealized_pnl"])),
+                 "realized_pnl": fraction_str(Fraction(p["realized_pnl"]))}
             )  # fmt: skip
         return out
 

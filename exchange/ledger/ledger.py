@@ -6,6 +6,7 @@ in batches, answers balances and history, and proves its invariants with :meth:`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -112,15 +113,28 @@ _ACCOUNTS_OF = (
     .where(ACCOUNT.c.owner.in_(bindparam("owners", expanding=True)))
     .order_by(ACCOUNT.c.id)
 )
-_STORED_KEYS = select(TRANSACTION.c.key, TRANSACTION.c.id, TRANSACTION.c.digest).where(
-    TRANSACTION.c.key.in_(bindparam("keys", expanding=True))
-)
-_BALANCES = (
-    select(BALANCE.c.account_id, BALANCE.c.amount)
-    .where(BALANCE.c.account_id.in_(bindparam("ids", expanding=True)))
-    .order_by(BALANCE.c.account_id)
-)
-_BALANCES_FOR_UPDATE = _BALANCES.with_for_update()
+# Per-batch reads take the whole set as one parameter: a JSON array unpacked by SQLite's
+# json_each, a PostgreSQL array; an expanding IN would bind (and name) every value.
+_STORED_KEYS = {
+    "sqlite": text(
+        "SELECT key, id, digest FROM ledger_transaction "
+        "WHERE key IN (SELECT value FROM json_each(:keys))"
+    ),
+    "postgresql": text(
+        "SELECT key, id, digest FROM ledger_transaction WHERE key = ANY(CAST(:keys AS VARCHAR[]))"
+    ),
+}
+_BALANCES = {
+    "sqlite": text(
+        "SELECT account_id, amount FROM ledger_balance "
+        "WHERE account_id IN (SELECT value FROM json_each(:ids)) ORDER BY account_id"
+    ),
+    # locked in account order, so that two writers never wait for each other in a cycle
+    "postgresql": text(
+        "SELECT account_id, amount FROM ledger_balance "
+        "WHERE account_id = ANY(CAST(:ids AS BIGINT[])) ORDER BY account_id FOR UPDATE"
+    ),
+}
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -143,6 +157,7 @@ class Ledger:
         self.engine = make_engine(url, echo=echo)
         self.auto_open = auto_open
         self._postgres = is_postgres(self.engine)
+        self._dialect = "postgresql" if self._postgres else "sqlite"
         self._writer = self.engine.execution_options(**{WRITE: True})
         self._ids: dict[_AccountKey, int] = {}
         self._sqlite_sql = {} if self._postgres else _sqlite_statements(self.engine.dialect)
@@ -302,10 +317,8 @@ class Ledger:
     ) -> tuple[list[Receipt], dict[_AccountKey, int]]:
         # 1. replays: keys already stored, or repeated within the batch
         keys = list({c.posting.key: None for c in checked})
-        stored: dict[str, tuple[int, str]] = {}
-        for chunk in _chunks(keys):
-            rows = connection.execute(_STORED_KEYS, {"keys": list(chunk)})
-            stored.update({key: (id_, digest) for key, id_, digest in rows})
+        rows = connection.execute(_STORED_KEYS[self._dialect], {"keys": self._array(keys)})
+        stored: dict[str, tuple[int, str]] = {key: (id_, digest) for key, id_, digest in rows}
         fresh: list[Checked] = []
         first: dict[str, Checked] = {}
         for c in checked:
@@ -332,11 +345,8 @@ class Ledger:
         # 2. accounts, then their balances, locked in account order
         ids = self._resolve(connection, {(o, a) for c in fresh for o, a, _ in c.posting.lines})
         touched = sorted(set(ids.values()))
-        balances: dict[int, int] = {}
-        lock = _BALANCES_FOR_UPDATE if self._postgres else _BALANCES
-        for chunk in _chunks(touched):
-            for id_, amount in connection.execute(lock, {"ids": list(chunk)}):
-                balances[id_] = amount
+        rows = connection.execute(_BALANCES[self._dialect], {"ids": self._array(touched)})
+        balances: dict[int, int] = {id_: amount for id_, amount in rows}
         guarded = {
             id_: key
             for key, id_ in ids.items()
@@ -421,6 +431,10 @@ class Ledger:
         if moves:
             deltas, ids = zip(*moves, strict=True)
             connection.execute(_PG_MOVE_BALANCES, {"ids": list(ids), "deltas": list(deltas)})
+
+    def _array(self, values: list[Any]) -> Any:
+        """Pass ``values`` as one parameter: a list for psycopg, JSON text for json_each."""
+        return values if self._postgres else json.dumps(values)
 
     def _reserve_ids(self, connection: Connection, n: int) -> list[int]:
         """Reserve ``n`` new transaction ids, ascending."""

@@ -205,9 +205,16 @@ def check_posting(posting: Posting) -> Checked:
 
 
 def digest(posting: Posting) -> str:
-    """Return a fingerprint of the posting's content (not its key), lines in any order."""
-    content = (str(posting.kind), posting.time, posting.memo, sorted(map(tuple, posting.lines)))
-    return hashlib.blake2b(repr(content).encode(), digest_size=16).hexdigest()
+    """Return a fingerprint of the posting's content (not its key), lines in any order.
+
+    The hashed text is unambiguous: kinds, account names and integers hold no separator,
+    and the two free strings, memo and owner, are length-prefixed.
+    """
+    memo = posting.memo
+    text = f"{posting.kind}\x1f{posting.time}\x1f{len(memo)}:{memo}" + "".join(
+        [f"\x1e{len(o)}:{o}\x1f{a}\x1f{n}" for o, a, n in sorted(posting.lines)]
+    )
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1126,6 +1126,7 @@ class ExchangeState:
             out.append(
                 {"symbol": symbol, "quantity": position.quantity, "average_price": average,
                  "unrealized_pnl": (Fraction(mark) - average) * position.quantity * contract.tick_cents if average is not None else 0,
+                 "realized_pnl": position.realized * contract.tick_cents,
                  "tick_cents": contract.tick_cents}
             )  # fmt: skip
         return out

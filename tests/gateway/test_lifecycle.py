@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, make_url, text
 
-from tests.gateway.conftest import Server
+from tests.gateway.conftest import Server, start_server, stop_server
 
 
 def _cash(client: object) -> dict[str, Decimal]:
@@ -17,6 +19,23 @@ def _cash(client: object) -> dict[str, Decimal]:
 
 
 def test_contract_life_through_the_api(server: Server) -> None:
+    _contract_life(server)
+
+
+def test_contract_life_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("CREATE DATABASE cfx_lifecycle"))
+    engine.dispose()
+    url = make_url(postgres_url).set(database="cfx_lifecycle").render_as_string(hide_password=False)
+    server = start_server(tmp_path / "cfx", extra=["--db", url])
+    try:
+        _contract_life(server)
+    finally:
+        stop_server(server)
+
+
+def _contract_life(server: Server) -> None:
     symbol = "H100-2026-12-05"
     assert httpx.get(server.url + f"/v1/contracts/{symbol}").json()["status"] == "trading"
     provider = server.account("gpu-cloud", deposit="1000.00", role="provider")

@@ -59,7 +59,13 @@ def test_trade_shows_in_book_trades_orders_and_fills(server: Server, symbol: str
     assert again.json()["order_id"] == order["order_id"]
     positions = buyer.request("GET", "/v1/positions").json()
     assert positions == [
-        {"symbol": symbol, "quantity": 4, "average_price": "3.5000", "unrealized_pnl": "0.0000"}
+        {
+            "symbol": symbol,
+            "quantity": 4,
+            "average_price": "3.5000",
+            "unrealized_pnl": "0.0000",
+            "realized_pnl": "0.0000",
+        }
     ]
 
 

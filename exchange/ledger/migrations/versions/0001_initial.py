@@ -80,7 +80,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "ledger_balance",
-        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("account_id", ID, nullable=False),
         sa.Column("asset", sa.String(8), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("account_id", name="pk_ledger_balance"),
