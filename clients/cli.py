@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from experiments.cli import app as experiment_app
+
 app = typer.Typer(
     name="cfx",
     help="cfx: a compute futures exchange for GPU-hours.",
@@ -20,6 +22,7 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 admin_app = typer.Typer(help="Administer an exchange: accounts and money.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+app.add_typer(experiment_app, name="experiment")
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -178,6 +181,44 @@ def bench_engine(
     from bench.engine import emit, run_from_options
 
     emit(run_from_options(quick, commands, books, seed, repeats), json)
+
+
+@bench_app.command("experiments")
+def bench_experiments(
+    json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    quick: bool = typer.Option(False, "--quick", help="A small smoke run."),
+) -> None:
+    """Gode-Sunder reproduction time and simulator order rates."""
+    from bench.experiments import emit, run
+
+    emit(run(quick), json)
+
+
+@bench_app.command("gateway")
+def bench_gateway(
+    url: str | None = typer.Option(None, help="A running exchange (default: start one)."),
+    token: str | None = typer.Option(
+        None, envvar="CFX_ADMIN_TOKEN", help="Admin token with --url."
+    ),
+    json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    quick: bool = typer.Option(False, "--quick", help="A small smoke run."),
+) -> None:
+    """Order entry over the websocket and REST: throughput and latency."""
+    from bench.gateway import main as gateway_main
+
+    args = (["--url", url] if url else []) + (["--token", token] if token else [])
+    gateway_main(args + (["--json"] if json else []) + (["--quick"] if quick else []))
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    quick: bool = typer.Option(False, "--quick", help="A small smoke run."),
+) -> None:
+    """Ledger postings per second on SQLite and PostgreSQL."""
+    from bench.ledger import main as ledger_main
+
+    ledger_main((["--json"] if json else []) + (["--quick"] if quick else []))
 
 
 def main() -> None:
