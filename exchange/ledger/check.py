@@ -7,9 +7,11 @@ balances are what is being checked, so a drifted balance cannot vouch for itself
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.engine import RowMapping
 
 from exchange.ledger.types import NON_NEGATIVE, WORLD
 
@@ -121,6 +123,11 @@ SUMMARY = "SELECT " + ", ".join(
 )
 
 
+def _plain(row: RowMapping) -> dict[str, Any]:
+    # PostgreSQL sums BIGINTs as NUMERIC: give integers back, never a Decimal (or a float)
+    return {k: int(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+
+
 def run_check(connection: Connection, limit: int = 100) -> dict[str, Any]:
     """Run every invariant on ``connection`` and report.
 
@@ -139,7 +146,7 @@ def run_check(connection: Connection, limit: int = 100) -> dict[str, Any]:
     violations: dict[str, list[dict[str, Any]]] = {}
     for name in violation_counts:
         rows = connection.execute(text(INVARIANTS[name][0]), {"limit": limit}).mappings().all()
-        violations[name] = [dict(row) for row in rows]
+        violations[name] = [_plain(row) for row in rows]
     deposits, withdrawals, held = summary["deposits"], summary["withdrawals"], summary["held"]
     totals = {"USD": summary["total_usd"], "GPUH": summary["total_gpuh"]}
     invariants["usd_conserved"] = held == deposits - withdrawals

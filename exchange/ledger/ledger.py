@@ -10,13 +10,13 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, TextClause, bindparam, insert, select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Compiled, Dialect, RowMapping
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from exchange.ledger import statements as sql
 from exchange.ledger.check import run_check
 from exchange.ledger.errors import (
     AccountConflict,
@@ -55,88 +55,6 @@ _PARTICIPANT_ROLES = frozenset({Role.TRADER.value, Role.PROVIDER.value})
 _AccountKey = tuple[str, str]
 
 
-#: Column order of the row tuples appended.
-TX_COLUMNS = ("id", "key", "kind", "time", "memo", "digest")
-LINE_COLUMNS = ("transaction_id", "n", "account_id", "asset", "amount")
-
-
-def _positional(compiled: Compiled, order: Sequence[str]) -> str:
-    """Return the SQL of ``compiled`` after checking it takes parameters in ``order``."""
-    if tuple(getattr(compiled, "positiontup", None) or ()) != tuple(order):
-        raise RuntimeError(f"expected positional parameters {order}: {compiled}")
-    return str(compiled)
-
-
-def _sqlite_statements(dialect: Dialect) -> dict[str, str]:
-    """Compile the append statements once, for executemany with tuples in column order."""
-    statements = {
-        "transaction": (
-            insert(TRANSACTION).values({c: bindparam(c) for c in TX_COLUMNS}),
-            TX_COLUMNS,
-        ),
-        "line": (insert(LINE).values({c: bindparam(c) for c in LINE_COLUMNS}), LINE_COLUMNS),
-        "move": (
-            update(BALANCE)
-            .where(BALANCE.c.account_id == bindparam("b_id"))
-            .values(amount=BALANCE.c.amount + bindparam("b_delta")),
-            ("b_delta", "b_id"),
-        ),
-    }
-    return {
-        name: _positional(statement.compile(dialect=dialect), order)
-        for name, (statement, order) in statements.items()
-    }
-
-
-def _unnest_insert(table: Table, columns: Sequence[str]) -> TextClause:
-    """Return ``INSERT INTO table (columns) SELECT * FROM unnest(:c0, :c1, ...)`` (PostgreSQL)."""
-    pg = postgresql.dialect()
-    arrays = ", ".join(
-        f"CAST(:c{i} AS {table.c[name].type.compile(pg)}[])" for i, name in enumerate(columns)
-    )
-    names = ", ".join(pg.identifier_preparer.quote(name) for name in columns)
-    return text(f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})")
-
-
-_PG_INSERT_TRANSACTIONS = _unnest_insert(TRANSACTION, TX_COLUMNS)
-_PG_INSERT_LINES = _unnest_insert(LINE, LINE_COLUMNS)
-_PG_MOVE_BALANCES = text(
-    "UPDATE ledger_balance AS b SET amount = b.amount + m.delta "
-    "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:deltas AS BIGINT[])) AS m(id, delta) "
-    "WHERE b.account_id = m.id"
-)
-
-
-# Reads with an expanding IN list: compiled once, cached by SQLAlchemy, expanded per call.
-_ACCOUNTS_OF = (
-    select(ACCOUNT)
-    .where(ACCOUNT.c.owner.in_(bindparam("owners", expanding=True)))
-    .order_by(ACCOUNT.c.id)
-)
-# Per-batch reads take the whole set as one parameter: a JSON array unpacked by SQLite's
-# json_each, a PostgreSQL array; an expanding IN would bind (and name) every value.
-_STORED_KEYS = {
-    "sqlite": text(
-        "SELECT key, id, digest FROM ledger_transaction "
-        "WHERE key IN (SELECT value FROM json_each(:keys))"
-    ),
-    "postgresql": text(
-        "SELECT key, id, digest FROM ledger_transaction WHERE key = ANY(CAST(:keys AS VARCHAR[]))"
-    ),
-}
-_BALANCES = {
-    "sqlite": text(
-        "SELECT account_id, amount FROM ledger_balance "
-        "WHERE account_id IN (SELECT value FROM json_each(:ids)) ORDER BY account_id"
-    ),
-    # locked in account order, so that two writers never wait for each other in a cycle
-    "postgresql": text(
-        "SELECT account_id, amount FROM ledger_balance "
-        "WHERE account_id = ANY(CAST(:ids AS BIGINT[])) ORDER BY account_id FOR UPDATE"
-    ),
-}
-
-
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -160,7 +78,7 @@ class Ledger:
         self._dialect = "postgresql" if self._postgres else "sqlite"
         self._writer = self.engine.execution_options(**{WRITE: True})
         self._ids: dict[_AccountKey, int] = {}
-        self._sqlite_sql = {} if self._postgres else _sqlite_statements(self.engine.dialect)
+        self._sqlite_sql = {} if self._postgres else sql.sqlite_appends(self.engine.dialect)
         try:
             migrate(self.engine)
         except BaseException:
@@ -228,7 +146,7 @@ class Ledger:
     def _load_accounts(self, connection: Connection, owners: Sequence[str]) -> list[Account]:
         found: list[Account] = []
         for chunk in _chunks(owners):
-            rows = connection.execute(_ACCOUNTS_OF, {"owners": list(chunk)}).mappings()
+            rows = connection.execute(sql.ACCOUNTS_OF, {"owners": list(chunk)}).mappings()
             found.extend(self._account(row) for row in rows)
         return found
 
@@ -317,8 +235,8 @@ class Ledger:
     ) -> tuple[list[Receipt], dict[_AccountKey, int]]:
         # 1. replays: keys already stored, or repeated within the batch
         keys = list({c.posting.key: None for c in checked})
-        rows = connection.execute(_STORED_KEYS[self._dialect], {"keys": self._array(keys)})
-        stored: dict[str, tuple[int, str]] = {key: (id_, digest) for key, id_, digest in rows}
+        rows = connection.execute(sql.STORED_KEYS[self._dialect], {"keys": self._array(keys)})
+        stored: dict[str, tuple[int, str]] = {key: (id_, digest) for key, id_, digest in rows.all()}
         fresh: list[Checked] = []
         first: dict[str, Checked] = {}
         for c in checked:
@@ -345,8 +263,8 @@ class Ledger:
         # 2. accounts, then their balances, locked in account order
         ids = self._resolve(connection, {(o, a) for c in fresh for o, a, _ in c.posting.lines})
         touched = sorted(set(ids.values()))
-        rows = connection.execute(_BALANCES[self._dialect], {"ids": self._array(touched)})
-        balances: dict[int, int] = {id_: amount for id_, amount in rows}
+        rows = connection.execute(sql.BALANCES[self._dialect], {"ids": self._array(touched)})
+        balances: dict[int, int] = dict(rows.all())
         guarded = {
             id_: key
             for key, id_ in ids.items()
@@ -411,11 +329,11 @@ class Ledger:
         tuples, skipping SQLAlchemy's per-row parameter processing (plain integers and
         strings need none).
         """
-        sql = self._sqlite_sql
-        connection.exec_driver_sql(sql["transaction"], tx_rows)
-        connection.exec_driver_sql(sql["line"], line_rows)
+        compiled = self._sqlite_sql
+        connection.exec_driver_sql(compiled["transaction"], tx_rows)
+        connection.exec_driver_sql(compiled["line"], line_rows)
         if moves:
-            connection.exec_driver_sql(sql["move"], moves)
+            connection.exec_driver_sql(compiled["move"], moves)
 
     @staticmethod
     def _append_postgres(
@@ -425,12 +343,15 @@ class Ledger:
         moves: list[tuple[int, int]],
     ) -> None:
         """Append with one statement per table: the rows go as arrays, unnested by the server."""
-        for statement, rows in ((_PG_INSERT_TRANSACTIONS, tx_rows), (_PG_INSERT_LINES, line_rows)):
+        for statement, rows in (
+            (sql.PG_INSERT_TRANSACTIONS, tx_rows),
+            (sql.PG_INSERT_LINES, line_rows),
+        ):
             columns = [list(column) for column in zip(*rows, strict=True)]
             connection.execute(statement, {f"c{i}": column for i, column in enumerate(columns)})
         if moves:
             deltas, ids = zip(*moves, strict=True)
-            connection.execute(_PG_MOVE_BALANCES, {"ids": list(ids), "deltas": list(deltas)})
+            connection.execute(sql.PG_MOVE_BALANCES, {"ids": list(ids), "deltas": list(deltas)})
 
     def _array(self, values: list[Any]) -> Any:
         """Pass ``values`` as one parameter: a list for psycopg, JSON text for json_each."""

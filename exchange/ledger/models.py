@@ -89,7 +89,7 @@ class LedgerBalance(LedgerBase, table=True):
     __tablename__: ClassVar[Any] = "ledger_balance"
     __table_args__ = (CheckConstraint("asset IN ('USD', 'GPUH')", name="asset"),)
 
-    account_id: int = Field(primary_key=True, sa_type=BigInteger, foreign_key="ledger_account.id")
+    account_id: int = Field(primary_key=True, sa_type=BIGINT, foreign_key="ledger_account.id")
     asset: str = Field(max_length=8)
     amount: int = Field(default=0, sa_type=BigInteger)
 

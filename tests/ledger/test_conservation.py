@@ -222,7 +222,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), n=st.integers(2, 8))
     def post_batch(self, data: st.DataObject, n: int) -> None:
         batch = [self.draw_posting(data) for _ in range(n)]
-        if self.posted and data.draw(st.booleans()):
+        with_replay = data.draw(st.booleans())
+        if self.posted and with_replay:
             batch.insert(
                 data.draw(st.integers(0, n)),
                 data.draw(st.sampled_from(sorted(self.posted.values(), key=lambda p: p.key))),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exchange.ledger import Entry, HistoryEntry, Ledger, Posting, Receipt, Transaction
+from exchange.ledger import Asset, Entry, HistoryEntry, Ledger, Posting, Receipt, Transaction
 from tests.ledger.postings import deposit, margin_lock, trade
 
 
@@ -101,7 +101,7 @@ def test_history_lists_an_owner_s_lines_oldest_first_in_pages(ledger: Ledger) ->
         (3, "margin_release", "available", 30),
     ]
     assert entries[-1] == HistoryEntry(
-        3, "memo", "margin_release", 3, "why", "available", "USD", 30
+        3, "memo", "margin_release", 3, "why", "available", Asset.USD, 30
     )
     assert [e.amount for e in ledger.history("a", "margin")] == [30, -30]
     assert [e.transaction_id for e in ledger.history("a", after=2)] == [3, 3]

@@ -38,6 +38,9 @@ def funded(ledger: Ledger) -> Ledger:
     return ledger
 
 
+#: A float where an integer belongs (typed Any, as it would arrive from untyped code).
+FLOAT: Any = 1.5
+
 REFUSALS: dict[str, tuple[type[LedgerError], str, Callable[[], Any]]] = {
     "overdraft": (InsufficientFunds, "INSUFFICIENT_FUNDS", lambda: withdrawal("w", "a", 100_01)),
     "margin beyond cash": (
@@ -119,8 +122,8 @@ REFUSALS: dict[str, tuple[type[LedgerError], str, Callable[[], Any]]] = {
         InvalidTransaction,
         "INVALID_TRANSACTION",
         lambda: Posting(
-            "f", "fee", 0, (Entry("a", "available", -1.5), Entry("exchange", "fees", 1.5))
-        ),  # type: ignore[arg-type]
+            "f", "fee", 0, (Entry("a", "available", FLOAT), Entry("exchange", "fees", -FLOAT))
+        ),
     ),
     "bool amount": (
         InvalidTransaction,
@@ -144,8 +147,8 @@ REFUSALS: dict[str, tuple[type[LedgerError], str, Callable[[], Any]]] = {
     "float time": (
         InvalidTransaction,
         "INVALID_TRANSACTION",
-        lambda: deposit("t", "a", 10, time=1.0),
-    ),  # type: ignore[arg-type]
+        lambda: deposit("t", "a", 10, time=FLOAT),
+    ),
     "mapping without lines": (
         InvalidTransaction,
         "INVALID_TRANSACTION",
