@@ -112,14 +112,14 @@ def run(
     url: str | None = None, token: str | None = None, quick: bool = False, repeats: int = 3
 ) -> dict[str, Any]:
     """Run the websocket and REST order-entry benchmarks; start a server unless ``url``."""
-    from tests.gateway.conftest import start_server, stop_server  # a real uvicorn process
+    from bench.server import ADMIN_TOKEN, start_server, stop_server  # a real uvicorn process
 
     server = None
     tmp = None
     if url is None:
         tmp = tempfile.TemporaryDirectory(prefix="cfx-bench-")
         server = start_server(Path(tmp.name))
-        url, token = server.url, "test-admin-token"
+        url, token = server.url, ADMIN_TOKEN
     assert token is not None
     try:
         symbol = httpx.get(url + "/v1/contracts").json()[0]["symbol"]

@@ -1,135 +1,15 @@
-"""A real exchange in a real uvicorn process, and signed clients for it."""
+"""Fixtures: a real exchange in a real uvicorn process, and signed clients for it."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import httpx
-import orjson
 import pytest
 
-from exchange.gateway.auth import sign
+from bench.server import ADMIN_TOKEN, START, Client, Server, free_port, start_server, stop_server
 
-ADMIN_TOKEN = "test-admin-token"
-START = "2026-12-01T00:00:00Z"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://") + "/v1/ws"
-
-    def admin(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        return httpx.request(
-            method,
-            self.url + path,
-            json=body,
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=30,
-        )
-
-    def account(
-        self, name: str = "bot", deposit: str = "100000.00", role: str = "trader"
-    ) -> Client:
-        response = self.admin(
-            "POST", "/v1/admin/accounts", {"name": name, "deposit": deposit, "role": role}
-        )
-        assert response.status_code == 201, response.text
-        creds = response.json()
-        return Client(self.url, creds["api_key"], creds["api_secret"], creds["account_id"])
-
-    def advance(self, to: str) -> dict[str, Any]:
-        response = self.admin("POST", "/v1/admin/clock/advance", {"to": to})
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-
-@dataclass
-class Client:
-    """A signed REST client, as a trading bot would write one from SPEC section 6."""
-
-    url: str
-    key: str
-    secret: str
-    account_id: int
-
-    def request(
-        self, method: str, path: str, body: Any = None, raw: bytes | None = None
-    ) -> httpx.Response:
-        data = raw if raw is not None else (orjson.dumps(body) if body is not None else b"")
-        timestamp = str(int(time.time()))
-        headers = {
-            "CFX-KEY": self.key,
-            "CFX-TIMESTAMP": timestamp,
-            "CFX-SIGNATURE": sign(self.secret, timestamp, method, path, data),
-            "Content-Type": "application/json",
-        }
-        return httpx.request(method, self.url + path, content=data, headers=headers, timeout=30)
-
-    def place(
-        self, symbol: str, side: str, price: str | None, quantity: int, **extra: Any
-    ) -> httpx.Response:
-        body = {
-            "symbol": symbol,
-            "side": side,
-            "type": "limit" if price else "market",
-            "quantity": quantity,
-        }
-        if price:
-            body["price"] = price
-        return self.request("POST", "/v1/orders", body | extra)
-
-
-def start_server(data_dir: Path, port: int | None = None, extra: list[str] | None = None) -> Server:
-    """Start ``cfx serve`` on a simulated clock; its output goes to ``<data_dir>.log``."""
-    port = port or free_port()
-    env = dict(os.environ, CFX_ADMIN_TOKEN=ADMIN_TOKEN)
-    args = [sys.executable, "-m", "clients.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-            "--clock", "sim", "--start", START, *(extra or [])]  # fmt: skip
-    log_path = data_dir.with_name(data_dir.name + ".log")
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                return Server(url, data_dir, process, port)
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"server did not start in time: {log_path.read_text()[-2000:]}")
-
-
-def stop_server(server: Server, kill: bool = False) -> None:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        server.process.wait(timeout=30)
+__all__ = ["ADMIN_TOKEN", "START", "Client", "Server", "free_port", "start_server", "stop_server"]
 
 
 @pytest.fixture(scope="module")
