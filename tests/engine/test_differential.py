@@ -334,17 +334,19 @@ class TwinEngines(RuleBasedStateMachine):
         book=st.sampled_from([0, 0, 1, BATCH_BOOK]),
         account=st.integers(1, 3),
         side=st.sampled_from([BUY, SELL]),
-        distance=st.integers(1, 8),
+        distance=st.integers(-2, 8),
         quantity=st.integers(1, 20),
         post_only=st.booleans(),
         stp=st.integers(0, 3),
     )
     def rest(self, book: int, account: int, side: int, distance: int, quantity: int,
              post_only: bool, stp: int) -> int:  # fmt: skip
-        """A passive GTC order a few ticks away from 100, to build up the book."""
+        """A GTC order a few ticks away from 100 (or just across it), to build up the book;
+        post-only where the book is continuous."""
         price = 100 - distance if side == BUY else 100 + distance
+        flags = POST_ONLY if post_only and book != BATCH_BOOK else 0
         return self._add(book=book, account=account, side=side, price=price,
-                         quantity=quantity, flags=POST_ONLY if post_only else 0, stp=stp)  # fmt: skip
+                         quantity=quantity, flags=flags, stp=stp)  # fmt: skip
 
     @rule(
         target=orders,
@@ -388,8 +390,14 @@ class TwinEngines(RuleBasedStateMachine):
         self._send(kind=AMEND, book=book, order_id=order_id, account=self.owner[order_id],
                    price=price, quantity=quantity)  # fmt: skip
 
-    @rule(flags=st.sampled_from([0, PRO_RATA, 0, PRO_RATA, OPEN_CONTINUOUS]))
+    def _batch_book_crossed(self) -> bool:
+        bids, asks = self.engines[0].depth(BATCH_BOOK, 1)
+        return bool(bids and asks and bids[0][0] >= asks[0][0])
+
+    @precondition(_batch_book_crossed)
+    @rule(flags=st.sampled_from([0] * 5 + [PRO_RATA] * 5 + [OPEN_CONTINUOUS]))
     def auction(self, flags: int) -> None:
+        """Uncross the batch book when it has crossed (rarely opening it for good)."""
         events = self._send(kind=AUCTION, book=BATCH_BOOK, flags=flags)
         assert int(events[0]["kind"]) == UNCROSSED
         bids, asks = self.engines[0].depth(BATCH_BOOK, 1)
