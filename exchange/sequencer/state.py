@@ -635,6 +635,10 @@ class ExchangeState:
         order = self._own_order(cmd)
         if order.remaining == 0:
             return self.order_view(order)
+        self._cancel_in_engine(order)
+        return self.order_view(order)
+
+    def _cancel_in_engine(self, order: Order) -> None:
         contract = self.contracts[order.symbol]
         events = self.engine.process_one(
             CANCEL,
@@ -649,9 +653,8 @@ class ExchangeState:
             0,
             self.seq,
             self.now,
-        ).copy()
-        self._apply_events(contract, events)
-        return self.order_view(order)
+        )
+        self._apply_events(contract, events.copy())
 
     def _op_cancel_all(self, cmd: dict[str, Any]) -> list[dict[str, Any]]:
         account = int(cmd["account_id"])
@@ -666,22 +669,7 @@ class ExchangeState:
         cancelled = []
         for order in list(self.orders.values()):
             if order.remaining and predicate(order):
-                contract = self.contracts[order.symbol]
-                events = self.engine.process_one(
-                    CANCEL,
-                    contract.book,
-                    order.order_id,
-                    order.account,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    self.seq,
-                    self.now,
-                ).copy()
-                self._apply_events(contract, events)
+                self._cancel_in_engine(order)
                 cancelled.append(order)
         return cancelled
 
