@@ -525,7 +525,12 @@ class ReferenceEngine(Engine):
                         )
                         for o in side.levels[price].values()
                     )
-        return np.array(rows, dtype=ORDER_DTYPE)
+        out = np.zeros(len(rows), dtype=ORDER_DTYPE)  # zeroed, so padding bytes are too
+        if rows:
+            filled = np.array(rows, dtype=ORDER_DTYPE)
+            for name in ORDER_DTYPE.names or ():
+                out[name] = filled[name]
+        return out
 
     def _load_orders(self, orders: np.ndarray) -> None:
         for row in orders.tolist():

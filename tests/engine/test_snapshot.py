@@ -13,6 +13,7 @@ from exchange.engine import (
     BATCH,
     BUY,
     CONTINUOUS,
+    MARKET,
     MAX_QUANTITY,
     ORDER_DTYPE,
     POST_ONLY,
@@ -215,6 +216,8 @@ def _with_orders(change: str) -> bytes:
         o[0]["stp"] = 4
     elif change == "bad-flags":
         o[0]["flags"] = 64
+    elif change == "resting-market-order":
+        o[0]["flags"] = MARKET
     elif change == "crossed-continuous-book":
         o[0]["price"] = 150
     elif change == "worse-level-first":
@@ -230,39 +233,35 @@ def _with_orders(change: str) -> bytes:
     return snap.encode(books, o)
 
 
-#: What restore does today with each broken snapshot, per backend, where it does not raise
-#: SnapshotError: "loads" (into a broken engine), "crashes" (segmentation fault: never run
-#: in process), or the exception it raises instead. Reported; delete entries as they are fixed.
-KNOWN: dict[str, dict[str, str]] = {
-    "unknown-book": {},
-    "duplicate-id": {},
-    "order-id-zero": {},
-    "no-quantity": {},
-    "negative-quantity": {},
-    "quantity-above-max": {},
-    "price-zero": {},
-    "price-off-ladder": {},
-    "bad-side": {},
-    "bad-stp": {},
-    "bad-flags": {},
-    "crossed-continuous-book": {},
-    "worse-level-first": {},
-    "books-out-of-order": {},
-    "duplicate-book": {},
-    "bad-ladder": {},
-    "bad-mechanism": {},
-}
+#: Ways to break a well-formed snapshot; restore must refuse each with SnapshotError.
+CHANGES = [
+    "unknown-book",
+    "duplicate-id",
+    "order-id-zero",
+    "no-quantity",
+    "negative-quantity",
+    "quantity-above-max",
+    "price-zero",
+    "price-off-ladder",
+    "bad-side",
+    "bad-stp",
+    "bad-flags",
+    "resting-market-order",
+    "crossed-continuous-book",
+    "worse-level-first",
+    "books-out-of-order",
+    "duplicate-book",
+    "bad-ladder",
+    "bad-mechanism",
+]
 
 
-@pytest.mark.parametrize("change", list(KNOWN))
-def test_a_snapshot_breaking_the_book_rules_is_refused(
-    backend: str, change: str, request: pytest.FixtureRequest
-) -> None:
-    today = KNOWN[change].get(backend)
-    if today == "crashes":
-        pytest.xfail("restore crashes the process (reported)")
-    if today is not None:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"restore {today} (reported)"))
-    data = _with_orders(change)
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_snapshot_breaking_the_book_rules_is_refused(backend: str, change: str) -> None:
     with pytest.raises(SnapshotError):
-        Engine.restore(data, backend=backend)
+        Engine.restore(_with_orders(change), backend=backend)
+
+
+def test_a_crossed_batch_book_is_a_valid_snapshot(backend: str) -> None:
+    data = _snapshot()  # book 3 bids 120 and offers 110
+    assert Engine.restore(data, backend=backend).snapshot() == data
