@@ -15,7 +15,6 @@ import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,9 +28,8 @@ SNAPSHOT_VERSION = 1
 class Clock:
     """Where the sequencer gets time: the wall clock, or a simulated one moved by admins."""
 
-    def __init__(self, simulated: bool, start_ns: int | None = None) -> None:
+    def __init__(self, simulated: bool) -> None:
         self.simulated = simulated
-        self.start_ns = start_ns
 
     def now(self, state: ExchangeState) -> int:
         if self.simulated:
@@ -200,7 +198,3 @@ def restore_state(data: bytes) -> ExchangeState:
     state: ExchangeState = pickle.loads(outer["state"])
     state.engine = Engine.restore(outer["engine"], backend=outer["backend"])
     return state
-
-
-def journal_dir(data_dir: Path) -> Path:
-    return data_dir / "journal"

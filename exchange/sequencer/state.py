@@ -574,17 +574,9 @@ class ExchangeState:
         maker = self.orders[int(ev["maker_order_id"])]
         is_auction = contract.mechanism == BATCH
         for order, liquidity in ((taker, "taker"), (maker, "maker")):
-            before = order.remaining
+            self._track_open(order, -1, quantity)
             order.filled += quantity
             order.status = "filled" if order.filled == order.quantity else "partially_filled"
-            book = (
-                self.accounts[order.account].open_buy
-                if order.side == BUY
-                else self.accounts[order.account].open_sell
-            )
-            book[order.symbol] = book.get(order.symbol, 0) - (before - order.remaining)
-            if not book[order.symbol]:
-                del book[order.symbol]
             if order.remaining == 0:
                 self.accounts[order.account].open_orders -= 1
             order.fills.append(
