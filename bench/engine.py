@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import sys
 import time
 import tracemalloc
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
+from bench import machine
 from bench.flows import N_TICKS, resting_flow, standard_flow
 from bench.machine import machine_info
 from exchange.engine import Engine
@@ -224,12 +224,8 @@ def run_from_options(quick: bool, commands: int | None, books: int, seed: int,
 
 
 def emit(result: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        import orjson
-
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        render(result)
+    """Print ``result`` as JSON or as tables."""
+    machine.emit(result, as_json, render)
 
 
 if __name__ == "__main__":

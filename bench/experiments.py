@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import machine
 from bench.machine import machine_info
 
 TARGETS = {"gode_sunder_s": 30.0, "agent_orders_per_s": 1_000_000}
@@ -170,12 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def emit(result: dict[str, Any], as_json: bool) -> None:
     """Print ``result`` as JSON or as tables."""
-    if as_json:
-        import orjson
-
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        render(result)
+    machine.emit(result, as_json, render)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import orjson
 import websockets
 from hdrh.histogram import HdrHistogram
 
+from bench import machine
 from bench.machine import machine_info
 from exchange.gateway.auth import sign
 
@@ -145,6 +145,16 @@ def run(
             "targets": {"websocket_orders_per_s": 20_000, "websocket_p99_ms": 10, "rest_orders_per_s": 3_000}}  # fmt: skip
 
 
+def render(result: dict[str, Any]) -> None:
+    """Print throughput and latency per path."""
+    for name in ("websocket", "rest"):
+        r = result[name]
+        lat = r["median_run"]["latency"]
+        print(f"{name:9s}: {r['orders_per_s_median']:>9,.0f} orders/s (min {r['orders_per_s_min']:,.0f}, "
+              f"max {r['orders_per_s_max']:,.0f}); p50 {lat['p50_us']:,} us, p99 {lat['p99_us']:,} us, "
+              f"max {lat['max_us']:,} us")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.gateway", description=__doc__.splitlines()[0]
@@ -156,15 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     result = run(args.url, args.token, args.quick, 1 if args.quick else args.repeats)
-    if args.json:
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        for name in ("websocket", "rest"):
-            r = result[name]
-            lat = r["median_run"]["latency"]
-            print(f"{name:9s}: {r['orders_per_s_median']:>9,.0f} orders/s (min {r['orders_per_s_min']:,.0f}, "
-                  f"max {r['orders_per_s_max']:,.0f}); p50 {lat['p50_us']:,} us, p99 {lat['p99_us']:,} us, "
-                  f"max {lat['max_us']:,} us")  # fmt: skip
+    machine.emit(result, args.json, render)
     return 0
 
 

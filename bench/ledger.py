@@ -22,13 +22,13 @@ import os
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench import machine
 from bench.machine import machine_info
 from exchange.ledger import Entry, Ledger, Posting
 from exchange.ledger.store import normalize_url
@@ -314,13 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def emit(result: dict[str, Any], as_json: bool) -> None:
-    """Print ``result`` as JSON or as a table."""
-    if as_json:
-        import orjson
-
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        render(result)
+    """Print ``result`` as JSON or as tables."""
+    machine.emit(result, as_json, render)
 
 
 if __name__ == "__main__":

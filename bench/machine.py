@@ -1,9 +1,11 @@
-"""Describe the machine a benchmark ran on, so every result carries its context."""
+"""What every benchmark shares: the machine it ran on, and how it prints its result."""
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
@@ -44,3 +46,13 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": versions,
     }
+
+
+def emit(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], None]) -> None:
+    """Print ``result`` as indented JSON, or with ``render`` for people."""
+    if as_json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        render(result)
