@@ -98,9 +98,11 @@ class MarketData:
         """Turn one batch of ``EVENT_DTYPE`` rows into the messages to send, in this order.
 
         1. One book ``update`` per symbol whose levels changed (every ``LEVEL`` event of the
-           batch coalesced), symbols in order of their first ``LEVEL`` event.
+           batch coalesced), symbols in order of their first ``LEVEL`` event; its ``ts`` is
+           the latest event time (integer ns) among those changes.
         2. One ``trades`` message per ``TRADE`` event, in event order; ``trade_ids`` holds
-           the sequencer's id of each, in the same order. Its time is the event's ``ts``.
+           the sequencer's id of each, in the same order. Its ``time`` and ``ts`` (integer
+           ns) are the event's ``ts``.
         3. One ``ticker`` (time ``now_ns``) per symbol that traded or whose best bid or ask
            moved, in order of first appearance in the batch.
 
@@ -132,14 +134,18 @@ class MarketData:
             latest[symbol] = ts
 
         changes: dict[str, list[tuple[int, int, int]]] = {}
-        for book_id, side, price, qty in zip(
+        stamps: dict[str, int] = {}  # symbol -> latest event time of its level changes
+        for book_id, side, price, qty, ts in zip(
             levels["book"].tolist(),
             levels["side"].tolist(),
             levels["price"].tolist(),
             levels["quantity"].tolist(),
+            levels["ts"].tolist(),
             strict=True,
         ):
-            changes.setdefault(symbol_of[book_id], []).append((side, price, qty))
+            symbol = symbol_of[book_id]
+            changes.setdefault(symbol, []).append((side, price, qty))
+            stamps[symbol] = max(ts, stamps.get(symbol, ts))
 
         messages: list[Message] = []
         touched: dict[str, None] = {}
@@ -148,6 +154,7 @@ class MarketData:
             top = (book.best_bid, book.best_ask)
             update = book.apply(batch)
             if update is not None:
+                update["ts"] = stamps[symbol]
                 messages.append(update)
             if (book.best_bid, book.best_ask) != top:
                 touched[symbol] = None
@@ -161,7 +168,9 @@ class MarketData:
             strict=True,
         ):
             symbol = symbol_of[book_id]
-            messages.append(self.record_trade(symbol, trade_id, price, qty, side, ts))
+            trade = self.record_trade(symbol, trade_id, price, qty, side, ts)
+            trade["ts"] = ts
+            messages.append(trade)
             touched[symbol] = None
         order = {symbol: None for symbol in symbol_of.values()}
         messages.extend(self.ticker_message(s, now_ns) for s in order if s in touched)

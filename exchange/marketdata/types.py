@@ -8,7 +8,7 @@ decimal strings, sequence numbers, checksums and trade ids are ints, absent valu
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias, TypedDict
+from typing import Literal, NotRequired, TypeAlias, TypedDict
 
 #: ``[price, quantity]``: one price level as the feed writes it, e.g. ``["2.35", "5"]``.
 Level: TypeAlias = list[str]
@@ -37,6 +37,8 @@ class BookUpdate(TypedDict):
     sequence: int
     changes: list[Change]
     checksum: int
+    #: Event time of the changes, integer ns since the epoch (set by ``MarketData.on_events``).
+    ts: NotRequired[int]
 
 
 class RestBook(TypedDict):
@@ -68,6 +70,8 @@ class TradeMessage(TypedDict):
     quantity: str
     taker_side: str
     time: str
+    #: The trade's event time, integer ns since the epoch (set by ``MarketData.on_events``).
+    ts: NotRequired[int]
 
 
 class Candle(TypedDict):

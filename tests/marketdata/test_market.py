@@ -50,6 +50,7 @@ def test_one_batch_becomes_updates_then_trades_then_tickers(md: MarketData) -> N
             "sequence": 1,
             "changes": [["sell", "2.50", "6"], ["buy", "2.49", "2"]],
             "checksum": zlib.crc32(b"B2.49:2A2.50:6"),
+            "ts": T + 1_000_000,
         },
         {
             "channel": "book",
@@ -58,6 +59,7 @@ def test_one_batch_becomes_updates_then_trades_then_tickers(md: MarketData) -> N
             "sequence": 1,
             "changes": [["buy", "1.51", "1"]],
             "checksum": zlib.crc32(b"B1.51:1,1.50:4A1.60:2"),
+            "ts": T,
         },
         {
             "channel": "trades",
@@ -67,6 +69,7 @@ def test_one_batch_becomes_updates_then_trades_then_tickers(md: MarketData) -> N
             "quantity": "4",
             "taker_side": "buy",
             "time": "2026-12-07T12:00:00.001Z",
+            "ts": T + 1_000_000,
         },
         {
             "channel": "ticker",
