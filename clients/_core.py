@@ -1,0 +1,415 @@
+"""What the synchronous and asynchronous clients share: requests described as data.
+
+Every endpoint is a function that returns a :class:`Call` (method, path, body, how to
+parse the answer, whether a retry is safe). :class:`~clients.Client` and
+:class:`~clients.AsyncClient` only execute calls, so both cover exactly the same API.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlencode
+
+import httpx
+import orjson
+
+from clients.errors import CfxError, ExchangeUnreachable, error_for
+from clients.models import (
+    Account,
+    Book,
+    Candle,
+    Contract,
+    Credentials,
+    Delivery,
+    Fill,
+    Index,
+    Order,
+    Position,
+    SettlementPrice,
+    Trade,
+)
+from exchange.gateway.auth import sign
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+Price = str | Decimal | int
+
+
+def price_str(value: Price) -> str:
+    """Write a price or amount for the wire: a decimal string, never a float."""
+    if isinstance(value, float):
+        raise TypeError("prices are exact: pass a str or Decimal such as '2.35', not a float")
+    return str(value)
+
+
+def new_client_order_id() -> str:
+    """A fresh ``client_order_id``: what makes retrying an order placement safe."""
+    return "sdk-" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request to the exchange and how to read its answer."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    params: dict[str, Any] | None = None
+    body: Any = None
+    signed: bool = False
+    admin: bool = False
+    #: Whether sending it twice does no harm (GETs, orders with a client_order_id, cancels).
+    idempotent: bool = True
+
+    @property
+    def path_with_query(self) -> str:
+        params = {k: v for k, v in (self.params or {}).items() if v is not None}
+        return self.path + ("?" + urlencode(params) if params else "")
+
+    @property
+    def content(self) -> bytes:
+        return b"" if self.body is None else orjson.dumps(self.body)
+
+
+def _drop_none(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _raw(data: Any) -> Any:
+    return data
+
+
+# -- the endpoints, SPEC section 3 --------------------------------------------------------------
+
+
+def health() -> Call[dict[str, Any]]:
+    """``GET /v1/health``: ``{"status": "ok", "clock": ...}``."""
+    return Call("GET", "/v1/health", _raw)
+
+
+def contracts() -> Call[list[Contract]]:
+    """``GET /v1/contracts``: every listed contract."""
+    return Call("GET", "/v1/contracts", Contract.parse)
+
+
+def contract(symbol: str) -> Call[Contract]:
+    """``GET /v1/contracts/{symbol}``."""
+    return Call("GET", f"/v1/contracts/{symbol}", Contract.parse)
+
+
+def book(symbol: str, depth: int = 50) -> Call[Book]:
+    """``GET /v1/book/{symbol}``: bids best first, asks best first, and the feed sequence."""
+    return Call("GET", f"/v1/book/{symbol}", Book.parse, {"depth": depth})
+
+
+def trades(symbol: str, limit: int = 100) -> Call[list[Trade]]:
+    """``GET /v1/trades/{symbol}``: newest first."""
+    return Call("GET", f"/v1/trades/{symbol}", Trade.parse, {"limit": limit})
+
+
+def candles(symbol: str, interval: str = "1m", limit: int = 200) -> Call[list[Candle]]:
+    """``GET /v1/candles/{symbol}``: OHLCV bars of ``1m``, ``1h`` or ``1d``, oldest first."""
+    return Call(
+        "GET", f"/v1/candles/{symbol}", Candle.parse, {"interval": interval, "limit": limit}
+    )
+
+
+def settlement_prices(symbol: str) -> Call[list[SettlementPrice]]:
+    """``GET /v1/settlement-prices/{symbol}``: daily settlement prices, the final one marked."""
+    return Call("GET", f"/v1/settlement-prices/{symbol}", SettlementPrice.parse)
+
+
+def index(product: str) -> Call[Index]:
+    """``GET /v1/index/{product}``: the cfx GPU-hour index and its history."""
+    return Call("GET", f"/v1/index/{product}", Index.parse)
+
+
+def place_order(
+    symbol: str,
+    side: str,
+    quantity: int,
+    price: Price | None = None,
+    *,
+    type: str | None = None,
+    time_in_force: str = "GTC",
+    post_only: bool | None = None,
+    client_order_id: str | None = None,
+    self_trade_prevention: str | None = None,
+) -> Call[Order]:
+    """``POST /v1/orders``: a limit order when ``price`` is given, else a market order.
+
+    A ``client_order_id`` is generated when none is given, so the SDK may resend the order
+    after a lost connection: the exchange answers a repeat with the original order.
+    """
+    body = _drop_none(
+        {
+            "symbol": symbol,
+            "side": side,
+            "type": type or ("limit" if price is not None else "market"),
+            "price": None if price is None else price_str(price),
+            "quantity": quantity,
+            "time_in_force": time_in_force,
+            "post_only": post_only,
+            "client_order_id": client_order_id or new_client_order_id(),
+            "self_trade_prevention": self_trade_prevention,
+        }
+    )
+    return Call("POST", "/v1/orders", Order.parse, body=body, signed=True)
+
+
+def orders(symbol: str | None = None, status: str | None = None) -> Call[list[Order]]:
+    """``GET /v1/orders``: the account's orders, filtered by symbol and status (``open``...)."""
+    return Call("GET", "/v1/orders", Order.parse, {"symbol": symbol, "status": status}, signed=True)
+
+
+def order(order_id: int) -> Call[Order]:
+    """``GET /v1/orders/{order_id}``."""
+    return Call("GET", f"/v1/orders/{order_id}", Order.parse, signed=True)
+
+
+def cancel_order(order_id: int) -> Call[Order]:
+    """``DELETE /v1/orders/{order_id}``: the cancelled order."""
+    return Call("DELETE", f"/v1/orders/{order_id}", Order.parse, signed=True)
+
+
+def cancel_all(symbol: str | None = None) -> Call[list[Order]]:
+    """``DELETE /v1/orders``: cancel every open order (of one symbol, if given)."""
+    return Call("DELETE", "/v1/orders", Order.parse, {"symbol": symbol}, signed=True)
+
+
+def amend_order(
+    order_id: int, *, price: Price | None = None, quantity: int | None = None
+) -> Call[Order]:
+    """``PATCH /v1/orders/{order_id}``: a smaller quantity keeps time priority; else it is lost."""
+    body = _drop_none({"price": None if price is None else price_str(price), "quantity": quantity})
+    return Call(
+        "PATCH", f"/v1/orders/{order_id}", Order.parse, body=body, signed=True, idempotent=False
+    )
+
+
+def cancel_after(timeout_s: int) -> Call[dict[str, Any]]:
+    """``POST /v1/orders/cancel-after``: the dead-man's switch; ``0`` disarms it."""
+    return Call("POST", "/v1/orders/cancel-after", _raw, body={"timeout_s": timeout_s}, signed=True)
+
+
+def fills(symbol: str | None = None) -> Call[list[Fill]]:
+    """``GET /v1/fills``: the account's fills, newest first."""
+    return Call("GET", "/v1/fills", Fill.parse, {"symbol": symbol}, signed=True)
+
+
+def account() -> Call[Account]:
+    """``GET /v1/account``: cash, available, margin, escrow and positions."""
+    return Call("GET", "/v1/account", Account.parse, signed=True)
+
+
+def positions() -> Call[list[Position]]:
+    """``GET /v1/positions``."""
+    return Call("GET", "/v1/positions", Position.parse, signed=True)
+
+
+def deliveries() -> Call[list[Delivery]]:
+    """``GET /v1/deliveries``: delivery records where the account is provider or consumer."""
+    return Call("GET", "/v1/deliveries", Delivery.parse, signed=True)
+
+
+def attest(
+    delivery_id: int,
+    gpu_hours: int,
+    period_start: str,
+    period_end: str,
+    evidence: str | None = None,
+) -> Call[Delivery]:
+    """``POST /v1/deliveries/{id}/attestations``: the provider attests delivered GPU-hours."""
+    body = _drop_none(
+        {"gpu_hours": gpu_hours, "period_start": period_start, "period_end": period_end,
+         "evidence": evidence}
+    )  # fmt: skip
+    return Call(
+        "POST", f"/v1/deliveries/{delivery_id}/attestations", Delivery.parse, body=body,
+        signed=True, idempotent=False,
+    )  # fmt: skip
+
+
+def dispute(delivery_id: int, gpu_hours: int, reason: str) -> Call[Delivery]:
+    """``POST /v1/deliveries/{id}/disputes``: the consumer disputes attested GPU-hours."""
+    return Call(
+        "POST", f"/v1/deliveries/{delivery_id}/disputes", Delivery.parse,
+        body={"gpu_hours": gpu_hours, "reason": reason}, signed=True, idempotent=False,
+    )  # fmt: skip
+
+
+# -- admin (bearer token) ------------------------------------------------------------------------
+
+
+def create_account(
+    name: str, role: str = "trader", deposit: Price | None = None
+) -> Call[Credentials]:
+    """``POST /v1/admin/accounts``: a new account and its API key and secret."""
+    body = _drop_none(
+        {"name": name, "role": role, "deposit": None if deposit is None else price_str(deposit)}
+    )
+    return Call(
+        "POST", "/v1/admin/accounts", Credentials.parse, body=body, admin=True, idempotent=False
+    )
+
+
+def deposit(account_id: int, amount: Price) -> Call[Account]:
+    """``POST /v1/admin/accounts/{id}/deposits``."""
+    return Call(
+        "POST", f"/v1/admin/accounts/{account_id}/deposits", Account.parse,
+        body={"amount": price_str(amount)}, admin=True, idempotent=False,
+    )  # fmt: skip
+
+
+def withdraw(account_id: int, amount: Price) -> Call[Account]:
+    """``POST /v1/admin/accounts/{id}/withdrawals``."""
+    return Call(
+        "POST", f"/v1/admin/accounts/{account_id}/withdrawals", Account.parse,
+        body={"amount": price_str(amount)}, admin=True, idempotent=False,
+    )  # fmt: skip
+
+
+def advance_clock(to: str) -> Call[dict[str, Any]]:
+    """``POST /v1/admin/clock/advance`` (simulated clock): run everything scheduled up to ``to``."""
+    return Call("POST", "/v1/admin/clock/advance", _raw, body={"to": to}, admin=True)
+
+
+def halt(symbol: str) -> Call[Contract]:
+    """``POST /v1/admin/contracts/{symbol}/halt``."""
+    return Call("POST", f"/v1/admin/contracts/{symbol}/halt", Contract.parse, admin=True)
+
+
+def resume(symbol: str) -> Call[Contract]:
+    """``POST /v1/admin/contracts/{symbol}/resume``."""
+    return Call("POST", f"/v1/admin/contracts/{symbol}/resume", Contract.parse, admin=True)
+
+
+def ledger_check() -> Call[dict[str, Any]]:
+    """``GET /v1/admin/ledger/check``: ``{"balanced": bool, ...}``."""
+    return Call("GET", "/v1/admin/ledger/check", _raw, admin=True)
+
+
+ENDPOINTS: dict[str, Callable[..., Call[Any]]] = {
+    f.__name__: f
+    for f in (
+        health, contracts, contract, book, trades, candles, settlement_prices, index,
+        place_order, orders, order, cancel_order, cancel_all, amend_order, cancel_after, fills,
+        account, positions, deliveries, attest, dispute, create_account, deposit, withdraw,
+        advance_clock, halt, resume, ledger_check,
+    )
+}  # fmt: skip
+
+
+# -- executing calls -----------------------------------------------------------------------------
+
+
+@dataclass
+class Signer:
+    """Signs requests (SPEC section 6) and never reuses a signature the exchange would refuse.
+
+    The exchange refuses a signature it has seen (except on new orders, whose
+    ``client_order_id`` makes repeats harmless). Two identical requests in one second would
+    sign identically, so :meth:`headers` reports how long to wait for the next second.
+    """
+
+    key: str
+    secret: str
+    _used: dict[str, int] = field(default_factory=dict)
+
+    def headers(self, call: Call[Any]) -> tuple[dict[str, str], float]:
+        """Return the signed headers, or ``({}, delay)`` when the caller must wait ``delay`` s."""
+        now = time.time()
+        timestamp = str(int(now))
+        signature = sign(self.secret, timestamp, call.method, call.path_with_query, call.content)
+        checked = not (call.method == "GET" or (call.method, call.path) == ("POST", "/v1/orders"))
+        if checked:
+            if self._used.get(signature) == int(now):
+                return {}, int(now) + 1 - now + 0.001
+            self._used = {s: t for s, t in self._used.items() if t == int(now)}
+            self._used[signature] = int(now)
+        return {"CFX-KEY": self.key, "CFX-TIMESTAMP": timestamp, "CFX-SIGNATURE": signature}, 0.0
+
+
+@dataclass
+class Policy:
+    """When to retry: what failed, whether the call is safe to repeat, and how long to wait."""
+
+    retries: int = 3
+    backoff_s: float = 0.25
+
+    def delay(self, attempt: int, call: Call[Any], error: Exception) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up and raise."""
+        if attempt >= self.retries:
+            return None
+        wait = self.backoff_s * 2**attempt
+        if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return wait  # never reached the exchange: always safe
+        if isinstance(error, httpx.TransportError):
+            return wait if call.idempotent else None
+        if isinstance(error, CfxError):
+            if error.status == 429:
+                return max(wait, error.retry_after or 0.0)
+            if error.status == 503:
+                return wait  # refused before anything changed
+            if error.status is not None and error.status >= 500 and call.idempotent:
+                return wait
+        return None
+
+
+def unreachable(url: str, error: Exception) -> ExchangeUnreachable:
+    return ExchangeUnreachable(
+        "UNREACHABLE",
+        f"cannot reach the exchange at {url} ({type(error).__name__}: {error}); is `cfx serve` "
+        "running there? Give the right address with --url or CFX_URL.",
+    )
+
+
+def missing_credentials(call: Call[Any]) -> CfxError:
+    if call.admin:
+        return CfxError(
+            "NO_ADMIN_TOKEN",
+            f"{call.method} {call.path} needs the admin token: pass admin_token= "
+            "(the CLI reads --admin-token or CFX_ADMIN_TOKEN)",
+        )
+    return CfxError(
+        "NO_CREDENTIALS",
+        f"{call.method} {call.path} is private: pass key= and secret= "
+        "(the CLI reads --key/--secret or CFX_API_KEY/CFX_API_SECRET)",
+    )
+
+
+def build_request(
+    call: Call[Any], signer: Signer | None, admin_token: str | None
+) -> tuple[dict[str, str], float]:
+    """The headers for one attempt of ``call`` (or a delay to wait first)."""
+    headers = {"Content-Type": "application/json"} if call.body is not None else {}
+    if call.admin:
+        if not admin_token:
+            raise missing_credentials(call)
+        headers["Authorization"] = f"Bearer {admin_token}"
+    elif call.signed:
+        if signer is None:
+            raise missing_credentials(call)
+        signed, wait = signer.headers(call)
+        if wait:
+            return {}, wait
+        headers |= signed
+    return headers, 0.0
+
+
+def read_response(call: Call[T], response: httpx.Response) -> T:
+    """Parse a response, or raise the :class:`CfxError` it carries."""
+    try:
+        data = orjson.loads(response.content) if response.content else None
+    except orjson.JSONDecodeError:
+        data = response.text
+    if response.status_code >= 400:
+        retry_after = response.headers.get("Retry-After")
+        raise error_for(response.status_code, data, float(retry_after) if retry_after else None)
+    return call.parse(data)

@@ -1,0 +1,86 @@
+"""Exceptions the SDK raises, each carrying the exchange's error code.
+
+Every refusal from the exchange is a :class:`CfxError` whose ``code`` is the
+``SNAKE_CASE_CODE`` of SPEC section 3 (``INSUFFICIENT_MARGIN``, ``UNKNOWN_SYMBOL``, ...),
+so a bot can branch on ``err.code`` without parsing messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CfxError(Exception):
+    """A request the exchange refused, or could not be reached for."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(
+            f"{code}: {message}" if status is None else f"{code} ({status}): {message}"
+        )
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body
+
+
+class ExchangeUnreachable(CfxError):
+    """No answer from the URL: the server is down, the URL is wrong, or the network is."""
+
+
+class AuthenticationError(CfxError):
+    """401: unknown key, wrong secret, a clock more than 30 s off, or a reused signature."""
+
+
+class NotFound(CfxError):
+    """404: no such order, delivery, symbol or product (or it belongs to another account)."""
+
+
+class RateLimited(CfxError):
+    """429: too many requests; ``retry_after`` says how many seconds to wait."""
+
+
+class Rejected(CfxError):
+    """Any other 4xx: the request was understood and refused; nothing changed."""
+
+
+class ServerError(CfxError):
+    """5xx: the exchange failed. It should never happen; retried where that is safe."""
+
+
+def error_for(status: int, body: Any, retry_after: float | None = None) -> CfxError:
+    """Build the exception for an HTTP error response (or a websocket ``error`` reply)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code, message = str(error.get("code", "ERROR")), str(error.get("message", ""))
+    else:
+        code, message = f"HTTP_{status}", str(body)[:500]
+    cls: type[CfxError]
+    if status == 401:
+        cls = AuthenticationError
+    elif status == 404:
+        cls = NotFound
+    elif status == 429:
+        cls = RateLimited
+    elif status >= 500:
+        cls = ServerError
+    else:
+        cls = Rejected
+    return cls(code, message, status, retry_after, body)
+
+
+# A websocket error reply carries a code but no HTTP status; these codes map onto one.
+WS_STATUS = {
+    "UNAUTHORIZED": 401,
+    "RATE_LIMITED": 429,
+    "ORDER_NOT_FOUND": 404,
+    "UNKNOWN_SYMBOL": 404,
+    "DELIVERY_NOT_FOUND": 404,
+}

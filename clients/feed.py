@@ -1,0 +1,159 @@
+"""The websocket protocol of SPEC section 4, without the socket.
+
+:class:`FeedCore` builds the messages a client sends (auth, subscribe, order entry), keeps
+a :class:`~exchange.marketdata.client_book.LocalBook` per subscribed book, and decides what
+to do with each message received: hand it to the user, answer a pending request, or, when a
+book update shows a gap or a wrong checksum, resubscribe that book to get a fresh snapshot.
+:class:`~clients.Feed` (blocking) and :class:`~clients.AsyncFeed` (asyncio) drive it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from clients.errors import CfxError, error_for
+from exchange.gateway.auth import sign
+from exchange.gateway.errors import STATUS
+from exchange.marketdata.client_book import FeedError, LocalBook
+
+_STATUS_BY_CODE = {reason.name: status for reason, status in STATUS.items()}
+#: Messages that concern the connection, not the market: never handed to the user.
+_QUIET = ("heartbeat",)
+
+
+def ws_url(url: str) -> str:
+    """The websocket address of an exchange given by its REST address."""
+    if url.startswith(("ws://", "wss://")):
+        return url if url.endswith("/v1/ws") else url.rstrip("/") + "/v1/ws"
+    return url.rstrip("/").replace("https://", "wss://").replace("http://", "ws://") + "/v1/ws"
+
+
+def signature_reused(error: CfxError) -> bool:
+    """Whether an ``auth`` was refused only because another client signed in the same second."""
+    return error.code == "UNAUTHORIZED" and "already used" in error.message
+
+
+def reply_error(message: dict[str, Any]) -> CfxError:
+    """The exception an ``{"op": "error"}`` reply stands for."""
+    error = message.get("error") or {}
+    return error_for(_STATUS_BY_CODE.get(str(error.get("code")), 400), message)
+
+
+@dataclass
+class Received:
+    """What to do with one message: deliver it, answer request ``reply_to``, send ``resend``."""
+
+    deliver: dict[str, Any] | None = None
+    reply_to: int | None = None
+    resend: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FeedCore:
+    """Subscriptions, local books and request ids of one logical feed (across reconnects)."""
+
+    #: The second of the last ``auth`` per API key, shared by every feed of this process:
+    #: the exchange takes one signature once, and two in the same second would be equal.
+    last_auth_second: ClassVar[dict[str, int]] = {}
+
+    def __init__(
+        self, channels: Iterable[str] = (), key: str | None = None, secret: str | None = None
+    ) -> None:
+        self.channels: dict[str, None] = dict.fromkeys(channels)
+        self.key = key
+        self.secret = secret
+        self.books: dict[str, LocalBook] = {}
+        self.resyncs = 0  #: books resubscribed after a gap or a checksum mismatch
+        self._resyncing: set[str] = set()
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    # -- what a client sends --------------------------------------------------------------------
+    def auth(self) -> tuple[dict[str, Any] | None, float]:
+        """The ``auth`` message, or a delay: one signature per second is all the exchange takes."""
+        if not (self.key and self.secret):
+            return None, 0.0
+        now = time.time()
+        if int(now) <= self.last_auth_second.get(self.key, -1):
+            return None, int(now) + 1 - now + 0.001
+        self.last_auth_second[self.key] = int(now)
+        timestamp = str(int(now))
+        return {
+            "op": "auth",
+            "id": self.next_id(),
+            "key": self.key,
+            "timestamp": timestamp,
+            "signature": sign(self.secret, timestamp, "GET", "/v1/ws", b""),
+        }, 0.0
+
+    def subscribe(self, channels: Iterable[str]) -> dict[str, Any]:
+        channels = list(channels)
+        for channel in channels:
+            self.channels[channel] = None
+            name, _, symbol = channel.partition(":")
+            if name == "book":
+                self.books.setdefault(symbol, LocalBook(symbol))
+        return {"op": "subscribe", "id": self.next_id(), "channels": channels}
+
+    def unsubscribe(self, channels: Iterable[str]) -> dict[str, Any]:
+        channels = list(channels)
+        for channel in channels:
+            self.channels.pop(channel, None)
+            name, _, symbol = channel.partition(":")
+            if name == "book":
+                self.books.pop(symbol, None)
+        return {"op": "unsubscribe", "id": self.next_id(), "channels": channels}
+
+    def resubscribe(self) -> dict[str, Any] | None:
+        """After a reconnect: every channel again (books start over from a snapshot)."""
+        for book in self.books.values():
+            book.sequence = None
+        self._resyncing.clear()
+        return self.subscribe(list(self.channels)) if self.channels else None
+
+    def place(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"op": "place", "id": self.next_id(), **body}
+
+    def cancel(self, order_id: int) -> dict[str, Any]:
+        return {"op": "cancel", "id": self.next_id(), "order_id": order_id}
+
+    # -- what a client receives -----------------------------------------------------------------
+    def receive(self, message: dict[str, Any]) -> Received:
+        op = message.get("op")
+        if op in ("ack", "error", "pong"):
+            request = message.get("id")
+            return Received(reply_to=request if isinstance(request, int) else None)
+        channel = message.get("channel")
+        if channel in _QUIET:
+            return Received()
+        if channel == "book":
+            return self._book(message)
+        return Received(deliver=message)
+
+    def _book(self, message: dict[str, Any]) -> Received:
+        symbol = str(message.get("symbol"))
+        book = self.books.get(symbol)
+        if book is None:
+            return Received(deliver=message)
+        if message.get("type") == "snapshot":
+            self._resyncing.discard(symbol)
+        elif symbol in self._resyncing:
+            return Received()  # updates before the fresh snapshot: ignore them
+        try:
+            book.apply(message)
+        except FeedError:
+            self.resyncs += 1
+            self._resyncing.add(symbol)
+            channel = f"book:{symbol}"
+            return Received(
+                resend=[
+                    {"op": "unsubscribe", "id": self.next_id(), "channels": [channel]},
+                    {"op": "subscribe", "id": self.next_id(), "channels": [channel]},
+                ]
+            )
+        return Received(deliver=message)

@@ -1,0 +1,311 @@
+"""The blocking client: :class:`Client` for REST, :class:`Feed` for the websocket."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+import httpx
+import orjson
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.sync.client import ClientConnection, connect
+
+from clients import _core
+from clients._core import DEFAULT_URL, Call, Policy, Signer
+from clients.errors import CfxError, ExchangeUnreachable
+from clients.feed import FeedCore, reply_error, signature_reused, ws_url
+from clients.models import Order
+from exchange.marketdata.client_book import LocalBook
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _Endpoint(Generic[P, T]):
+    """A method of :class:`Client` that builds a :class:`Call` and runs it."""
+
+    def __init__(self, build: Callable[P, Call[T]]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+
+    @overload
+    def __get__(self, client: None, owner: type) -> _Endpoint[P, T]: ...
+    @overload
+    def __get__(self, client: Client, owner: type) -> Callable[P, T]: ...
+    def __get__(self, client: Client | None, owner: type) -> Any:
+        if client is None:
+            return self
+
+        def method(*args: P.args, **kwargs: P.kwargs) -> T:
+            return client.execute(self.build(*args, **kwargs))
+
+        method.__doc__ = self.__doc__
+        method.__name__ = self.build.__name__
+        return method
+
+
+class Client:
+    """A blocking client of one exchange: every REST endpoint of SPEC section 3.
+
+    >>> cfx = Client("http://127.0.0.1:8000", key="cfx_...", secret="...")
+    >>> order = cfx.place_order("H100-2026-12-07", "buy", 10, "2.35")
+
+    Private endpoints are signed with ``key`` and ``secret``; admin endpoints need
+    ``admin_token``. Refusals raise :class:`~clients.CfxError` subclasses carrying the
+    exchange's error code. Lost connections, 429 and 503 are retried (``retries`` times,
+    with backoff) where repeating is safe: orders carry a ``client_order_id`` for that.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        key: str | None = None,
+        secret: str | None = None,
+        *,
+        admin_token: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.key, self.secret = key, secret
+        self.signer = Signer(key, secret) if key and secret else None
+        self.admin_token = admin_token
+        self.policy = Policy(retries=retries)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def execute(self, call: Call[T]) -> T:
+        """Send one call, retrying as its :class:`~clients._core.Policy` allows."""
+        attempt = 0
+        while True:
+            headers, wait = _core.build_request(call, self.signer, self.admin_token)
+            if wait:
+                time.sleep(wait)
+                continue
+            try:
+                response = self._http.request(
+                    call.method, call.path_with_query, content=call.content, headers=headers
+                )
+                return _core.read_response(call, response)
+            except (httpx.TransportError, CfxError) as error:
+                delay = self.policy.delay(attempt, call, error)
+                if delay is None:
+                    if isinstance(error, httpx.TransportError):
+                        raise _core.unreachable(self.url, error) from error
+                    raise
+                time.sleep(delay)
+                attempt += 1
+
+    def feed(self, channels: Iterable[str] = (), *, reconnect: bool = True) -> Feed:
+        """A websocket feed subscribed to ``channels`` (and authenticated, given credentials)."""
+        return Feed(self.url, channels, self.key, self.secret, reconnect=reconnect)
+
+    health = _Endpoint(_core.health)
+    contracts = _Endpoint(_core.contracts)
+    contract = _Endpoint(_core.contract)
+    book = _Endpoint(_core.book)
+    trades = _Endpoint(_core.trades)
+    candles = _Endpoint(_core.candles)
+    settlement_prices = _Endpoint(_core.settlement_prices)
+    index = _Endpoint(_core.index)
+    place_order = _Endpoint(_core.place_order)
+    orders = _Endpoint(_core.orders)
+    order = _Endpoint(_core.order)
+    cancel_order = _Endpoint(_core.cancel_order)
+    cancel_all = _Endpoint(_core.cancel_all)
+    amend_order = _Endpoint(_core.amend_order)
+    cancel_after = _Endpoint(_core.cancel_after)
+    fills = _Endpoint(_core.fills)
+    account = _Endpoint(_core.account)
+    positions = _Endpoint(_core.positions)
+    deliveries = _Endpoint(_core.deliveries)
+    attest = _Endpoint(_core.attest)
+    dispute = _Endpoint(_core.dispute)
+    create_account = _Endpoint(_core.create_account)
+    deposit = _Endpoint(_core.deposit)
+    withdraw = _Endpoint(_core.withdraw)
+    advance_clock = _Endpoint(_core.advance_clock)
+    halt = _Endpoint(_core.halt)
+    resume = _Endpoint(_core.resume)
+    ledger_check = _Endpoint(_core.ledger_check)
+
+
+class Feed:
+    """A blocking websocket feed: iterate it for market data and private messages.
+
+    Book channels are kept in :meth:`book` (sequence and checksum verified; a gap
+    resubscribes by itself). A dropped connection is reopened, re-authenticated and
+    resubscribed. ``place`` and ``cancel`` enter orders over the same connection.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        channels: Iterable[str] = (),
+        key: str | None = None,
+        secret: str | None = None,
+        *,
+        reconnect: bool = True,
+        retries: int = 10,
+    ) -> None:
+        self.url = ws_url(url)
+        self.core = FeedCore(channels, key, secret)
+        self.reconnect = reconnect
+        self.retries = retries
+        self.reconnects = 0
+        self._ws: ClientConnection | None = None
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._closed = False
+
+    def __enter__(self) -> Feed:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Connect, authenticate (given credentials) and subscribe."""
+        try:
+            self._ws = connect(self.url, max_size=2**22, open_timeout=10, legacy=True)
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
+            raise _core.unreachable(self.url, error) from error
+        for attempt in range(3):
+            message, wait = self.core.auth()
+            while wait:
+                time.sleep(wait)
+                message, wait = self.core.auth()
+            if message is None:
+                break
+            try:
+                self._request(message)
+                break
+            except CfxError as error:
+                if not signature_reused(error) or attempt == 2:
+                    raise
+        resubscribe = self.core.resubscribe()
+        if resubscribe is not None:
+            self._request(resubscribe)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._ws is not None:
+            self._ws.close()
+
+    def book(self, symbol: str) -> LocalBook:
+        """The local copy of a subscribed book."""
+        return self.core.books[symbol]
+
+    def subscribe(self, channels: Iterable[str]) -> None:
+        self._request(self.core.subscribe(channels))
+
+    def unsubscribe(self, channels: Iterable[str]) -> None:
+        self._request(self.core.unsubscribe(channels))
+
+    def place(
+        self, symbol: str, side: str, quantity: int, price: Any = None, **extra: Any
+    ) -> Order:
+        """Place an order over the websocket; return it as acknowledged."""
+        body = _core.place_order(symbol, side, quantity, price, **extra).body
+        reply = self._request(self.core.place(body))
+        return Order.model_validate(reply["order"])
+
+    def cancel(self, order_id: int) -> Order:
+        reply = self._request(self.core.cancel(order_id))
+        return Order.model_validate(reply["order"])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while not self._closed:
+            message = self.next(timeout=None)
+            if message is not None:
+                yield message
+
+    def next(self, timeout: float | None = 10.0) -> dict[str, Any] | None:
+        """The next market-data or private message, or ``None`` after ``timeout`` seconds."""
+        if self._buffer:
+            return self._buffer.popleft()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            message = self._recv(left)
+            if message is None:
+                continue
+            received = self.core.receive(message)
+            for resend in received.resend:
+                self._send(resend)
+            if received.deliver is not None:
+                return received.deliver
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._ws is not None
+        try:
+            self._ws.send(orjson.dumps(message).decode())
+        except ConnectionClosed:
+            self._reopen()
+            self._ws.send(orjson.dumps(message).decode())
+
+    def _recv(self, timeout: float | None) -> dict[str, Any] | None:
+        assert self._ws is not None
+        try:
+            raw = self._ws.recv(timeout=timeout)
+        except TimeoutError:
+            return None
+        except ConnectionClosed:
+            if self._closed:
+                raise
+            self._reopen()
+            return None
+        result: dict[str, Any] = orjson.loads(raw)
+        return result
+
+    def _reopen(self) -> None:
+        if not self.reconnect:
+            raise ExchangeUnreachable("DISCONNECTED", "the websocket connection was closed")
+        for attempt in range(self.retries):
+            time.sleep(min(0.2 * 2**attempt, 5.0))
+            try:
+                self.open()
+            except ExchangeUnreachable:
+                continue
+            self.reconnects += 1
+            return
+        raise ExchangeUnreachable("DISCONNECTED", f"could not reconnect to {self.url}")
+
+    def _request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Send a request and read until its reply; keep what else arrives for iteration."""
+        self._send(message)
+        sent_on = self.reconnects
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = self._recv(deadline - time.monotonic())
+            if self.reconnects != sent_on and message["op"] in ("place", "cancel"):
+                # The connection dropped before the reply: send again on the new one. An
+                # order carries its client_order_id, so the exchange will not take it twice.
+                sent_on = self.reconnects
+                self._send(message)
+            if reply is None:
+                continue
+            received = self.core.receive(reply)
+            for resend in received.resend:
+                self._send(resend)
+            if received.deliver is not None:
+                self._buffer.append(received.deliver)
+            if received.reply_to == message["id"]:
+                if reply.get("op") == "error":
+                    raise reply_error(reply)
+                return reply
+        raise CfxError("TIMEOUT", f"no reply to {message['op']} in {timeout} s")

@@ -1,0 +1,124 @@
+"""The websocket side of the SDK against a real server: local books, order entry, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bench.server import ADMIN_TOKEN, Server, start_server, stop_server
+from clients import AsyncClient, Client, Feed, Rejected
+from tests.clients.conftest import Trader
+
+
+def _levels(levels: list[list[str]]) -> list[tuple[str, int]]:
+    return [(str(p), int(q)) for p, q in levels]
+
+
+def _rest_levels(book: list[tuple[object, int]]) -> list[tuple[str, int]]:
+    return [(str(p), q) for p, q in book]
+
+
+def test_sync_feed_keeps_the_book_and_enters_orders(
+    server: Server, trader: Trader, symbol: str
+) -> None:
+    maker, taker = trader("feed-maker"), trader("feed-taker")
+    with Feed(server.url, [f"book:{symbol}", f"trades:{symbol}", "orders", "fills"],
+              maker.key, maker.secret) as feed:  # fmt: skip
+        resting = [feed.place(symbol, "sell", 2, f"3.{60 + i}") for i in range(3)]
+        assert all(o.status == "open" for o in resting)
+        taker.place_order(symbol, "buy", 3, "3.61")
+        seen: set[str] = set()
+        while not {"trades", "fills"} <= seen:
+            message = feed.next(timeout=10)
+            assert message is not None, f"only saw {seen}"
+            seen.add(message["channel"])
+        cancelled = feed.cancel(resting[2].order_id)
+        assert cancelled.status == "cancelled"
+        with pytest.raises(Rejected) as error:
+            feed.place(symbol, "buy", 1, "3.001")
+        assert error.value.code == "INVALID_TICK"
+        while feed.next(timeout=0.5) is not None:
+            pass
+        book = maker.book(symbol, depth=10)
+        local = feed.book(symbol)
+        assert local.sequence == book.sequence
+        assert _levels(local.asks(10)) == _rest_levels(book.asks)
+        assert _levels(local.bids(10)) == _rest_levels(book.bids)
+
+
+def test_a_gap_resubscribes_by_itself(server: Server, trader: Trader, symbol: str) -> None:
+    bot = trader("feed-gap")
+    with Feed(server.url, [f"book:{symbol}"]) as feed:
+        feed.next(timeout=10)  # the snapshot
+        feed.book(symbol).sequence = (feed.book(symbol).sequence or 0) - 1  # lose one update
+        order = bot.place_order(symbol, "sell", 1, "3.95")
+        while feed.core.resyncs == 0 or not feed.book(symbol).synced:
+            assert feed.next(timeout=10) is not None
+        bot.cancel_order(order.order_id)
+        while feed.next(timeout=0.5) is not None:
+            pass
+        assert feed.book(symbol).sequence == bot.book(symbol).sequence
+        assert feed.core.resyncs == 1
+
+
+def test_async_client_and_feed(server: Server, trader: Trader, symbol: str) -> None:
+    seller = trader("async-seller")
+
+    async def main() -> None:
+        async with AsyncClient(server.url, admin_token=ADMIN_TOKEN) as admin:
+            creds = await admin.create_account("async-buyer", deposit="50000.00")
+        cfx = AsyncClient(server.url, creds.api_key, creds.api_secret)
+        async with cfx, cfx.feed([f"book:{symbol}", f"trades:{symbol}", "fills"]) as feed:
+            ask = seller.place_order(symbol, "sell", 2, "3.70")
+            order = await feed.place(symbol, "buy", 2, "3.70", time_in_force="IOC")
+            assert order.status == "filled" and order.fills[0].trade_id > 0
+            channels = set()
+            async for message in feed:
+                channels.add(message["channel"])
+                if {"book", "trades", "fills"} <= channels:
+                    break
+            fills = await cfx.fills(symbol)
+            assert fills[0].order_id == order.order_id
+            assert (await cfx.order(order.order_id)).status == "filled"
+            assert seller.order(ask.order_id).filled_quantity >= 1  # older asks may come first
+            assert (await cfx.account()).account_id == creds.account_id
+
+    asyncio.run(main())
+
+
+def test_feeds_survive_a_server_restart(tmp_path: Path) -> None:
+    """kill -9 the exchange and restart it: both feeds reconnect, re-auth and resubscribe."""
+    server = start_server(tmp_path / "data")
+    try:
+        with Client(server.url, admin_token=ADMIN_TOKEN) as admin:
+            creds = admin.create_account("restart", deposit="50000.00")
+            symbol = next(c.symbol for c in admin.contracts() if c.product == "H100")
+
+        async def before_and_after() -> None:
+            nonlocal server
+            async with AsyncClient(server.url, creds.api_key, creds.api_secret).feed(
+                [f"book:{symbol}", "orders"]
+            ) as feed:
+                first = await feed.place(symbol, "buy", 1, "3.30")
+                stop_server(server, kill=True)
+                server = start_server(server.data_dir, port=server.port)
+                second = await feed.place(symbol, "buy", 1, "3.31")
+                assert feed.reconnects == 1
+                assert second.order_id > first.order_id
+                while feed.book(symbol).bids(1) != [["3.31", "1"]]:
+                    assert await feed.next(timeout=10) is not None
+
+        asyncio.run(before_and_after())
+
+        with Feed(server.url, [f"book:{symbol}"], creds.api_key, creds.api_secret) as feed:
+            feed.next(timeout=10)
+            stop_server(server, kill=True)
+            server = start_server(server.data_dir, port=server.port)
+            third = feed.place(symbol, "buy", 1, "3.32")
+            assert third.status == "open" and feed.reconnects == 1
+            while feed.book(symbol).bids(1) != [["3.32", "1"]]:
+                assert feed.next(timeout=10) is not None
+    finally:
+        stop_server(server)

@@ -1,0 +1,149 @@
+"""The synchronous SDK against a real server: every endpoint, errors, safe retries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from bench.server import Server
+from clients import (
+    AuthenticationError,
+    CfxError,
+    Client,
+    ExchangeUnreachable,
+    NotFound,
+    Rejected,
+)
+from clients._core import Policy, place_order
+from tests.clients.conftest import Trader
+
+
+def test_public_endpoints(admin: Client, symbol: str) -> None:
+    assert admin.health()["status"] == "ok"
+    contracts = admin.contracts()
+    assert symbol in {c.symbol for c in contracts}
+    contract = admin.contract(symbol)
+    assert contract.tick_size == Decimal("0.01") and contract.product == "H100"
+    book = admin.book(symbol, depth=5)
+    assert book.symbol == symbol and isinstance(book.sequence, int)
+    assert admin.trades(symbol, limit=5) == [] or admin.trades(symbol)[0].trade_id > 0
+    assert isinstance(admin.candles(symbol, "1h"), list)
+    assert isinstance(admin.settlement_prices(symbol), list)
+    assert admin.index("H100").product == "H100"
+
+
+def test_trading_round_trip(trader: Trader, admin: Client, symbol: str) -> None:
+    alice, bob = trader("sdk-alice"), trader("sdk-bob")
+    bid = alice.place_order(symbol, "buy", 5, "3.40", post_only=True)
+    assert bid.status == "open" and bid.price == Decimal("3.40") and bid.client_order_id
+    assert [o.order_id for o in alice.orders(symbol=symbol, status="open")] == [bid.order_id]
+    amended = alice.amend_order(bid.order_id, quantity=4)
+    assert amended.remaining_quantity == 4
+    assert alice.book(symbol).bids[0] == (Decimal("3.40"), 4)
+    hit = bob.place_order(symbol, "sell", 3, None)
+    assert hit.status == "filled" and hit.fills[0].liquidity == "taker"
+    assert hit.fills[0].price == Decimal("3.40")
+    assert alice.order(bid.order_id).filled_quantity == 3
+    assert alice.fills(symbol)[0].quantity == 3
+    assert {p.symbol: p.quantity for p in alice.positions()}[symbol] == 3
+    account = alice.account()
+    assert account.margin_locked > 0 and account.cash <= Decimal("100000.00")
+    assert alice.cancel_order(bid.order_id).status == "cancelled"
+    assert alice.cancel_all(symbol) == []
+    assert alice.cancel_after(30)["cancel_at"] == "2026-12-01T00:00:30.000Z"
+    assert alice.cancel_after(0)["cancel_at"] is None
+    assert alice.deliveries() == []
+    assert admin.ledger_check()["balanced"] is True
+
+
+def test_idempotent_retry_after_a_lost_answer(server: Server, admin: Client, symbol: str) -> None:
+    """The first answer to an order is lost; the retry returns the same order, not a new one."""
+    creds = admin.create_account("sdk-lossy", deposit="10000.00")
+
+    class LoseFirstAnswer(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.HTTPTransport()
+            self.posts = 0
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = self.inner.handle_request(request)
+            if request.method == "POST" and request.url.path == "/v1/orders":
+                self.posts += 1
+                if self.posts == 1:
+                    response.read()
+                    raise httpx.ReadTimeout("answer lost", request=request)
+            return response
+
+        def close(self) -> None:
+            self.inner.close()
+
+    transport = LoseFirstAnswer()
+    with Client(server.url, creds.api_key, creds.api_secret, transport=transport) as lossy:
+        order = lossy.place_order(symbol, "buy", 1, "3.10")
+        assert transport.posts == 2
+        assert [o.order_id for o in lossy.orders(symbol=symbol)] == [order.order_id]
+
+
+def test_errors_carry_codes(server: Server, trader: Trader, symbol: str) -> None:
+    poor = trader("sdk-poor", deposit="1.00")
+    with pytest.raises(NotFound) as unknown:
+        poor.place_order("H100-1999-01-01", "buy", 1, "3.00")
+    assert unknown.value.code == "UNKNOWN_SYMBOL" and unknown.value.status == 404
+    with pytest.raises(Rejected) as margin:
+        poor.place_order(symbol, "buy", 1000, "3.50")
+    assert margin.value.code == "INSUFFICIENT_MARGIN"
+    with pytest.raises(Rejected) as tick:
+        poor.place_order(symbol, "buy", 1, "3.505")
+    assert tick.value.code == "INVALID_TICK"
+    with pytest.raises(NotFound) as missing:
+        poor.cancel_order(999_999)
+    assert missing.value.code == "ORDER_NOT_FOUND"
+    with (
+        Client(server.url, poor.key, "0" * 64) as wrong,
+        pytest.raises(AuthenticationError) as unauthorized,
+    ):
+        wrong.account()
+    assert unauthorized.value.code == "UNAUTHORIZED"
+    with Client(server.url) as anonymous_client, pytest.raises(CfxError) as anonymous:
+        anonymous_client.account()
+    assert anonymous.value.code == "NO_CREDENTIALS"
+    with pytest.raises(TypeError, match="exact"):
+        place_order(symbol, "buy", 1, 3.5)  # type: ignore[arg-type]
+
+
+def test_unreachable_says_how_to_fix_it() -> None:
+    with (
+        Client("http://127.0.0.1:9", retries=1) as client,
+        pytest.raises(ExchangeUnreachable) as error,
+    ):
+        client.health()
+    assert "cfx serve" in str(error.value) and "--url" in str(error.value)
+
+
+def test_identical_requests_in_one_second_are_both_accepted(trader: Trader, symbol: str) -> None:
+    """The exchange refuses a reused signature; the SDK waits for a fresh one instead."""
+    bot = trader("sdk-twice")
+    assert bot.cancel_all(symbol) == []
+    assert bot.cancel_all(symbol) == []
+
+
+def test_retry_policy() -> None:
+    order, amend = place_order("X", "buy", 1, "1.00"), Call_amend()
+    policy = Policy(retries=2, backoff_s=0.1)
+    request = httpx.Request("POST", "http://x")
+    assert policy.delay(0, amend, httpx.ConnectError("refused", request=request)) == 0.1
+    assert policy.delay(0, amend, httpx.ReadTimeout("lost", request=request)) is None
+    assert policy.delay(1, order, httpx.ReadTimeout("lost", request=request)) == 0.2
+    assert policy.delay(2, order, httpx.ReadTimeout("lost", request=request)) is None
+    limited = CfxError("RATE_LIMITED", "slow down", 429, retry_after=3.0)
+    assert policy.delay(0, amend, limited) == 3.0
+    refused = CfxError("INSUFFICIENT_MARGIN", "no", 422)
+    assert policy.delay(0, order, refused) is None
+
+
+def Call_amend():
+    from clients._core import amend_order
+
+    return amend_order(1, quantity=1)
