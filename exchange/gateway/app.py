@@ -369,8 +369,12 @@ def create_app(svc: ExchangeService) -> FastAPI:
                 Reason.INVALID_REQUEST, "'to' needs a time zone, e.g. 2026-12-07T00:00:00Z"
             )
         outcome = await svc.sequencer.submit({"op": "advance", "to": to_ns(target)})
-        reply: dict[str, Any] = outcome.reply
-        return reply
+        ran = [
+            event | {field: svc.price_str(event["symbol"], event[field])
+                     for field in ("price", "final_price") if field in event}
+            for event in outcome.reply["ran"]
+        ]  # fmt: skip
+        return outcome.reply | {"ran": ran}
 
     @app.post("/v1/admin/contracts/{symbol}/halt", tags=["admin"], dependencies=[Admin])
     async def halt(symbol: str) -> dict[str, Any]:
@@ -397,14 +401,9 @@ def create_app(svc: ExchangeService) -> FastAPI:
 
         await serve_connection(svc, websocket)
 
-    # -- dashboard -----------------------------------------------------------------------------
-    @app.get("/", include_in_schema=False)
-    async def root() -> Response:
-        return Response(
-            orjson.dumps(
-                {"name": "cfx", "docs": "/docs", "openapi": "/openapi.json", "health": "/v1/health"}
-            ),
-            media_type="application/json",
-        )
+    # -- dashboard: the market page at / and the public views it reads -------------------------
+    from exchange.gateway import dashboard
+
+    app.include_router(dashboard.router)
 
     return app

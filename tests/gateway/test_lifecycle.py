@@ -50,6 +50,8 @@ def _contract_life(server: Server) -> None:
     ran = server.advance("2026-12-05T00:30:00Z")["ran"]
     events = [e["event"] for e in ran]
     assert "daily_settlement" in events and "expiry" in events
+    expiry = next(e for e in ran if e["event"] == "expiry" and e["symbol"] == symbol)
+    assert expiry["final_price"] == "3.50"  # prices on the wire are decimal strings
     contract = httpx.get(server.url + f"/v1/contracts/{symbol}").json()
     assert (contract["status"], contract["final_settlement_price"]) == ("delivering", "3.50")
     prices = httpx.get(server.url + f"/v1/settlement-prices/{symbol}").json()
