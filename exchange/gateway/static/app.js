@@ -188,13 +188,20 @@ function renderMarkets() {
     if (contract.product !== group) {
       group = contract.product;
       rows.push(
-        el("tr", { class: "group" }, el("td", { colspan: 4 }, `${group} · ${PRODUCTS[group] ?? ""}`)),
+        el(
+          "tr",
+          { class: "group" },
+          el("td", { colspan: 4 }, `${group} · ${PRODUCTS[group] ?? ""}`),
+        ),
       );
     }
     const symbol = contract.symbol;
     const change = changeOf(symbol);
     const [changeText, changeClass] = change
-      ? [change.pct !== null ? `${signed(change.pct)[0]}%` : signed(change.change)[0], signed(change.change)[1]]
+      ? [
+          change.pct !== null ? `${signed(change.pct)[0]}%` : signed(change.change)[0],
+          signed(change.change)[1],
+        ]
       : ["–", "muted"];
     const row = el(
       "tr",
@@ -207,7 +214,11 @@ function renderMarkets() {
       el("td", { class: "sym" }, symbol, el("span", { class: "kind" }, kindOf(symbol))),
       el("td", { class: "num last" }, price(lastOf(symbol))),
       el("td", { class: `num change ${changeClass}` }, changeText),
-      el("td", { class: "status" }, el("span", { class: `pill ${contract.status}` }, contract.status)),
+      el(
+        "td",
+        { class: "status" },
+        el("span", { class: `pill ${contract.status}` }, contract.status),
+      ),
     );
     rows.push(row);
   }
@@ -219,16 +230,22 @@ function renderMarkets() {
 }
 
 function stat(label, value, cls = "", title = null) {
-  return el("div", { class: "stat", title }, el("span", { class: "k" }, label), el("span", { class: `v ${cls}` }, value));
+  return el(
+    "div",
+    { class: "stat", title },
+    el("span", { class: "k" }, label),
+    el("span", { class: `v ${cls}` }, value),
+  );
 }
 
 function renderSummary() {
   const box = $("summary");
   const contract = state.contracts.get(state.selected);
   if (!contract) {
-    const text = state.loaded && !state.contracts.size
-      ? "No contracts are listed yet. The market opens when the listing calendar lists its first contracts."
-      : "Select a contract to see its market.";
+    const text =
+      state.loaded && !state.contracts.size
+        ? "No contracts are listed yet. The market opens when the listing calendar lists its first contracts."
+        : "Select a contract to see its market.";
     box.replaceChildren(el("div", { class: "empty" }, text));
     return;
   }
@@ -238,7 +255,8 @@ function renderSummary() {
   const change = changeOf(symbol);
   const [changeText, changeClass] = change ? signed(change.change) : ["–", "muted"];
   const settled = state.settlements.length ? state.settlements[state.settlements.length - 1] : null;
-  const sinceSettle = settled && isDecimal(last) && isDecimal(settled.price) ? subtract(last, settled.price) : null;
+  const sinceSettle =
+    settled && isDecimal(last) && isDecimal(settled.price) ? subtract(last, settled.price) : null;
   const [settleText, settleClass] = signed(sinceSettle);
   const kind = kindOf(symbol);
   const period = kind === "day" ? "that day" : kind === "week" ? "that ISO week" : "that month";
@@ -263,15 +281,32 @@ function renderSummary() {
     el(
       "div",
       { class: "stats" },
-      stat("24h change", change && change.pct !== null ? `${changeText} (${signed(change.pct)[0]}%)` : changeText, changeClass),
-      stat("24h volume", isDecimal(ticker.volume_24h) ? `${grouped(ticker.volume_24h)} GPU-h` : "–"),
+      stat(
+        "24h change",
+        change && change.pct !== null ? `${changeText} (${signed(change.pct)[0]}%)` : changeText,
+        changeClass,
+      ),
+      stat(
+        "24h volume",
+        isDecimal(ticker.volume_24h) ? `${grouped(ticker.volume_24h)} GPU-h` : "–",
+      ),
       stat("Best bid", price(ticker.best_bid), "up"),
       stat("Best ask", price(ticker.best_ask), "down"),
-      stat("Last settlement", settled ? price(settled.price) : "–", "", "The latest daily settlement price"),
+      stat(
+        "Last settlement",
+        settled ? price(settled.price) : "–",
+        "",
+        "The latest daily settlement price",
+      ),
       stat("Since settlement", settleText, settleClass),
       stat("Tick", price(contract.tick_size)),
       stat("Initial margin", rate(contract.initial_margin_rate)),
-      stat("Price band", `±${rate(contract.price_band)}`, "", "Largest distance of an order's price from the reference price"),
+      stat(
+        "Price band",
+        `±${rate(contract.price_band)}`,
+        "",
+        "Largest distance of an order's price from the reference price",
+      ),
     ),
   );
 }
@@ -284,7 +319,10 @@ function ladderRows(levels, side, widest) {
       el("span", { class: "price" }, p),
       el("span", { class: "size" }, grouped(qty)),
       el("span", { class: "total" }, grouped(total)),
-      el("i", { class: "bar", style: `width:${Math.min(100, (toNumber(total) / widest) * 100).toFixed(1)}%` }),
+      el("i", {
+        class: "bar",
+        style: `width:${Math.min(100, (toNumber(total) / widest) * 100).toFixed(1)}%`,
+      }),
     ),
   );
 }
@@ -298,12 +336,20 @@ function renderBook() {
     asks.length ? toNumber(asks[asks.length - 1][2]) : 0,
     1,
   );
-  const waiting = !state.selected ? "No contract selected" : book && book.synced ? null : "Loading…";
+  const waiting = !state.selected
+    ? "No contract selected"
+    : book && book.synced
+      ? null
+      : "Loading…";
   $("asks").replaceChildren(
-    ...(asks.length ? ladderRows(asks, "sell", widest).reverse() : [el("div", { class: "empty" }, waiting ?? "No offers")]),
+    ...(asks.length
+      ? ladderRows(asks, "sell", widest).reverse()
+      : [el("div", { class: "empty" }, waiting ?? "No offers")]),
   );
   $("bids").replaceChildren(
-    ...(bids.length ? ladderRows(bids, "buy", widest) : [el("div", { class: "empty" }, waiting ?? "No bids")]),
+    ...(bids.length
+      ? ladderRows(bids, "buy", widest)
+      : [el("div", { class: "empty" }, waiting ?? "No bids")]),
   );
   const last = state.selected ? lastOf(state.selected) : null;
   const lastTrade = state.trades[0];
@@ -318,7 +364,8 @@ function renderBook() {
     el("span", { class: `last ${lastClass}`, title: "Last traded price" }, price(last)),
     el("span", { class: "gap" }, gap),
   );
-  $("book-state").textContent = book && book.synced ? `sequence ${book.sequence}` : state.selected ? "syncing" : "";
+  $("book-state").textContent =
+    book && book.synced ? `sequence ${book.sequence}` : state.selected ? "syncing" : "";
 }
 
 function renderDepth() {
@@ -336,7 +383,11 @@ function renderTrades() {
   const rows = state.trades.map((t) =>
     el(
       "div",
-      { class: `trade ${t.taker_side === "sell" ? "sell" : "buy"}${t.fresh ? " fresh" : ""}`, "data-trade-id": t.trade_id, title: `trade ${t.trade_id}, taker ${t.taker_side}` },
+      {
+        class: `trade ${t.taker_side === "sell" ? "sell" : "buy"}${t.fresh ? " fresh" : ""}`,
+        "data-trade-id": t.trade_id,
+        title: `trade ${t.trade_id}, taker ${t.taker_side}`,
+      },
       el("span", { class: "time" }, fmtTime(t.time)),
       el("span", { class: "price" }, price(t.price)),
       el("span", { class: "size" }, grouped(String(t.quantity))),
@@ -351,7 +402,9 @@ let candleLayout = null;
 
 function renderCandles() {
   const contract = state.contracts.get(state.selected);
-  const settled = state.settlements.length ? state.settlements[state.settlements.length - 1].price : null;
+  const settled = state.settlements.length
+    ? state.settlements[state.settlements.length - 1].price
+    : null;
   candleLayout = drawCandles($("candles"), state.candles, {
     interval: state.interval,
     decimals: decimalsOf(contract),
@@ -361,17 +414,36 @@ function renderCandles() {
 }
 
 function renderSettlements() {
-  const rows = [...state.settlements].reverse().map((s) =>
-    el(
-      "tr",
-      {},
-      el("td", {}, fmtDate(s.time)),
-      el("td", { class: "num" }, price(s.price)),
-      el("td", {}, s.final ? el("span", { class: "pill final", title: "Final settlement price: deliveries are invoiced at it" }, "final") : ""),
-    ),
+  const rows = [...state.settlements]
+    .reverse()
+    .map((s) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, fmtDate(s.time)),
+        el("td", { class: "num" }, price(s.price)),
+        el(
+          "td",
+          {},
+          s.final
+            ? el(
+                "span",
+                {
+                  class: "pill final",
+                  title: "Final settlement price: deliveries are invoiced at it",
+                },
+                "final",
+              )
+            : "",
+        ),
+      ),
+    );
+  const text = state.selected
+    ? "No settlement yet: the first comes at 00:00 UTC."
+    : "No contract selected";
+  $("settlements").replaceChildren(
+    ...(rows.length ? rows : [el("tr", { class: "empty" }, el("td", { colspan: 3 }, text))]),
   );
-  const text = state.selected ? "No settlement yet: the first comes at 00:00 UTC." : "No contract selected";
-  $("settlements").replaceChildren(...(rows.length ? rows : [el("tr", { class: "empty" }, el("td", { colspan: 3 }, text))]));
 }
 
 function renderIndex() {
@@ -410,11 +482,17 @@ function renderDeliveries() {
       el("td", { class: "sym" }, d.symbol),
       el("td", { class: "num" }, grouped(String(d.gpu_hours))),
       el("td", { class: "num" }, price(d.price)),
-      el("td", {}, el("span", { class: `pill ${d.status === "settled" ? "settled-ok" : d.status}` }, d.status)),
+      el(
+        "td",
+        {},
+        el("span", { class: `pill ${d.status === "settled" ? "settled-ok" : d.status}` }, d.status),
+      ),
     ),
   );
   const text = "No deliveries yet: they are assigned when a contract's trading closes.";
-  $("deliveries").replaceChildren(...(rows.length ? rows : [el("tr", { class: "empty" }, el("td", { colspan: 5 }, text))]));
+  $("deliveries").replaceChildren(
+    ...(rows.length ? rows : [el("tr", { class: "empty" }, el("td", { colspan: 5 }, text))]),
+  );
 }
 
 // -- loading ---------------------------------------------------------------------------------
@@ -480,8 +558,11 @@ async function loadCandles() {
   const generation = state.generation;
   const interval = state.interval;
   if (!symbol) return;
-  const rows = await getJSON(`/v1/candles/${encodeURIComponent(symbol)}?interval=${interval}&limit=300`);
-  if (generation !== state.generation || interval !== state.interval || !Array.isArray(rows)) return;
+  const rows = await getJSON(
+    `/v1/candles/${encodeURIComponent(symbol)}?interval=${interval}&limit=300`,
+  );
+  if (generation !== state.generation || interval !== state.interval || !Array.isArray(rows))
+    return;
   state.candles = rows;
   state.hover = null;
   schedule("candles");
@@ -494,7 +575,7 @@ function addTradeToCandles(trade) {
   const start = Math.floor(at.getTime() / width) * width;
   const quantity = String(trade.quantity);
   const last = state.candles[state.candles.length - 1];
-  const lastStart = last ? parseTime(last.time)?.getTime() ?? -Infinity : -Infinity;
+  const lastStart = last ? (parseTime(last.time)?.getTime() ?? -Infinity) : -Infinity;
   if (last && lastStart === start) {
     if (compare(trade.price, last.high) > 0) last.high = trade.price;
     if (compare(trade.price, last.low) < 0) last.low = trade.price;
@@ -524,9 +605,7 @@ async function loadSettlements() {
 }
 
 async function loadIndex() {
-  const answers = await Promise.all(
-    Object.keys(PRODUCTS).map((p) => getJSON(`/v1/index/${p}`)),
-  );
+  const answers = await Promise.all(Object.keys(PRODUCTS).map((p) => getJSON(`/v1/index/${p}`)));
   Object.keys(PRODUCTS).forEach((product, i) => {
     if (answers[i]) state.index[product] = answers[i];
   });
@@ -688,7 +767,9 @@ function wire() {
       if (next) {
         state.chosenByUser = true;
         select(next.dataset.symbol);
-        requestAnimationFrame(() => $("contracts").querySelector(`tr[data-symbol="${next.dataset.symbol}"]`)?.focus());
+        requestAnimationFrame(() =>
+          $("contracts").querySelector(`tr[data-symbol="${next.dataset.symbol}"]`)?.focus(),
+        );
       }
     }
   });
@@ -749,7 +830,17 @@ function refresh() {
 
 async function main() {
   wire();
-  schedule("markets", "summary", "book", "depth", "trades", "candles", "settlements", "index", "deliveries");
+  schedule(
+    "markets",
+    "summary",
+    "book",
+    "depth",
+    "trades",
+    "candles",
+    "settlements",
+    "index",
+    "deliveries",
+  );
   feed.subscribe(["ticker:*"]);
   feed.connect();
   await Promise.all([loadContracts(), loadClock()]);

@@ -228,8 +228,7 @@ export function drawDepth(canvas, bids, asks, decimals = 2) {
   }
   const bestBid = bids.length ? toNumber(bids[0][0]) : null;
   const bestAsk = asks.length ? toNumber(asks[0][0]) : null;
-  const mid =
-    bestBid !== null && bestAsk !== null ? (bestBid + bestAsk) / 2 : (bestBid ?? bestAsk);
+  const mid = bestBid !== null && bestAsk !== null ? (bestBid + bestAsk) / 2 : (bestBid ?? bestAsk);
   const far = [...bids, ...asks].map(([p]) => Math.abs(toNumber(p) - mid));
   const half = Math.max(...far, mid * 0.01, 0.01) * 1.1;
   const lo = mid - half;
