@@ -50,6 +50,9 @@ def serve(
     ),
     start: str | None = typer.Option(None, help="Start time of a fresh exchange (ISO 8601)."),
     backend: str = typer.Option("numba", help="Engine backend: numba or reference."),
+    snapshot_every: int = typer.Option(
+        100_000, min=1, help="Snapshot the state every this many commands."
+    ),
 ) -> None:
     """Run the exchange: REST and websocket API on HOST:PORT."""
     import uvicorn
@@ -61,7 +64,12 @@ def serve(
         raise typer.BadParameter("--clock must be 'real' or 'sim'")
     try:
         svc = ExchangeService(
-            data_dir, db_url=db, clock=clock, start=_parse_time(start), backend=backend
+            data_dir,
+            db_url=db,
+            clock=clock,
+            start=_parse_time(start),
+            backend=backend,
+            snapshot_every=snapshot_every,
         )
     except DataDirBusy as exc:
         typer.echo(str(exc), err=True)

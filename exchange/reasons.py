@@ -42,6 +42,7 @@ class Reason(IntEnum):
     CLOCK_BACKWARDS = 1018
     SLOW_CONSUMER = 1019
     UNAVAILABLE = 1020
+    JOURNAL_UNAVAILABLE = 1021
 
     # 2000-2999: risk and clearing (checked before the book; the order changed nothing)
     INSUFFICIENT_MARGIN = 2001

@@ -35,6 +35,7 @@ from exchange.engine import TRADE
 from exchange.gateway.auth import derive_secret, load_master_key, new_api_key
 from exchange.gateway.errors import ApiError
 from exchange.gateway.ratelimit import ReplayCache, TokenBucket
+from exchange.journal import JournalError
 from exchange.marketdata import MarketData
 from exchange.reasons import Reason
 from exchange.sequencer.loop import Clock, Sequencer
@@ -103,6 +104,7 @@ class ExchangeService:
         self.snapshot_every = snapshot_every
         self.subscribers: set[Any] = set()
         self._pending_postings: list[dict[str, Any]] = []
+        self._ledger_lock = asyncio.Lock()  # one ledger batch at a time, in seq order
         self._tasks: list[asyncio.Task[None]] = []
         self.recovery: dict[str, Any] = {}
         self.sequencer.listeners.append(self._on_outcome)
@@ -131,7 +133,9 @@ class ExchangeService:
             await self.stop()
 
     async def start(self) -> None:
-        self.recovery = self.sequencer.recover()
+        # Replay from no later than the ledger has caught up to: postings still queued when
+        # the process died are made again by the replay (the ledger skips keys it has).
+        self.recovery = self.sequencer.recover(at_most=self._ledger_seq())
         self._rebuild_market_data()
         self.sequencer.start()
         if self.state.seq == 0:
@@ -145,14 +149,18 @@ class ExchangeService:
             self._tasks.append(asyncio.create_task(self._tick(), name="clock"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        async with self._ledger_lock:  # let a ledger batch in flight finish first
+            for task in self._tasks:
+                task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
         await self.sequencer.stop()
-        self._flush_ledger()
+        try:
+            self._flush_ledger()
+        except Exception:  # the next start replays the journal into the ledger
+            log.exception("ledger not flushed at stop")
         self.journal.close()
         self._lock.close()
 
@@ -197,20 +205,37 @@ class ExchangeService:
             for connection in list(self.subscribers):
                 connection.deliver(messages, outcome)
         if seq and seq % self.snapshot_every == 0:
-            self.sequencer.snapshot()
+            try:
+                self.sequencer.snapshot()
+            except JournalError:  # e.g. a full disk: the journal alone still recovers
+                log.exception("snapshot at seq %d not written", seq)
 
     async def _write_ledger(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(0.05)
-            if self._pending_postings:
-                batch, self._pending_postings = self._pending_postings, []
-                try:
-                    await loop.run_in_executor(None, self.ledger.post_many, batch)
-                except Exception:  # the database is away: keep the batch and try again
-                    log.exception("ledger write failed; retrying")
-                    self._pending_postings[:0] = batch
-                    await asyncio.sleep(1.0)
+            try:
+                await self._post_pending()
+            except Exception:  # the database is away: the batch is kept; try again
+                log.exception("ledger write failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _post_pending(self) -> None:
+        """Post the queued postings as one batch; on failure keep them, in order, and raise."""
+        async with self._ledger_lock:
+            if not self._pending_postings:
+                return
+            batch, self._pending_postings = self._pending_postings, []
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.ledger.post_many, batch)
+            except BaseException:
+                self._pending_postings[:0] = batch
+                raise
+
+    def _ledger_seq(self) -> int:
+        """The seq whose postings the ledger holds last (all before it are there too)."""
+        key = self.ledger.last_key()
+        seq, _, _ = (key or "0").partition(":")
+        return int(seq) if seq.isdigit() else 0
 
     def _flush_ledger(self) -> None:
         if self._pending_postings:
@@ -218,10 +243,15 @@ class ExchangeService:
             self.ledger.post_many(batch)
 
     async def ledger_check(self) -> dict[str, Any]:
-        await asyncio.get_running_loop().run_in_executor(None, self._flush_ledger)
-        result: dict[str, Any] = await asyncio.get_running_loop().run_in_executor(
-            None, self.ledger.check
-        )
+        try:
+            await self._post_pending()
+            result: dict[str, Any] = await asyncio.get_running_loop().run_in_executor(
+                None, self.ledger.check
+            )
+        except Exception as exc:
+            raise ApiError(
+                Reason.UNAVAILABLE, f"the ledger database cannot be reached now: {exc}"
+            ) from exc
         return result
 
     # -- accounts -----------------------------------------------------------------------------

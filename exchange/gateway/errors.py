@@ -33,6 +33,7 @@ STATUS: dict[Reason, int] = {
     Reason.NOT_PROVIDER: 403,
     Reason.NOT_CONSUMER: 403,
     Reason.UNAVAILABLE: 503,
+    Reason.JOURNAL_UNAVAILABLE: 503,
 }
 
 

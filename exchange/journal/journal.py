@@ -403,25 +403,37 @@ class Journal:
             prune_snapshots(self.directory, self.keep_snapshots, self.fsync)
         return path
 
-    def latest_snapshot(self) -> tuple[int, bytes] | None:
+    def latest_snapshot(self, at_most: int | None = None) -> tuple[int, bytes] | None:
         """Return ``(seq, data)`` of the newest valid snapshot the journal can replay from.
 
-        Damaged snapshots, and those ahead of the journal or behind its oldest record, are
-        skipped and listed in ``recovery.skipped_snapshots``.
+        Damaged snapshots, those ahead of the journal or behind its oldest record, and those
+        after ``at_most`` when it is given, are skipped and listed in
+        ``recovery.skipped_snapshots``.
+        """
+        return next(self.snapshots(at_most), None)
+
+    def snapshots(self, at_most: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(seq, data)`` of every valid snapshot, newest first.
+
+        A caller that cannot use one (say, its data no longer loads) takes the next: each
+        yielded snapshot can be replayed from. Skipped snapshots, and those the caller
+        passed over, are listed in ``recovery.skipped_snapshots`` with why.
         """
         skipped: list[SkippedSnapshot] = []
-        found: tuple[int, bytes] | None = None
+        self.recovery.skipped_snapshots = skipped
         for seq, path in reversed(list_snapshots(self.directory)):
             problem = self._snapshot_problem(seq)
+            if problem is None and at_most is not None and seq > at_most:
+                problem = f"after seq {at_most}, the point to replay from"
             if problem is None:
                 try:
-                    found = seq, read_snapshot(path, seq)
-                    break
+                    data = read_snapshot(path, seq)
                 except (SnapshotInvalid, OSError) as exc:
                     problem = str(exc)
+                else:
+                    yield seq, data
+                    problem = "passed over by the caller"
             skipped.append(SkippedSnapshot(seq, problem))
-        self.recovery.skipped_snapshots = skipped
-        return found
 
     def _snapshot_problem(self, seq: int) -> str | None:
         if seq > self.last_seq:

@@ -436,6 +436,17 @@ class Ledger:
             lines=tuple(Entry(owner, name, amount) for owner, name, amount in rows),
         )
 
+    def last_key(self) -> str | None:
+        """Return the key of the transaction posted last, or ``None`` for an empty ledger.
+
+        Transaction ids rise in posting order, so for a writer that posts in order (the
+        exchange's, keyed ``"<seq>:<n>"``) everything up to this key is in the ledger.
+        """
+        query = select(TRANSACTION.c.key).order_by(TRANSACTION.c.id.desc()).limit(1)
+        with self.engine.connect() as connection:
+            key = connection.execute(query).scalar_one_or_none()
+        return None if key is None else str(key)
+
     def history(
         self, owner: str, account: str | None = None, *, after: int = 0, limit: int = 1000
     ) -> list[HistoryEntry]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import pickle
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from exchange.reasons import Reason
 from exchange.sequencer.state import ExchangeState, Outcome, Refused
 
 SNAPSHOT_VERSION = 1
+
+log = logging.getLogger("cfx")
 
 
 class Clock:
@@ -62,14 +65,24 @@ class Sequencer:
         self.failed: Exception | None = None
 
     # -- recovery ------------------------------------------------------------------------
-    def recover(self) -> dict[str, Any]:
-        """Load the newest snapshot and replay the journal after it; return what was done."""
+    def recover(self, at_most: int | None = None) -> dict[str, Any]:
+        """Load the newest snapshot and replay the journal after it; return what was done.
+
+        A snapshot whose data does not load is passed over for the one before it (or for
+        none: a replay from the first record). With ``at_most``, no snapshot after that seq
+        is used, so every command after ``at_most`` is replayed through the listeners.
+        """
         started = time.perf_counter()
-        snapshot = self.journal.latest_snapshot()
         after = 0
-        if snapshot is not None:
-            after, data = snapshot
-            self.state = restore_state(data)
+        unloadable: list[dict[str, Any]] = []
+        for seq, data in self.journal.snapshots(at_most):
+            try:
+                self.state = restore_state(data)
+            except Exception as exc:  # a snapshot from another version, or damaged inside
+                unloadable.append({"seq": seq, "reason": f"{type(exc).__name__}: {exc}"})
+                continue
+            after = seq
+            break
         replayed = 0
         for seq, payload in self.journal.replay(after):
             command = orjson.loads(payload)
@@ -79,6 +92,7 @@ class Sequencer:
                 listener(seq, command, outcome)
         return {
             "snapshot_seq": after,
+            "unloadable_snapshots": unloadable,
             "replayed": replayed,
             "seconds": round(time.perf_counter() - started, 3),
             "recovery": getattr(self.journal, "recovery", None),
@@ -88,7 +102,9 @@ class Sequencer:
         try:
             return self.state.apply(seq, command)
         except Refused as refused:
-            outcome = Outcome(reply=refused)
+            # what ran before the refusal (scheduled events due by the command's time) stays
+            outcome = refused.outcome or Outcome()
+            outcome.reply = refused
             return outcome
 
     # -- running -------------------------------------------------------------------------
@@ -143,7 +159,11 @@ class Sequencer:
                     if not pending.future.done():
                         pending.future.set_result(
                             Outcome(
-                                reply=Refused(Reason.UNAVAILABLE, f"journal write failed: {exc}")
+                                reply=Refused(
+                                    Reason.JOURNAL_UNAVAILABLE,
+                                    f"the journal could not be written ({exc}); nothing was "
+                                    "done: retry later",
+                                )
                             )
                         )
                 continue
@@ -155,7 +175,10 @@ class Sequencer:
                     self._fail(exc, batch[offset:])
                     raise
                 for listener in self.listeners:
-                    listener(seq, pending.command, outcome)
+                    try:
+                        listener(seq, pending.command, outcome)
+                    except Exception:  # a projection failed; the command stands, answer it
+                        log.exception("listener failed on seq %d", seq)
                 if not pending.future.done():
                     pending.future.set_result(outcome)
 

@@ -68,6 +68,8 @@ class Refused(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+        #: what the command's time ran before the refusal (scheduled events), if anything
+        self.outcome: Outcome | None = None
 
 
 @dataclass
@@ -266,9 +268,15 @@ class ExchangeState:
         if op != "advance" and ts > self.now:
             self._run_due(ts)
         handler = getattr(self, f"_op_{op}", None)
-        if handler is None:
-            raise Refused(Reason.INVALID_REQUEST, f"unknown command {op!r}")
-        self._out.reply = handler(command)
+        try:
+            if handler is None:
+                raise Refused(Reason.INVALID_REQUEST, f"unknown command {op!r}")
+            self._out.reply = handler(command)
+        except Refused as refused:
+            # the command changed nothing, but the events due by its time did run: their
+            # postings, trades and book changes must still reach the ledger and the feeds
+            refused.outcome = self._out
+            raise
         return self._out
 
     # -- helpers --------------------------------------------------------------------------
