@@ -1,171 +1,581 @@
-"""Gateway benchmark: order entry over the websocket and over REST against a real server.
+"""Gateway benchmark: order entry over the websocket and REST against a real server.
 
-``python -m bench.gateway [--url URL] [--json] [--quick]``: starts an exchange on a
-simulated clock in a temporary data dir (or uses ``--url`` with ``--token``), creates one
-account per connection, and sends limit orders that rest (bids far below the reference
-price, so the book grows but nothing trades). Closed loop: each websocket connection keeps
-``--window`` orders in flight; latency is from send to acknowledgement. Acknowledgement
-means journaled with fsync and applied.
+``cfx bench gateway [--url URL --token T] [--scenario file.toml] [--sweep 500,1000,...]``
+starts ``cfx serve`` on a simulated clock in a temporary data dir (or uses ``--url``, where
+accounts are created through the admin API with ``--token``), creates one account per
+connection, seeds each symbol's book with resting orders on both sides, and sends the
+scenario's order mix (:mod:`bench.scenario`): limit orders resting near the reference price,
+limit orders priced to trade at once ("crossing"), market orders, and cancels of the
+connection's own resting orders. Acknowledgement means journaled with fsync and applied.
+
+Two kinds of run, each repeated (medians, with min and max):
+
+- **closed loop**: ``window`` requests in flight per connection: the throughput at
+  saturation, and the latency that queueing for it costs;
+- **open loop** at each offered rate of the sweep (:mod:`bench.openloop`): requests on a
+  fixed schedule, latency from the intended send time so a stall cannot hide. The knee is
+  the highest offered rate whose p99 stays within ``p99_target_ms`` with the load served.
+
+Each run records the server's CPU and peak RSS (psutil, when the server is on this
+machine) and the load generator's own CPU, which tells whether the client was the limit.
+Plots go to ``--out`` (default ``./bench-results``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ipaddress
+import itertools
+import random
 import statistics
+import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import orjson
 import websockets
-from hdrh.histogram import HdrHistogram
 
 from bench import machine
 from bench.machine import machine_info
+from bench.openloop import closed_loop, combine, holds, knee, open_loop, served
+from bench.scenario import QUICK, Mix, Scenario, ScenarioError, load_scenario, parse_rates
+from bench.scenario import with_overrides as _with
+from contracts.prices import to_ticks
 from exchange.gateway.auth import sign
 
-TOKEN = "bench-admin-token"
+TARGETS = {"websocket_orders_per_s": 20_000, "websocket_p99_ms": 10, "rest_orders_per_s": 3_000}
+#: Open-loop rates swept when neither ``--rate`` nor ``--sweep`` is given.
+DEFAULT_SWEEP = (250.0, 500.0, 1000.0, 2000.0, 4000.0)
+#: A connection with this many resting orders cancels instead of placing more (the
+#: exchange allows 1,000 open orders per account).
+MAX_LIVE = 400
+#: Resting orders per side per symbol placed before any run.
+SEED_LEVELS = 10
 
 
-def _account(url: str, token: str, name: str) -> dict[str, Any]:
+# -- the exchange ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Market:
+    """One symbol the orders go to, with prices in ticks."""
+
+    symbol: str
+    tick_size: Decimal
+    reference: int
+    band: int  # ticks either side of the reference that the exchange accepts
+
+    def price(self, ticks: int) -> str:
+        return str(ticks * self.tick_size)
+
+
+def markets(url: str, count: int) -> list[Market]:
+    """The ``count`` longest-lived continuous contracts that are trading, H100 first."""
+    contracts = httpx.get(url + "/v1/contracts", timeout=30).json()
+    usable = [c for c in contracts if c["status"] == "trading" and c["mechanism"] == "continuous"
+              and c["reference_price"] is not None]  # fmt: skip
+    usable.sort(key=lambda c: c["last_trade_time"], reverse=True)
+    usable.sort(key=lambda c: c["product"] != "H100")  # stable: H100 first, longest-lived first
+    if len(usable) < count:
+        raise ScenarioError(f"the exchange trades {len(usable)} continuous contracts, not {count}")
+    out = []
+    for c in usable[:count]:
+        tick = Decimal(c["tick_size"])
+        reference = to_ticks(c["reference_price"], tick)
+        band = int(reference * Decimal(c["price_band"]))
+        out.append(Market(c["symbol"], tick, reference, band))
+    return out
+
+
+def create_account(url: str, token: str, name: str) -> dict[str, Any]:
+    """A funded trading account through the admin API: its id, key and secret."""
     response = httpx.post(url + "/v1/admin/accounts", json={"name": name, "deposit": "100000000.00"},
                           headers={"Authorization": f"Bearer {token}"}, timeout=30)  # fmt: skip
-    response.raise_for_status()
+    if response.status_code != 201:
+        raise RuntimeError(f"cannot create an account ({response.status_code}): {response.text}")
     result: dict[str, Any] = response.json()
     return result
 
 
-async def _ws_client(url: str, creds: dict[str, Any], symbol: str, n: int, window: int,
-                     hist: HdrHistogram) -> int:  # fmt: skip
-    async with websockets.connect(url.replace("http", "ws", 1) + "/v1/ws", max_size=None) as ws:
+def signed_headers(creds: dict[str, Any], method: str, path: str, body: bytes) -> dict[str, str]:
+    ts = str(int(time.time()))
+    return {"CFX-KEY": creds["api_key"], "CFX-TIMESTAMP": ts, "Content-Type": "application/json",
+            "CFX-SIGNATURE": sign(creds["api_secret"], ts, method, path, body)}  # fmt: skip
+
+
+def seed_books(url: str, token: str, books: list[Market]) -> None:
+    """Rest ``SEED_LEVELS`` bids and asks on every symbol, so crossing orders find liquidity."""
+    maker = create_account(url, token, f"bench-maker-{time.time_ns()}")
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for m in books:
+            for k in range(1, SEED_LEVELS + 1):
+                for side, price in (("buy", m.reference - k), ("sell", m.reference + k)):
+                    body = orjson.dumps({"symbol": m.symbol, "side": side, "type": "limit",
+                                         "price": m.price(price), "quantity": 20})  # fmt: skip
+                    r = client.post("/v1/orders", content=body,
+                                    headers=signed_headers(maker, "POST", "/v1/orders", body))  # fmt: skip
+                    if r.status_code == 429:  # the maker's own rate limit: wait and go on
+                        time.sleep(1.0)
+
+
+# -- what to send -----------------------------------------------------------------------
+
+
+@dataclass
+class OrderFlow:
+    """The next request of one connection: the scenario's mix over the markets."""
+
+    books: list[Market]
+    mix: Mix
+    rng: random.Random
+    live: list[int] = field(default_factory=list)
+
+    def next(self) -> tuple[str, dict[str, Any]]:
+        """``("place", order body)`` or ``("cancel", {"order_id": n})``."""
+        r = self.rng.random()
+        if (r < self.mix.cancel or len(self.live) >= MAX_LIVE) and self.live:
+            i = self.rng.randrange(len(self.live))
+            self.live[i], self.live[-1] = self.live[-1], self.live[i]
+            return "cancel", {"order_id": self.live.pop()}
+        m = self.rng.choice(self.books)
+        side = self.rng.choice(("buy", "sell"))
+        body: dict[str, Any] = {"symbol": m.symbol, "side": side, "quantity": 1}
+        if r >= 1.0 - self.mix.market:
+            return "place", body | {"type": "market"}
+        reach = max(1, min(20, m.band - 1))
+        sign_ = 1 if side == "buy" else -1
+        if self.rng.random() < self.mix.crossing:  # through the touch: trades at once
+            price = m.reference + sign_ * reach
+        else:  # rests on its own side of the reference
+            price = m.reference - sign_ * self.rng.randint(1, reach)
+        return "place", body | {"type": "limit", "price": m.price(price)}
+
+    def on_order(self, order: dict[str, Any]) -> None:
+        """Remember an acknowledged order that rests, so a later request can cancel it."""
+        if order.get("status") in ("open", "partially_filled"):
+            self.live.append(int(order["order_id"]))
+
+
+class WsSession:
+    """One authenticated websocket connection sending orders without waiting for answers."""
+
+    def __init__(self, ws: Any, flow: OrderFlow) -> None:
+        self.ws = ws
+        self.flow = flow
+        self.pending: dict[int, asyncio.Future[str | None]] = {}
+        self.ids = itertools.count(1)
+        self.reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, url: str, creds: dict[str, Any], flow: OrderFlow) -> WsSession:
+        ws = await websockets.connect(url.replace("http", "ws", 1) + "/v1/ws", max_size=None)
         ts = str(int(time.time()))
         await ws.send(orjson.dumps({"op": "auth", "id": "auth", "key": creds["api_key"], "timestamp": ts,
                                     "signature": sign(creds["api_secret"], ts, "GET", "/v1/ws", b"")}).decode())  # fmt: skip
-        while orjson.loads(await ws.recv()).get("id") != "auth":
-            pass
-        sent: dict[int, int] = {}
-        acked = 0
-        next_id = 0
-
-        async def send_one() -> None:
-            nonlocal next_id
-            price = f"{1 + (next_id % 50) / 100:.2f}"
-            sent[next_id] = time.perf_counter_ns()
-            await ws.send(orjson.dumps({"op": "place", "id": next_id, "symbol": symbol, "side": "buy",
-                                        "type": "limit", "price": price, "quantity": 1}).decode())  # fmt: skip
-            next_id += 1
-
-        for _ in range(min(window, n)):
-            await send_one()
-        while acked < n:
+        while True:
             message = orjson.loads(await ws.recv())
-            request_id = message.get("id")
-            if isinstance(request_id, int) and request_id in sent:
-                hist.record_value(max(1, (time.perf_counter_ns() - sent.pop(request_id)) // 1000))
-                acked += message.get("op") == "ack"
-                if next_id < n:
-                    await send_one()
-        return acked
+            if message.get("id") == "auth":
+                if message.get("op") != "ack":
+                    raise RuntimeError(f"websocket auth refused: {message}")
+                break
+        return cls(ws, flow)
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                message = orjson.loads(raw)
+                future = self.pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+                if future is None or future.done():
+                    continue
+                if message.get("op") == "ack":
+                    self.flow.on_order(message.get("order", {}))
+                    future.set_result(None)
+                else:
+                    future.set_result(message.get("error", {}).get("code", "ERROR"))
+        finally:
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("websocket closed"))
+            self.pending.clear()
+
+    async def call(self) -> str | None:
+        op, body = self.flow.next()
+        request_id = next(self.ids)
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.pending[request_id] = future
+        await self.ws.send(orjson.dumps({"op": op, "id": request_id} | body).decode())
+        return await future
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.reader
 
 
-async def bench_ws(
-    url: str, token: str, symbol: str, connections: int, orders: int, window: int
+class RestSession:
+    """One account over one keep-alive HTTP connection; overlapping requests queue for it."""
+
+    def __init__(self, url: str, creds: dict[str, Any], flow: OrderFlow) -> None:
+        self.creds = creds
+        self.flow = flow
+        self.client = httpx.AsyncClient(
+            base_url=url,
+            timeout=httpx.Timeout(60.0),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
+
+    async def call(self) -> str | None:
+        op, body = self.flow.next()
+        if op == "place":
+            path, method, data = "/v1/orders", "POST", orjson.dumps(body)
+        else:
+            path, method, data = f"/v1/orders/{body['order_id']}", "DELETE", b""
+        headers = signed_headers(self.creds, method, path, data)
+        response = await self.client.request(method, path, content=data, headers=headers)
+        if response.status_code in (200, 201):
+            self.flow.on_order(response.json())
+            return None
+        try:
+            code: str = response.json()["error"]["code"]
+        except Exception:
+            code = f"HTTP_{response.status_code}"
+        return code
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+# -- resources ----------------------------------------------------------------------------
+
+
+def local_pid(url: str) -> int | None:
+    """The pid listening on ``url``'s port, if the server runs on this machine."""
+    try:
+        import psutil
+
+        parsed = urlparse(url)
+        host = parsed.hostname or ""
+        if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+            return None
+        port = parsed.port or 80
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                return int(conn.pid) if conn.pid else None
+    except Exception:
+        return None
+    return None
+
+
+class Usage:
+    """CPU and peak RSS of a process (and of this load generator) while a run lasts."""
+
+    def __init__(self, pid: int | None) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid) if pid else None
+        self.me = psutil.Process()
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            with contextlib.suppress(Exception):
+                if self.process is not None:
+                    self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+
+    def __enter__(self) -> Usage:
+        self.t0 = time.perf_counter()
+        self.me0 = self.me.cpu_times()
+        self.cpu0 = self.process.cpu_times() if self.process else None
+        if self.process is not None:
+            self.peak_rss = self.process.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        wall = time.perf_counter() - self.t0
+        me = self.me.cpu_times()
+        self.client_cpu = 100 * (me.user + me.system - self.me0.user - self.me0.system) / wall
+        self.server_cpu = None
+        if self.process is not None and self.cpu0 is not None:
+            with contextlib.suppress(Exception):
+                now = self.process.cpu_times()
+                used = now.user + now.system - self.cpu0.user - self.cpu0.system
+                self.server_cpu = 100 * used / wall
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "server_cpu_percent": None if self.server_cpu is None else round(self.server_cpu, 1),
+            "server_peak_rss_mb": round(self.peak_rss / 1e6, 1) if self.process else None,
+            "client_cpu_percent": round(self.client_cpu, 1),
+        }
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+class Target:
+    """The exchange under test: its URL, admin token, symbols and local pid."""
+
+    def __init__(self, url: str, token: str, books: list[Market], pid: int | None) -> None:
+        self.url = url
+        self.token = token
+        self.books = books
+        self.pid = pid
+        self.accounts: dict[str, list[dict[str, Any]]] = {}
+        self.flows: dict[str, list[OrderFlow]] = {}
+
+    def sessions_for(self, transport: str, scenario: Scenario) -> list[OrderFlow]:
+        """One account and order flow per connection, kept across runs of a transport."""
+        if transport not in self.flows:
+            stamp = time.time_ns()
+            self.accounts[transport] = [
+                create_account(self.url, self.token, f"bench-{transport}-{i}-{stamp}")
+                for i in range(scenario.connections)
+            ]
+            self.flows[transport] = [
+                OrderFlow(self.books, scenario.mix, random.Random(1000 * i + len(transport)))
+                for i in range(scenario.connections)
+            ]
+        return self.flows[transport]
+
+
+async def _one_run(
+    target: Target, transport: str, scenario: Scenario, rate: float | None
 ) -> dict[str, Any]:
-    creds = [_account(url, token, f"ws-bench-{i}-{time.time_ns()}") for i in range(connections)]
-    hist = HdrHistogram(1, 60_000_000, 3)
-    start = time.perf_counter()
-    acked = await asyncio.gather(*(_ws_client(url, c, symbol, orders, window, hist) for c in creds))
-    seconds = time.perf_counter() - start
-    return _result(sum(acked), seconds, hist) | {"connections": connections, "window": window}
+    flows = target.sessions_for(transport, scenario)
+    creds = target.accounts[transport]
+    sessions: list[WsSession] | list[RestSession]
+    if transport == "websocket":
+        sessions = [
+            await WsSession.open(target.url, c, f) for c, f in zip(creds, flows, strict=True)
+        ]
+    else:
+        sessions = [RestSession(target.url, c, f) for c, f in zip(creds, flows, strict=True)]
+    n = len(sessions)
+
+    async def call(i: int) -> str | None:
+        return await sessions[i % n].call()
+
+    try:
+        with Usage(target.pid) as usage:
+            if rate is None:
+                window = scenario.window if transport == "websocket" else 1
+                recorder = await closed_loop(call, window * n, scenario.duration, scenario.warmup)
+            else:
+                recorder = await open_loop(call, rate, scenario.duration, scenario.warmup)
+    finally:
+        for session in sessions:
+            with contextlib.suppress(Exception):
+                await session.close()
+    result = recorder.result(rate) | usage.result()
+    if rate is None:
+        result["in_flight"] = (scenario.window if transport == "websocket" else 1) * n
+    return result
 
 
-def bench_rest(url: str, token: str, symbol: str, orders: int) -> dict[str, Any]:
-    creds = _account(url, token, f"rest-bench-{time.time_ns()}")
-    hist = HdrHistogram(1, 60_000_000, 3)
-    acked = 0
-    with httpx.Client(base_url=url, timeout=30) as client:
-        start = time.perf_counter()
-        for i in range(orders):
-            body = orjson.dumps({"symbol": symbol, "side": "buy", "type": "limit",
-                                 "price": f"{1 + (i % 50) / 100:.2f}", "quantity": 1})  # fmt: skip
-            ts = str(int(time.time()))
-            headers = {"CFX-KEY": creds["api_key"], "CFX-TIMESTAMP": ts, "Content-Type": "application/json",
-                       "CFX-SIGNATURE": sign(creds["api_secret"], ts, "POST", "/v1/orders", body)}  # fmt: skip
-            t0 = time.perf_counter_ns()
-            response = client.post("/v1/orders", content=body, headers=headers)
-            hist.record_value(max(1, (time.perf_counter_ns() - t0) // 1000))
-            acked += response.status_code == 201
-        seconds = time.perf_counter() - start
-    return _result(acked, seconds, hist) | {"connections": 1}
-
-
-def _result(acked: int, seconds: float, hist: HdrHistogram) -> dict[str, Any]:
-    latency = {f"p{p:g}_us": hist.get_value_at_percentile(p) for p in (50, 90, 99, 99.9)}
-    return {"acked": acked, "seconds": round(seconds, 3), "orders_per_s": acked / seconds,
-            "latency": latency | {"max_us": hist.get_max_value()}}  # fmt: skip
+def run_point(
+    target: Target, transport: str, scenario: Scenario, rate: float | None
+) -> dict[str, Any]:
+    """Repeat one run ``scenario.repetitions`` times; medians with min and max."""
+    runs = [asyncio.run(_one_run(target, transport, scenario, rate))
+            for _ in range(scenario.repetitions)]  # fmt: skip
+    point = combine(runs)
+    for key in ("server_cpu_percent", "server_peak_rss_mb", "client_cpu_percent"):
+        values = [r[key] for r in runs if r[key] is not None]
+        point[key] = statistics.median(values) if values else None
+    point["holds"] = holds(point, scenario.p99_target_ms * 1000)
+    point["served"] = served(point)
+    return point
 
 
 def run(
-    url: str | None = None, token: str | None = None, quick: bool = False, repeats: int = 3
+    scenario: Scenario,
+    url: str | None = None,
+    token: str | None = None,
+    out: Path | None = None,
+    closed: bool = True,
+    log: Any = None,
 ) -> dict[str, Any]:
-    """Run the websocket and REST order-entry benchmarks; start a server unless ``url``."""
+    """Run the scenario's closed-loop and open-loop measurements; start a server unless ``url``."""
     from bench.server import ADMIN_TOKEN, start_server, stop_server  # a real uvicorn process
 
+    say = log or (lambda text: None)
     server = None
     tmp = None
     if url is None:
         tmp = tempfile.TemporaryDirectory(prefix="cfx-bench-")
-        server = start_server(Path(tmp.name))
+        server = start_server(Path(tmp.name) / "data")
         url, token = server.url, ADMIN_TOKEN
-    assert token is not None
+    if token is None:
+        raise ScenarioError(
+            "--url needs --token (or CFX_ADMIN_TOKEN): accounts are created as admin"
+        )
+    result: dict[str, Any] = {"benchmark": "gateway", "machine": machine_info(),
+                              "scenario": scenario.to_json(), "targets": TARGETS}  # fmt: skip
     try:
-        symbol = httpx.get(url + "/v1/contracts").json()[0]["symbol"]
-        ws_orders, rest_orders = (500, 300) if quick else (5_000, 2_000)
-        ws_runs = [
-            asyncio.run(bench_ws(url, token, symbol, 4, ws_orders, 64)) for _ in range(repeats)
-        ]
-        rest_runs = [bench_rest(url, token, symbol, rest_orders) for _ in range(repeats)]
+        pid = server.process.pid if server is not None else local_pid(url)
+        target = Target(url, token, markets(url, scenario.symbols), pid)
+        result["server"] = {"url": url if server is None else "(started)", "pid_measured": pid is not None,
+                            "symbols": [m.symbol for m in target.books]}  # fmt: skip
+        seed_books(url, token, target.books)
+        if closed:
+            result["closed_loop"] = {}
+            for transport in scenario.transports:
+                say(f"closed loop, {transport}")
+                result["closed_loop"][transport] = run_point(target, transport, scenario, None)
+        result["sweep"] = {}
+        target_us = scenario.p99_target_ms * 1000
+        for transport in scenario.transports:
+            points = []
+            for rate in scenario.rates:
+                say(f"open loop, {transport}, {rate:g} orders/s")
+                point = run_point(target, transport, scenario, rate)
+                points.append(point)
+                if not point["holds"] and len(scenario.rates) > 1:
+                    break  # the knee is below; higher rates would only queue further
+            result["sweep"][transport] = {"points": points, "knee_per_s": knee(points, target_us)}
     finally:
         if server is not None:
             stop_server(server)
         if tmp is not None:
             tmp.cleanup()
+    if out is not None:
+        from bench.plots import gateway_plots
 
-    def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-        rates = [r["orders_per_s"] for r in runs]
-        best = sorted(runs, key=lambda r: r["orders_per_s"])[len(runs) // 2]
-        return {"orders_per_s_median": statistics.median(rates), "orders_per_s_min": min(rates),
-                "orders_per_s_max": max(rates), "median_run": best}  # fmt: skip
+        result["plots"] = [str(p) for p in gateway_plots(result, out)]
+    return result
 
-    return {"benchmark": "gateway", "machine": machine_info(), "url": url if server is None else "(started)",
-            "websocket": summary(ws_runs), "rest": summary(rest_runs),
-            "targets": {"websocket_orders_per_s": 20_000, "websocket_p99_ms": 10, "rest_orders_per_s": 3_000}}  # fmt: skip
+
+# -- output -------------------------------------------------------------------------------
+
+
+def _ms(us: float) -> str:
+    return f"{us / 1000:,.2f}"
 
 
 def render(result: dict[str, Any]) -> None:
-    """Print throughput and latency per path."""
-    for name in ("websocket", "rest"):
-        r = result[name]
-        lat = r["median_run"]["latency"]
-        print(f"{name:9s}: {r['orders_per_s_median']:>9,.0f} orders/s (min {r['orders_per_s_min']:,.0f}, "
-              f"max {r['orders_per_s_max']:,.0f}); p50 {lat['p50_us']:,} us, p99 {lat['p99_us']:,} us, "
-              f"max {lat['max_us']:,} us")  # fmt: skip
+    """Rich tables: closed-loop saturation, then the open-loop sweep per transport."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=140)
+    m = result["machine"]
+    s = result["scenario"]
+    console.print(f"[bold]cfx gateway benchmark[/] on {m['cpu']}, {m['cores']} cores, Python {m['python']}; "
+                  f"{s['connections']} connections, {s['symbols']} symbol(s), mix {s['mix']}, "
+                  f"{s['repetitions']} x {s['duration']:g} s after {s['warmup']:g} s warm-up")  # fmt: skip
+    if result.get("closed_loop"):
+        table = Table(title="closed loop (saturation): median of repetitions [min-max]")
+        for col in ("transport", "in flight", "acked/s", "answers/s", "p50 ms", "p99 ms", "p99.9 ms",
+                    "max ms", "server CPU %", "client CPU %", "errors (median run)"):  # fmt: skip
+            table.add_column(
+                col, justify="left" if col in ("transport", "errors (median run)") else "right"
+            )
+        for transport, p in result["closed_loop"].items():
+            med, lo, hi = p["median"], p["min"], p["max"]
+            table.add_row(transport, str(p["median_run"].get("in_flight", "")),
+                          f"{med['ok_per_s']:,.0f} [{lo['ok_per_s']:,.0f}-{hi['ok_per_s']:,.0f}]",
+                          f"{med['achieved_per_s']:,.0f}", _ms(med["latency"]["p50_us"]),
+                          f"{_ms(med['latency']['p99_us'])} [{_ms(lo['latency']['p99_us'])}-{_ms(hi['latency']['p99_us'])}]",
+                          _ms(med["latency"]["p99.9_us"]), _ms(med["latency"]["max_us"]),
+                          _pct(p["server_cpu_percent"]), _pct(p["client_cpu_percent"]), _errors(p["errors"]))  # fmt: skip
+        console.print(table)
+    target_ms = s["p99_target_ms"]
+    for transport, sweep in result.get("sweep", {}).items():
+        table = Table(title=f"open loop, {transport}: latency from the intended send time, "
+                            f"median of repetitions [min-max of p99]")  # fmt: skip
+        for col in ("offered/s", "acked/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
+                    "server CPU %", "RSS MB", "client CPU %", f"p99 <= {target_ms:g} ms", "errors (median run)"):  # fmt: skip
+            table.add_column(col, justify="left" if col.startswith("errors") else "right")
+        for p in sweep["points"]:
+            lat, lo, hi = p["median"]["latency"], p["min"]["latency"], p["max"]["latency"]
+            table.add_row(f"{p['offered_per_s']:,.0f}", f"{p['median']['ok_per_s']:,.0f}", _ms(lat["p50_us"]),
+                          _ms(lat["p90_us"]), f"{_ms(lat['p99_us'])} [{_ms(lo['p99_us'])}-{_ms(hi['p99_us'])}]",
+                          _ms(lat["p99.9_us"]), _ms(lat["max_us"]), _pct(p["server_cpu_percent"]),
+                          _pct(p["server_peak_rss_mb"]), _pct(p["client_cpu_percent"]),
+                          "yes" if p["holds"] else "no", _errors(p["errors"]))  # fmt: skip
+        console.print(table)
+        k = sweep["knee_per_s"]
+        console.print(
+            f"knee ({transport}): " + (f"{k:,.0f} orders/s" if k else "below the lowest rate swept")
+        )
+    for plot in result.get("plots", []):
+        console.print(f"plot: {plot}")
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}"
+
+
+def _errors(errors: dict[str, int]) -> str:
+    return (
+        ", ".join(f"{code} {n:,}" for code, n in sorted(errors.items(), key=lambda x: -x[1])) or "-"
+    )
+
+
+def scenario_from_args(args: argparse.Namespace) -> Scenario:
+    """The scenario file (or the defaults), then the flags over it, then ``--quick``."""
+    scenario = load_scenario(args.scenario) if args.scenario else Scenario()
+    sweep = parse_rates(args.sweep) if args.sweep else None
+    scenario = _with(scenario, transport=args.transport, connections=args.connections,
+                     rate=args.rate, sweep=sweep, window=args.window, duration=args.duration,
+                     warmup=args.warmup, repetitions=args.repetitions, symbols=args.symbols,
+                     p99_target_ms=args.p99_target_ms)  # fmt: skip
+    if args.quick:
+        quick = dict(QUICK)
+        if scenario.rate or sweep or (args.scenario and scenario.sweep):
+            quick.pop("sweep")
+        scenario = _with(scenario, **quick)
+    elif not scenario.rates:
+        scenario = _with(scenario, sweep=DEFAULT_SWEEP)
+    return scenario
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__.splitlines()[0])
+    p.add_argument("--url", help="a running exchange (default: start one)")
+    p.add_argument("--token", help="admin token for --url")
+    p.add_argument("--scenario", type=Path, help="TOML scenario file (flags override it)")
+    p.add_argument("--transport", choices=("websocket", "rest", "both"))
+    p.add_argument("--connections", type=int)
+    p.add_argument("--rate", type=float, help="offered orders/s, open loop")
+    p.add_argument("--sweep", help="offered rates to sweep, e.g. 500,1000,2000")
+    p.add_argument("--window", type=int, help="closed loop: in flight per websocket connection")
+    p.add_argument("--duration", type=float, help="measured seconds per repetition")
+    p.add_argument("--warmup", type=float, help="seconds before measuring")
+    p.add_argument("--repetitions", type=int)
+    p.add_argument("--symbols", type=int)
+    p.add_argument("--p99-target-ms", type=float, dest="p99_target_ms")
+    p.add_argument("--no-closed", action="store_true", help="skip the closed-loop runs")
+    p.add_argument("--out", type=Path, default=Path("bench-results"), help="directory for plots")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quick", action="store_true")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.gateway", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--url")
-    parser.add_argument("--token")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
-    result = run(args.url, args.token, args.quick, 1 if args.quick else args.repeats)
+    args = parser().parse_args(argv)
+    try:
+        scenario = scenario_from_args(args)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    log = None if args.json else (lambda text: print(f"... {text}", file=sys.stderr, flush=True))
+    result = run(scenario, args.url, args.token, args.out, closed=not args.no_closed, log=log)
     machine.emit(result, args.json, render)
     return 0
 

@@ -104,12 +104,19 @@ class Client:
         return self.request("POST", "/v1/orders", body | extra)
 
 
-def start_server(data_dir: Path, port: int | None = None, extra: list[str] | None = None) -> Server:
-    """Start ``cfx serve`` on a simulated clock; its output goes to ``<data_dir>.log``."""
+def start_server(
+    data_dir: Path, port: int | None = None, extra: list[str] | None = None, clock: str = "sim"
+) -> Server:
+    """Start ``cfx serve`` on a simulated clock; its output goes to ``<data_dir>.log``.
+
+    ``clock="real"`` runs it on the wall clock instead (event times comparable with
+    ``time.time_ns()`` in another process on this machine).
+    """
     port = port or free_port()
     env = dict(os.environ, CFX_ADMIN_TOKEN=ADMIN_TOKEN)
+    when = ["--clock", "sim", "--start", START] if clock == "sim" else ["--clock", clock]
     args = [sys.executable, "-m", "clients.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-            "--clock", "sim", "--start", START, *(extra or [])]  # fmt: skip
+            *when, *(extra or [])]  # fmt: skip
     log_path = data_dir.with_name(data_dir.name + ".log")
     with open(log_path, "ab") as log:
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -1,0 +1,152 @@
+"""PNG plots of benchmark results (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+_PERCENTILES = (("p50_us", "p50"), ("p90_us", "p90"), ("p99_us", "p99"), ("p99.9_us", "p99.9"),
+                ("max_us", "max"))  # fmt: skip
+
+
+def _subtitle(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    return f"{m['cpu']}, {m['cores']} cores, Python {m['python']}"
+
+
+def gateway_plots(result: dict[str, Any], out: Path) -> list[Path]:
+    """Latency percentiles against offered rate, and acknowledged orders/s over time."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    sweeps = result.get("sweep", {})
+    target_ms = result["scenario"]["p99_target_ms"]
+    for transport, sweep in sweeps.items():
+        points = sweep["points"]
+        if not points:
+            continue
+        rates = [p["offered_per_s"] for p in points]
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+        for key, label in _PERCENTILES:
+            ax.plot(
+                rates, [p["median"]["latency"][key] / 1000 for p in points], marker="o", label=label
+            )
+        lo = [p["min"]["latency"]["p99_us"] / 1000 for p in points]
+        hi = [p["max"]["latency"]["p99_us"] / 1000 for p in points]
+        ax.fill_between(rates, lo, hi, alpha=0.2, label="p99 min-max")
+        ax.axhline(
+            target_ms,
+            color="red",
+            linestyle="--",
+            linewidth=1,
+            label=f"target p99 {target_ms:g} ms",
+        )
+        if sweep.get("knee_per_s"):
+            ax.axvline(
+                sweep["knee_per_s"],
+                color="grey",
+                linestyle=":",
+                label=f"knee {sweep['knee_per_s']:,.0f}/s",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered orders/s (open loop)")
+        ax.set_ylabel("latency from intended send, ms")
+        ax.set_title(f"{transport}: latency percentiles (median of repetitions)")
+        ax.legend(fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax2.plot(rates, rates, color="grey", linestyle="--", label="offered")
+        ax2.plot(rates, [p["median"]["ok_per_s"] for p in points], marker="o", label="acknowledged")
+        ax2.plot(
+            rates, [p["median"]["achieved_per_s"] for p in points], marker="x", label="answered"
+        )
+        ax2.set_xscale("log")
+        ax2.set_yscale("log")
+        ax2.set_xlabel("offered orders/s")
+        ax2.set_ylabel("orders/s")
+        ax2.set_title(f"{transport}: throughput achieved vs offered")
+        ax2.legend(fontsize=8)
+        ax2.grid(True, which="both", alpha=0.3)
+        fig.suptitle(_subtitle(result), fontsize=9)
+        fig.tight_layout()
+        path = out / f"gateway-{transport}-latency.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for p in points:
+            timeline = p["median_run"]["timeline"]
+            ax.plot([t for t, _ in timeline], [v for _, v in timeline],
+                    label=f"offered {p['offered_per_s']:,.0f}/s")  # fmt: skip
+        warmup = result["scenario"]["warmup"]
+        ax.axvline(warmup, color="grey", linestyle=":", label="end of warm-up")
+        ax.set_xlabel("seconds since start")
+        ax.set_ylabel("acknowledged orders/s")
+        ax.set_title(
+            f"{transport}: throughput over time (median repetition)\n{_subtitle(result)}",
+            fontsize=9,
+        )
+        ax.legend(fontsize=8)
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        path = out / f"gateway-{transport}-timeline.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def feed_plot(result: dict[str, Any], out: Path) -> list[Path]:
+    """Delivery-lag percentiles per run of the feed benchmark (one bar group per run)."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs = result["runs"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    labels = [f"{r['subscribers']} subs\n{r['rate']:g}/s" for r in runs]
+    width = 0.8 / len(_PERCENTILES)
+    for j, (key, label) in enumerate(_PERCENTILES):
+        ax.bar([i + j * width for i in range(len(runs))],
+               [r["median"]["lag"][key] / 1000 for r in runs], width, label=label)  # fmt: skip
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(runs))], labels)
+    ax.set_yscale("log")
+    ax.set_ylabel("lag from event time to receipt, ms")
+    ax.axhline(50, color="red", linestyle="--", linewidth=1, label="target p99 50 ms")
+    ax.set_title(f"feed delivery lag (median of repetitions)\n{_subtitle(result)}", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = out / "feed-lag.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]
+
+
+def recovery_plot(result: dict[str, Any], out: Path) -> list[Path]:
+    """Restart seconds against journal length: replay only, snapshot + replay, cfx serve."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = result["journals"]
+    sizes = [r["commands"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key, label in (("replay_only_s", "replay only (state from empty)"),
+                       ("snapshot_replay_s", "newest snapshot + replay"),
+                       ("journal_read_s", "journal read, checksums only"),
+                       ("serve_healthy_s", "cfx serve to first healthy response")):  # fmt: skip
+        values = [r.get(key) for r in rows]
+        if any(v is not None for v in values):
+            ax.plot(sizes, values, marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("commands in the journal")
+    ax.set_ylabel("seconds (median)")
+    ax.set_title(f"restart time as the journal grows\n{_subtitle(result)}", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path = out / "recovery.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]
