@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from bench.cli import app as bench_app
+from clients import commands
 from experiments.cli import app as experiment_app
 
 app = typer.Typer(
@@ -93,31 +94,26 @@ def serve(
 
 @app.command()
 def contracts(
-    at: str | None = typer.Option(
-        None, help="Show the calendar at this time (ISO 8601; default now)."
+    url: str = commands.URL,
+    calendar: bool = typer.Option(
+        False, "--calendar", help="Show the default listing calendar; no server needed."
     ),
-    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    at: str | None = typer.Option(None, help="With --calendar: at this time (ISO 8601)."),
+    json: bool = commands.JSON,
 ) -> None:
-    """List the contracts the default listing calendar holds at a time."""
+    """List the exchange's contracts with their status and prices (or the default calendar)."""
+    if not calendar:
+        commands.live_contracts(url, json)
+        return
     from contracts import ListingCalendar
 
     now = _parse_time(at) or datetime.now(tz=UTC)
     rows = [spec.to_dict(status) for spec, status in ListingCalendar().contracts_at(now)]
     if json:
-        import orjson
-
-        typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        commands.print_json(rows)
         return
-    from rich.console import Console
-    from rich.table import Table
-
     columns = ("symbol", "delivery_start", "last_trade_time", "tick_size", "status")
-    table = Table(title=f"cfx contracts at {now.isoformat(timespec='seconds')}")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(str(row[c]) for c in columns))
-    Console().print(table)
+    commands.table(f"cfx listing calendar at {now.isoformat(timespec='seconds')}", rows, columns)
 
 
 @admin_app.command("create-account")
@@ -172,6 +168,9 @@ def create_account(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     typer.echo(orjson.dumps(result).decode())
+
+
+commands.register(app)
 
 
 def main() -> None:
