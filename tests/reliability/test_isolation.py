@@ -1,0 +1,180 @@
+"""Accounts cannot see or touch each other's orders and deliveries; admin endpoints need the
+token; forged, tampered and replayed signatures are refused; one key's flood is rate
+limited while another key trades on. (tests/gateway covers the basic forged, stale and
+replayed signature cases and GET/DELETE of another account's order.)"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+import websockets
+
+from exchange.gateway.auth import sign
+from tests.reliability.conftest import Client, Server, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("iso") / "cfx")
+    yield server
+    stop_server(server)
+
+
+def _code(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["code"]
+
+
+def test_another_accounts_orders_and_deliveries_are_not_found(isolated: Server) -> None:
+    server = isolated
+    symbol = "H100-2026-12-02"
+    alice, bob, mallory = (server.account(n) for n in ("alice", "bob", "mallory"))
+    assert alice.place(symbol, "sell", "3.00", 5).status_code == 201
+    order = bob.place(symbol, "buy", "3.00", 5).json()
+    resting = alice.place(symbol, "sell", "3.40", 2).json()
+    server.advance("2026-12-02T01:00:00Z")  # expiry: alice delivers 5 hours to bob
+    [delivery] = bob.request("GET", "/v1/deliveries").json()
+    tries = [
+        ("GET", f"/v1/orders/{order['order_id']}", None, "ORDER_NOT_FOUND"),
+        ("DELETE", f"/v1/orders/{resting['order_id']}", None, "ORDER_NOT_FOUND"),
+        ("PATCH", f"/v1/orders/{resting['order_id']}", {"quantity": 9}, "ORDER_NOT_FOUND"),
+        ("POST", f"/v1/deliveries/{delivery['delivery_id']}/attestations",
+         {"gpu_hours": 1, "period_start": "2026-12-02T00:00:00Z", "period_end": "2026-12-02T01:00:00Z"},
+         "DELIVERY_NOT_FOUND"),
+        ("POST", f"/v1/deliveries/{delivery['delivery_id']}/disputes",
+         {"gpu_hours": 1, "reason": "not mine"}, "DELIVERY_NOT_FOUND"),
+    ]  # fmt: skip
+    for method, path, body, code in tries:
+        assert _code(mallory.request(method, path, body)) == (404, code), (method, path)
+    assert mallory.request("GET", "/v1/deliveries").json() == []
+    assert mallory.request("GET", "/v1/fills").json() == []
+    assert mallory.request("GET", "/v1/orders").json() == []
+    # the owners still see theirs, unchanged
+    assert alice.request("GET", f"/v1/orders/{resting['order_id']}").json()["quantity"] == 2
+    assert bob.request("GET", "/v1/deliveries").json() == [delivery]
+
+    async def over_ws() -> dict[str, object]:
+        async with websockets.connect(server.ws_url) as ws:
+            ts = str(int(time.time()))
+            auth = {"op": "auth", "id": 1, "key": mallory.key, "timestamp": ts,
+                    "signature": sign(mallory.secret, ts, "GET", "/v1/ws", b"")}  # fmt: skip
+            await ws.send(orjson.dumps(auth).decode())
+            await ws.send(
+                orjson.dumps({"op": "cancel", "id": 2, "order_id": resting["order_id"]}).decode()
+            )
+            while True:
+                message: dict[str, object] = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                if message.get("id") == 2:
+                    return message
+
+    reply = asyncio.run(over_ws())
+    assert reply["op"] == "error" and reply["error"] == {  # type: ignore[comparison-overlap]
+        "code": "ORDER_NOT_FOUND",
+        "message": f"order {resting['order_id']} not found",
+    }
+
+
+def test_every_admin_endpoint_needs_the_token(isolated: Server) -> None:
+    server = isolated
+    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
+    admin = [(m.upper(), p) for p, ops in paths.items() if p.startswith("/v1/admin/") for m in ops]
+    assert len(admin) >= 10
+    for method, path in admin:
+        url = server.url + path.replace("{account_id}", "1").replace("{delivery_id}", "1").replace(
+            "{symbol}", "H100-2026-12-03"
+        )
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": "local-admin-token"},
+        ):
+            response = httpx.request(method, url, headers=headers, json={})
+            assert _code(response) == (401, "UNAUTHORIZED"), (method, path, headers)
+
+
+def test_tampered_and_replayed_signatures_are_refused(isolated: Server) -> None:
+    server = isolated
+    trader = server.account("signer")
+    symbol = "H100-2026-12-04"
+    body = orjson.dumps(
+        {"symbol": symbol, "side": "buy", "type": "limit", "price": "3.00", "quantity": 1}
+    )
+    ts = str(int(time.time()))
+    good = sign(trader.secret, ts, "POST", "/v1/orders", body)
+    headers = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": ts, "CFX-SIGNATURE": good,
+               "Content-Type": "application/json"}  # fmt: skip
+    tampered = body.replace(b'"quantity":1', b'"quantity":9')
+    assert _code(httpx.post(server.url + "/v1/orders", content=tampered, headers=headers)) == (
+        401,
+        "UNAUTHORIZED",
+    )
+    elsewhere = httpx.post(server.url + "/v1/orders/cancel-after", content=body, headers=headers)
+    assert _code(elsewhere) == (401, "UNAUTHORIZED")
+    future = str(int(time.time()) + 120)
+    ahead = headers | {
+        "CFX-TIMESTAMP": future,
+        "CFX-SIGNATURE": sign(trader.secret, future, "POST", "/v1/orders", body),
+    }
+    assert _code(httpx.post(server.url + "/v1/orders", content=body, headers=ahead)) == (
+        401,
+        "UNAUTHORIZED",
+    )
+    other = server.account("other")  # someone else's key with this account's signature
+    assert _code(httpx.post(server.url + "/v1/orders", content=body,
+                            headers=headers | {"CFX-KEY": other.key})) == (401, "UNAUTHORIZED")  # fmt: skip
+    order = httpx.post(server.url + "/v1/orders", content=body, headers=headers).json()
+    path = f"/v1/orders/{order['order_id']}"
+    amend = orjson.dumps({"quantity": 3})
+    signed = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": ts, "CFX-SIGNATURE": sign(trader.secret, ts, "PATCH", path, amend),
+              "Content-Type": "application/json"}  # fmt: skip
+    assert httpx.patch(server.url + path, content=amend, headers=signed).status_code == 200
+    assert _code(httpx.patch(server.url + path, content=amend, headers=signed)) == (
+        401,
+        "UNAUTHORIZED",
+    )
+    assert trader.request("GET", path).json()["quantity"] == 3
+    assert trader.request("GET", "/v1/orders").json() == [trader.request("GET", path).json()]
+
+
+def test_a_flood_from_one_key_is_limited_while_another_key_trades(isolated: Server) -> None:
+    server = isolated
+    flooder, bystander = server.account("flood"), server.account("calm")
+    statuses: Counter[int] = Counter()
+    retry_after: set[str] = set()
+    stop = threading.Event()
+
+    def flood() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            while not stop.is_set():
+                ts = str(int(time.time()))
+                path = "/v1/orders/999999"
+                response = http.get(path, headers={"CFX-KEY": flooder.key, "CFX-TIMESTAMP": ts,
+                                                   "CFX-SIGNATURE": sign(flooder.secret, ts, "GET", path, b"")})  # fmt: skip
+                statuses[response.status_code] += 1
+                if response.status_code == 429:
+                    assert response.json()["error"]["code"] == "RATE_LIMITED"
+                    retry_after.add(response.headers["Retry-After"])
+
+    threads = [threading.Thread(target=flood) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while statuses[429] < 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    calm = [_calm(bystander) for _ in range(20)]
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert statuses[429] >= 50, statuses
+    assert all(value.isdigit() and int(value) >= 1 for value in retry_after)
+    assert calm == [200] * 20
+
+
+def _calm(client: Client) -> int:
+    return client.request("GET", "/v1/account").status_code
