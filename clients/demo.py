@@ -58,10 +58,9 @@ def start_exchange(
     args = [sys.executable, "-m", "clients.cli", "serve", "--port", str(port),
             "--data-dir", str(data_dir), "--clock", "sim",
             "--start", start.strftime("%Y-%m-%dT%H:%M:%SZ")]  # fmt: skip
-    log = open(data_dir.with_name(data_dir.name + ".log"), "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(
-        args, env=dict(os.environ, CFX_ADMIN_TOKEN=token), stdout=log, stderr=log
-    )
+    with open(data_dir.with_name(data_dir.name + ".log"), "ab") as log:
+        env = dict(os.environ, CFX_ADMIN_TOKEN=token)
+        return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:

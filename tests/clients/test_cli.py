@@ -1,0 +1,92 @@
+"""The cfx command line against a real server: trading commands, JSON output, helpful errors."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from bench.server import Server
+from clients import commands
+from clients.cli import app
+from tests.clients.conftest import Trader
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commands, "console", Console(width=200))
+
+
+@pytest.fixture(scope="module")
+def creds(server: Server, trader: Trader) -> list[str]:
+    bot = trader("cli-bot")
+    return ["--url", server.url, "--key", str(bot.key), "--secret", str(bot.secret)]
+
+
+def cfx(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_place_list_amend_cancel(creds: list[str], symbol: str) -> None:
+    code, out = cfx("orders", "place", symbol, "buy", "3", "3.21", "--post-only", *creds, "--json")
+    assert code == 0, out
+    order = orjson.loads(out)
+    assert (order["status"], order["price"], order["quantity"]) == ("open", "3.21", 3)
+    code, out = cfx("orders", "list", "--symbol", symbol, *creds, "--json")
+    assert [o["order_id"] for o in orjson.loads(out)] == [order["order_id"]]
+    code, out = cfx("orders", "amend", str(order["order_id"]), "--quantity", "2", *creds)
+    assert code == 0 and "amended" in out
+    code, out = cfx("orders", "list", *creds)
+    assert code == 0 and "3.21" in out and symbol in out
+    code, out = cfx("orders", "cancel", str(order["order_id"]), *creds, "--json")
+    assert code == 0 and orjson.loads(out)[0]["status"] == "cancelled"
+    code, out = cfx("orders", "cancel", "--all", *creds, "--json")
+    assert code == 0 and orjson.loads(out) == []
+
+
+def test_account_fills_deliveries_book_trades_contracts(
+    server: Server, creds: list[str], symbol: str, trader: Trader
+) -> None:
+    trader("cli-maker").place_order(symbol, "sell", 2, "3.33")
+    code, out = cfx("orders", "place", symbol, "buy", "2", *creds)  # a market order
+    assert code == 0 and "filled 2 @ 3.33 (taker)" in out
+    code, out = cfx("account", *creds, "--json")
+    account = orjson.loads(out)
+    assert code == 0 and account["positions"][0]["quantity"] == 2
+    code, out = cfx("account", *creds)
+    assert code == 0 and "margin_locked" in out and symbol in out
+    code, out = cfx("fills", *creds, "--json")
+    assert orjson.loads(out)[0]["price"] == "3.33"
+    assert cfx("deliveries", *creds, "--json") == (0, "[]\n")
+    code, out = cfx("trades", symbol, "--url", server.url, "--json")
+    assert orjson.loads(out)[0]["quantity"] == 2
+    code, out = cfx("book", symbol, "--once", "--url", server.url)
+    assert code == 0 and symbol in out
+    code, out = cfx("book", symbol, "--url", server.url, "--json")
+    assert orjson.loads(out)["symbol"] == symbol
+    code, out = cfx("contracts", "--url", server.url, "--json")
+    assert symbol in {c["symbol"] for c in orjson.loads(out)}
+    code, out = cfx("contracts", "--calendar", "--at", "2026-12-01T00:00:00Z", "--json")
+    assert code == 0 and "H100-2026-12-02" in {c["symbol"] for c in orjson.loads(out)}
+
+
+def test_errors_say_how_to_fix_them(server: Server, creds: list[str], symbol: str) -> None:
+    code, out = cfx("account", "--url", "http://127.0.0.1:9", "--key", "k", "--secret", "s")
+    assert code == 2 and "cfx serve" in out and "--url" in out
+    code, out = cfx("account", "--url", server.url, "--key", "cfx_nope", "--secret", "s")
+    assert code == 2 and "--key" in out and "unknown API key" in out
+    code, out = cfx("account", "--url", server.url)
+    assert code == 2 and "CFX_API_KEY" in out
+    typo = symbol[:-1] + ("9" if symbol[-1] != "9" else "8")
+    code, out = cfx("orders", "place", typo, "buy", "1", "3.00", *creds)
+    assert code == 1 and "UNKNOWN_SYMBOL" in out and "Did you mean" in out
+    code, out = cfx("orders", "place", symbol, "buy", "1", "3.001", *creds)
+    assert code == 1 and "INVALID_TICK" in out
+    code, out = cfx("orders", "place", symbol, "hold", "1", "3.00", *creds)
+    assert code == 2 and "buy" in out
+    code, out = cfx("bot", "arbitrageur", *creds)
+    assert code == 2 and "market-maker" in out
