@@ -50,7 +50,11 @@ def print_json(value: Any) -> None:
 def table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     out = Table(title=title)
     for column in columns:
-        out.add_column(column, justify="right" if column in ("price", "quantity") else "left")
+        out.add_column(
+            column,
+            justify="right" if column in ("price", "quantity") else "left",
+            no_wrap=column in ("symbol", "time", "price"),
+        )
     for row in rows:
         out.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
     console.print(out)
@@ -170,7 +174,7 @@ def orders_cancel(
     if (order_id is None) == (not all_orders):
         raise typer.BadParameter("give an ORDER_ID or --all")
     with exchange(url, key, secret) as cfx:
-        cancelled = cfx.cancel_all(symbol) if all_orders else [cfx.cancel_order(order_id)]
+        cancelled = cfx.cancel_all(symbol) if order_id is None else [cfx.cancel_order(order_id)]
     if json:
         print_json(cancelled)
     else:

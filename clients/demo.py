@@ -102,7 +102,7 @@ def report(ran: list[dict[str, Any]]) -> None:
     settled = [e for e in ran if e["event"] == "daily_settlement"]
     if settled:
         when = str(settled[0]["time"])[:16].replace("T", " ")
-        fronts = {}
+        fronts: dict[str, str] = {}
         for event in settled:  # the first of each product is its nearest contract
             fronts.setdefault(str(event["symbol"])[:4], f"{event['symbol']} {event['price']}")
         console.print(f"[dim]{when}[/] settlement  {len(settled)} contracts; "

@@ -28,8 +28,8 @@ async def run(cfx: AsyncClient, settings: Settings) -> None:
             prices.append(Decimal(trade["price"]))
             if len(prices) < LONG:
                 continue
-            short = sum(list(prices)[-SHORT:]) / SHORT
-            long = sum(prices) / LONG
+            short = sum(list(prices)[-SHORT:], Decimal(0)) / SHORT
+            long = sum(prices, Decimal(0)) / LONG
             held = {p.symbol: p.quantity for p in await cfx.positions()}.get(symbol, 0)
             side = None
             if short > long * (1 + THRESHOLD) and held < LIMIT:
