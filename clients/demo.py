@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +33,8 @@ from clients import AsyncClient, CfxError
 from clients.bots import BOTS, Settings
 
 console = Console(stderr=True, highlight=False)
+
+LEVELS = {"H100": Decimal("3.50"), "A100": Decimal("1.50")}
 
 #: (bot, product, settings) of the demo's participants. Fair values follow MARKET.md:
 #: H100 forward around $3.50 (spot 2-5, reserved 4-8), A100 around $1.50 (spot 0.5-2).
@@ -50,6 +54,51 @@ CAST: list[tuple[str, str, Settings]] = [
 
 class PortInUse(RuntimeError):
     """The demo's port is taken (by another exchange, perhaps)."""
+
+
+class FairValues:
+    """The demo's "true" price of a GPU-hour per product, which the bots all watch.
+
+    It wanders a cent or a few at a time, pulled back towards its long-run level, and now and
+    then news moves it by 4-10% (a model release raising demand, an outage cutting supply).
+    Integer cents throughout: this is money.
+    """
+
+    def __init__(self, levels: dict[str, Decimal], seed: int = 7) -> None:
+        self.mean = {product: int(level * 100) for product, level in levels.items()}
+        self.cents = dict(self.mean)
+        self.rng = random.Random(seed)
+
+    def __call__(self, product: str) -> Decimal:
+        return Decimal(self.cents[product]) / 100
+
+    def biased(self, bias: Decimal) -> Callable[[str], Decimal]:
+        """This fair value as one participant sees it: ``bias`` above (or below) the rest."""
+        return lambda product: self(product) + bias
+
+    def step(self) -> list[str]:
+        """Move every product once; return the news, if any."""
+        news = []
+        for product, cents in self.cents.items():
+            pull = (self.mean[product] - cents) // 25  # back to the mean over ~25 steps
+            cents += pull + self.rng.randint(-2, 2)
+            if self.rng.randrange(200) == 0:
+                jump = cents * self.rng.randint(4, 10) // 100
+                up = self.rng.random() < 0.5
+                cents += jump if up else -jump
+                what = "demand surge after a model release" if up else "new capacity comes online"
+                news.append(
+                    f"{product}: {what}, fair value {'+' if up else '-'}{Decimal(jump) / 100}"
+                )
+            self.cents[product] = max(cents, 10)
+        return news
+
+
+async def wander(fair: FairValues, step_s: float = 0.5) -> None:
+    while True:
+        await asyncio.sleep(step_s)
+        for line in fair.step():
+            console.print(f"[yellow]news[/]        {line}")
 
 
 def start_exchange(
@@ -118,9 +167,10 @@ def report(ran: list[dict[str, Any]]) -> None:
 
 
 async def run_market(url: str, token: str, speed: float, duration_s: float | None) -> None:
+    fair = FairValues(LEVELS)
     async with AsyncClient(url, admin_token=token) as admin:
         clients = []
-        tasks = []
+        tasks = [asyncio.create_task(wander(fair))]
         for i, (name, product, settings) in enumerate(CAST):
             role = "provider" if name == "provider" else "trader"
             creds = await admin.create_account(f"{name}-{product}-{i}", role, deposit="1000000.00")
@@ -128,7 +178,13 @@ async def run_market(url: str, token: str, speed: float, duration_s: float | Non
             clients.append(cfx)
             # The dead-man's switch runs on the exchange's (fast) clock: give quotes ten
             # real seconds of it.
-            tuned = replace(settings, product=product, deadman_s=int(speed * 10) + 1)
+            # Each bot sees fair value through its own bias (settings.fair - the level).
+            bias = (settings.fair - LEVELS[product]) if settings.fair else Decimal(0)
+            tuned = replace(
+                settings, product=product, deadman_s=int(speed * 10) + 1,
+                books=3 if name == "market-maker" else 1,
+                fair_source=fair.biased(bias),
+            )  # fmt: skip
             tasks.append(asyncio.create_task(keep_running(name, cfx, tuned)))
         tasks.append(asyncio.create_task(drive_clock(admin, speed)))
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
@@ -27,6 +28,11 @@ class Settings:
     seed: int = 1
     #: Dead-man's switch for resting quotes, in seconds of the exchange's clock.
     deadman_s: int = 10
+    #: How many of the nearest day contracts a bot that quotes the curve covers.
+    books: int = 1
+    #: Where fair value comes from when it moves (a price feed, a model, a simulation):
+    #: product -> USD. Overrides ``fair``.
+    fair_source: Callable[[str], Decimal] | None = None
 
 
 async def exchange_time(cfx: AsyncClient) -> datetime:
@@ -39,20 +45,28 @@ def is_day(contract: Contract) -> bool:
     return len(contract.symbol) == len("H100-2026-12-07")
 
 
-async def front_contract(cfx: AsyncClient, settings: Settings) -> Contract | None:
-    """The contract to trade now: ``settings.symbol``, or the nearest trading day contract."""
+async def front_contracts(cfx: AsyncClient, settings: Settings, count: int) -> list[Contract]:
+    """``settings.symbol``, or the ``count`` nearest day contracts still trading."""
     contracts = await cfx.contracts()
     if settings.symbol:
-        return next((c for c in contracts if c.symbol == settings.symbol), None)
+        return [c for c in contracts if c.symbol == settings.symbol]
     days = [
         c for c in contracts
         if c.product == settings.product and is_day(c) and c.status == "trading"
     ]  # fmt: skip
-    return min(days, key=lambda c: c.delivery_start, default=None)
+    return sorted(days, key=lambda c: c.delivery_start)[:count]
+
+
+async def front_contract(cfx: AsyncClient, settings: Settings) -> Contract | None:
+    """The contract to trade now: ``settings.symbol``, or the nearest trading day contract."""
+    fronts = await front_contracts(cfx, settings, 1)
+    return fronts[0] if fronts else None
 
 
 def fair_value(contract: Contract, settings: Settings) -> Decimal:
-    """What the bot believes a GPU-hour is worth: its setting, else the market's reference."""
+    """What the bot believes a GPU-hour is worth: its source, its setting, else the market's."""
+    if settings.fair_source is not None:
+        return settings.fair_source(contract.product)
     return settings.fair or contract.last_price or contract.reference_price or Decimal("1.00")
 
 
