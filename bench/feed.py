@@ -30,9 +30,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import websockets
 from hdrh.histogram import HdrHistogram
@@ -164,11 +166,12 @@ class _Driver:
         session = self.sessions[i % len(self.sessions)]
         flow = session.flow
         self.count += 1
-        if len(flow.live) >= 20 and i % 2:  # cancel the oldest of this account's orders
+        turn = i // len(self.sessions)  # this account's own count: place, cancel, place, ...
+        if flow.live and (turn % 2 or len(flow.live) >= 500):  # cancel its oldest order
             order_id = flow.live.pop(0)
             return await session.send("cancel", {"order_id": order_id})
         m = self.book
-        side = "buy" if (i // len(self.sessions)) % 2 else "sell"
+        side = "buy" if (turn // 2) % 2 else "sell"
         if i % 20 == 0:
             return await session.send(
                 "place", {"symbol": m.symbol, "side": side, "type": "market", "quantity": 1}
@@ -195,15 +198,16 @@ class _DriverSession:
         return await future
 
 
-async def _drive(url: str, token: str, book: Any, rate: float, duration: float,
-                 warmup: float) -> dict[str, Any]:  # fmt: skip
+async def _drive(url: str, token: str, book: Any, rate: float, duration: float, warmup: float,
+                 window: tuple[int, int]) -> dict[str, Any]:  # fmt: skip
     import random
 
     from bench.gateway import OrderFlow, WsSession, create_account
     from bench.scenario import Mix
 
-    # the exchange limits each account's new orders per second; half of these are cancels
-    n_accounts = max(2, math.ceil(rate / 250))
+    # the exchange limits each account to 200 new orders/s: stay under it even if every
+    # request were a new order
+    n_accounts = max(2, math.ceil(rate / 150))
     stamp = time.time_ns()
     sessions = []
     for i in range(n_accounts):
@@ -211,13 +215,24 @@ async def _drive(url: str, token: str, book: Any, rate: float, duration: float,
         flow = OrderFlow([book], Mix(), random.Random(i))
         sessions.append(_DriverSession(await WsSession.open(url, creds, flow)))
     driver = _Driver(sessions, book)
+    sequences: list[int] = []
+
+    async def sequence_at(when_ns: int) -> None:
+        await asyncio.sleep(max(0.0, (when_ns - time.time_ns()) / 1e9))
+        async with httpx.AsyncClient(timeout=60) as client:
+            r = await client.get(f"{url}/v1/book/{book.symbol}", params={"depth": 1})
+            sequences.append(int(r.json()["sequence"]))
+
+    # the book's sequence at both ends of the window: the updates every subscriber is owed
+    marks = [asyncio.create_task(sequence_at(t)) for t in window]
     recorder = await open_loop(driver.call, rate, duration, warmup)
+    await asyncio.gather(*marks)
     for s in sessions:
         with contextlib.suppress(Exception):
             await s.inner.close()
     result = recorder.result(rate)
     result.pop("timeline")
-    return {"accounts": n_accounts, "commands": result}
+    return {"accounts": n_accounts, "commands": result, "book_updates": sequences[1] - sequences[0]}
 
 
 def _seed(url: str, token: str, book: Any) -> None:
@@ -254,7 +269,7 @@ def run_once(url: str, token: str, book: Any, subscribers: int, rate: float, dur
         for go in go_qs:
             go.put(window)
         time.sleep(max(0.0, (start_ns - time.time_ns()) / 1e9))
-        driven = asyncio.run(_drive(url, token, book, rate, duration, warmup))
+        driven = asyncio.run(_drive(url, token, book, rate, duration, warmup, window))
         tallies = [result_q.get(timeout=120 + GRACE_S) for _ in procs]
     finally:
         for p in procs:
@@ -267,10 +282,15 @@ def run_once(url: str, token: str, book: Any, subscribers: int, rate: float, dur
         lag.add(HdrHistogram.decode(base64.b64decode(t["lag"])))
     book_updates = sum(t["book_updates"] for t in tallies)
     trades = sum(t["trades"] for t in tallies)
+    owed = driven["book_updates"] * connected
     return {
         "subscribers": subscribers,
         "connected": connected,
         "rate": rate,
+        "duration_s": duration,
+        "book_updates_sent": driven["book_updates"],
+        # book updates of the window that reached a subscriber in time to be measured
+        "delivered_fraction": book_updates / owed if owed else 0.0,
         "lag": latency_summary(lag),
         "book_updates_per_subscriber_per_s": book_updates / max(1, connected) / duration,
         "messages_per_s": (book_updates + trades) / duration,
@@ -282,13 +302,24 @@ def run_once(url: str, token: str, book: Any, subscribers: int, rate: float, dur
 
 
 def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"subscribers": runs[0]["subscribers"], "rate": runs[0]["rate"],
-                           "repetitions": len(runs)}  # fmt: skip
-    for name, fn in (("median", statistics.median), ("min", min), ("max", max)):
+    r0 = runs[0]
+    out: dict[str, Any] = {
+        "subscribers": r0["subscribers"],
+        "rate": r0["rate"],
+        "repetitions": len(runs),
+    }
+    stats: dict[str, Callable[[list[Any]], Any]] = {
+        "median": statistics.median,
+        "min": min,
+        "max": max,
+    }
+    for name, fn in stats.items():
         out[name] = {
-            "lag": {k: fn(r["lag"][k] for r in runs) for k in runs[0]["lag"]},
-            "messages_per_s": fn(r["messages_per_s"] for r in runs),
-            "book_updates_per_subscriber_per_s": fn(r["book_updates_per_subscriber_per_s"] for r in runs),
+            "lag": {k: fn([r["lag"][k] for r in runs]) for k in runs[0]["lag"]},
+            "messages_per_s": fn([r["messages_per_s"] for r in runs]),
+            "book_updates_per_subscriber_per_s": fn([r["book_updates_per_subscriber_per_s"] for r in runs]),
+            "delivered_fraction": fn([r["delivered_fraction"] for r in runs]),
+            "book_updates_sent_per_s": fn([r["book_updates_sent"] for r in runs]) / r0["duration_s"],
         }  # fmt: skip
     for key in ("gaps", "slow_consumer_disconnects", "closed_by_server"):
         out[key] = sum(r[key] for r in runs)
@@ -350,15 +381,19 @@ def render(result: dict[str, Any]) -> None:
     table = Table(
         title="delivery lag, event time to receipt: median of repetitions [min-max of p99]"
     )
-    for col in ("subscribers", "offered updates/s", "updates/s per sub", "messages/s (all)", "p50 ms",
-                "p99 ms", "p99.9 ms", "max ms", "gaps", "slow consumers"):  # fmt: skip
+    for col in ("subscribers", "offered cmd/s", "book updates/s", "delivered", "messages/s (all)",
+                "p50 ms", "p99 ms", "p99.9 ms", "max ms", "gaps", "slow consumers"):  # fmt: skip
         table.add_column(col, justify="right")
     for r in result["runs"]:
         med, lo, hi = r["median"], r["min"], r["max"]
-        table.add_row(f"{r['subscribers']:,}", f"{r['rate']:,.0f}", f"{med['book_updates_per_subscriber_per_s']:,.0f}",
-                      f"{med['messages_per_s']:,.0f}", f"{med['lag']['p50_us'] / 1000:,.2f}",
-                      f"{med['lag']['p99_us'] / 1000:,.2f} [{lo['lag']['p99_us'] / 1000:,.2f}-{hi['lag']['p99_us'] / 1000:,.2f}]",
-                      f"{med['lag']['p99.9_us'] / 1000:,.2f}", f"{med['lag']['max_us'] / 1000:,.2f}",
+
+        def lag(d: dict[str, Any], k: str, got: bool = bool(med["messages_per_s"])) -> str:
+            return f"{d['lag'][k] / 1000:,.2f}" if got else "-"
+
+        table.add_row(f"{r['subscribers']:,}", f"{r['rate']:,.0f}", f"{med['book_updates_sent_per_s']:,.0f}",
+                      f"{med['delivered_fraction']:.1%}", f"{med['messages_per_s']:,.0f}", lag(med, "p50_us"),
+                      f"{lag(med, 'p99_us')} [{lag(lo, 'p99_us')}-{lag(hi, 'p99_us')}]",
+                      lag(med, "p99.9_us"), lag(med, "max_us"),
                       str(r["gaps"]), str(r["slow_consumer_disconnects"]))  # fmt: skip
     console.print(table)
     for plot in result.get("plots", []):

@@ -53,8 +53,11 @@ from contracts.prices import to_ticks
 from exchange.gateway.auth import sign
 
 TARGETS = {"websocket_orders_per_s": 20_000, "websocket_p99_ms": 10, "rest_orders_per_s": 3_000}
-#: Open-loop rates swept when neither ``--rate`` nor ``--sweep`` is given.
-DEFAULT_SWEEP = (250.0, 500.0, 1000.0, 2000.0, 4000.0)
+#: Open-loop rates swept when neither ``--rate`` nor ``--sweep`` is given, per transport.
+DEFAULT_SWEEP = {
+    "websocket": (250.0, 500.0, 1000.0, 2000.0, 4000.0),
+    "rest": (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0),
+}
 #: A connection with this many resting orders cancels instead of placing more (the
 #: exchange allows 1,000 open orders per account).
 MAX_LIVE = 400
@@ -223,11 +226,17 @@ class WsSession:
 
 
 class RestSession:
-    """One account over one keep-alive HTTP connection; overlapping requests queue for it."""
+    """One account over one keep-alive HTTP connection; overlapping requests queue for it.
+
+    The queue is an :class:`asyncio.Lock` (first come, first served, one wake-up per
+    release) rather than the HTTP client's pool, whose waiting gets slow with hundreds of
+    requests queued: an overloaded server must not turn into an overloaded client.
+    """
 
     def __init__(self, url: str, creds: dict[str, Any], flow: OrderFlow) -> None:
         self.creds = creds
         self.flow = flow
+        self.lock = asyncio.Lock()
         self.client = httpx.AsyncClient(
             base_url=url,
             timeout=httpx.Timeout(60.0),
@@ -235,13 +244,14 @@ class RestSession:
         )
 
     async def call(self) -> str | None:
-        op, body = self.flow.next()
-        if op == "place":
-            path, method, data = "/v1/orders", "POST", orjson.dumps(body)
-        else:
-            path, method, data = f"/v1/orders/{body['order_id']}", "DELETE", b""
-        headers = signed_headers(self.creds, method, path, data)
-        response = await self.client.request(method, path, content=data, headers=headers)
+        async with self.lock:
+            op, body = self.flow.next()
+            if op == "place":
+                path, method, data = "/v1/orders", "POST", orjson.dumps(body)
+            else:
+                path, method, data = f"/v1/orders/{body['order_id']}", "DELETE", b""
+            headers = signed_headers(self.creds, method, path, data)
+            response = await self.client.request(method, path, content=data, headers=headers)
         if response.status_code in (200, 201):
             self.flow.on_order(response.json())
             return None
@@ -441,11 +451,12 @@ def run(
         target_us = scenario.p99_target_ms * 1000
         for transport in scenario.transports:
             points = []
-            for rate in scenario.rates:
+            rates = scenario.rates or DEFAULT_SWEEP[transport]
+            for rate in rates:
                 say(f"open loop, {transport}, {rate:g} orders/s")
                 point = run_point(target, transport, scenario, rate)
                 points.append(point)
-                if not point["holds"] and len(scenario.rates) > 1:
+                if not point["holds"] and len(rates) > 1:
                     break  # the knee is below; higher rates would only queue further
             result["sweep"][transport] = {"points": points, "knee_per_s": knee(points, target_us)}
     finally:
@@ -540,9 +551,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         if scenario.rate or sweep or (args.scenario and scenario.sweep):
             quick.pop("sweep")
         scenario = _with(scenario, **quick)
-    elif not scenario.rates:
-        scenario = _with(scenario, sweep=DEFAULT_SWEEP)
-    return scenario
+    return scenario  # no rates: each transport sweeps its DEFAULT_SWEEP
 
 
 def parser() -> argparse.ArgumentParser:
