@@ -54,12 +54,19 @@ def serve(
     snapshot_every: int = typer.Option(
         100_000, min=1, help="Snapshot the state every this many commands."
     ),
+    batch_interval: int | None = typer.Option(
+        None,
+        "--batch-interval",
+        min=1,
+        help="List contracts as uniform-price batch auctions every N seconds instead of "
+        "continuous trading (fixed when the data dir is created).",
+    ),
 ) -> None:
     """Run the exchange: REST and websocket API on HOST:PORT."""
     import uvicorn
 
     from exchange.gateway.app import create_app
-    from exchange.service import DataDirBusy, ExchangeService
+    from exchange.service import DataDirBusy, ExchangeService, ListingConflict
 
     if clock not in ("real", "sim"):
         raise typer.BadParameter("--clock must be 'real' or 'sim'")
@@ -71,8 +78,9 @@ def serve(
             start=_parse_time(start),
             backend=backend,
             snapshot_every=snapshot_every,
+            batch_interval_s=batch_interval,
         )
-    except DataDirBusy as exc:
+    except (DataDirBusy, ListingConflict) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     if not os.environ.get("CFX_ADMIN_TOKEN"):

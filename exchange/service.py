@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import secrets
@@ -61,6 +62,39 @@ def parse_usd(text: str) -> int:
     return cents
 
 
+class ListingConflict(ValueError):
+    """The data dir was created with other listing terms than the ones asked for now."""
+
+
+def listing_calendar(data_dir: Path, batch_interval_s: int | None) -> ListingCalendar:
+    """The data dir's listing calendar: continuous trading, or batch auctions every N s.
+
+    The choice is part of the exchange's history (replaying the journal must list the same
+    contracts the same way), so it is fixed when the data dir is created and kept in
+    ``listing.json``; asking for other terms later raises :class:`ListingConflict`.
+    """
+    path = data_dir / "listing.json"
+    if path.exists():
+        terms = json.loads(path.read_text())
+    elif any((data_dir / "journal").glob("*")):
+        terms = {"mechanism": "continuous", "batch_interval_s": None}  # made before the file
+    else:
+        terms = {
+            "mechanism": "batch" if batch_interval_s else "continuous",
+            "batch_interval_s": batch_interval_s,
+        }
+        path.write_text(json.dumps(terms) + "\n")
+    if batch_interval_s is not None and terms["batch_interval_s"] != batch_interval_s:
+        raise ListingConflict(
+            f"{data_dir} lists {terms['mechanism']} contracts"
+            + (f" (batch every {terms['batch_interval_s']} s)" if terms["batch_interval_s"] else "")
+            + "; the listing terms are fixed when a data dir is created: use a new --data-dir"
+        )
+    if terms["mechanism"] == "batch":
+        return ListingCalendar(spec_overrides=terms)
+    return ListingCalendar()
+
+
 class ExchangeService:
     """One running exchange: state, journal, ledger, market data and the gateway's helpers."""
 
@@ -73,6 +107,7 @@ class ExchangeService:
         admin_token: str | None = None,
         backend: str = "numba",
         snapshot_every: int = 100_000,
+        batch_interval_s: int | None = None,
     ) -> None:
         from exchange.journal import Journal
         from exchange.ledger import Ledger
@@ -93,10 +128,11 @@ class ExchangeService:
         )
         self.clock = Clock(simulated=clock == "sim")
         self.start_ns = to_ns(start) if start else None
+        calendar = listing_calendar(self.data_dir, batch_interval_s)  # before the journal exists
         self.journal = Journal(self.data_dir / "journal")
         self.db_url = db_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
         self.ledger = Ledger(self.db_url, auto_open=True)
-        state = ExchangeState(backend=backend, calendar=ListingCalendar())
+        state = ExchangeState(backend=backend, calendar=calendar)
         self.sequencer = Sequencer(state, self.journal, self.clock)
         self.md = MarketData()
         self.limiter = TokenBucket(rate=200.0, burst=400)
