@@ -95,6 +95,13 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        # Feed messages go to many subscribers as the same bytes; compressing them per
+        # connection would cost more CPU than the whole exchange.
+        ws_per_message_deflate=False,
         ws_max_size=64 * 1024,
         timeout_graceful_shutdown=5,
     )

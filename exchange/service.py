@@ -44,6 +44,9 @@ from exchange.sequencer.state import NS, ExchangeState, Order, Outcome, iso, to_
 
 log = logging.getLogger("cfx")
 
+#: Requests per second per API key, unless CFX_RATE_LIMIT says otherwise.
+DEFAULT_RATE_LIMIT = 200.0
+
 
 def fraction_str(value: Fraction, places: int = 4) -> str:
     """Format an exact fraction of cents as USD, rounded half even to ``places`` decimals."""
@@ -135,7 +138,10 @@ class ExchangeService:
         state = ExchangeState(backend=backend, calendar=calendar)
         self.sequencer = Sequencer(state, self.journal, self.clock)
         self.md = MarketData()
-        self.limiter = TokenBucket(rate=200.0, burst=400)
+        # Requests per second per API key (REST) or account (websocket orders), burst twice
+        # that; CFX_RATE_LIMIT overrides the default, e.g. for load tests.
+        rate = float(os.environ.get("CFX_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
+        self.limiter = TokenBucket(rate=rate, burst=max(1, int(2 * rate)))
         self.replays = ReplayCache()
         self.snapshot_every = snapshot_every
         self.subscribers: set[Any] = set()
