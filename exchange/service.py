@@ -215,10 +215,25 @@ class ExchangeService:
 
     # -- fan-out ------------------------------------------------------------------------------
     def _rebuild_market_data(self) -> None:
-        """Seed every book from the engine (after recovery the tape starts empty)."""
+        """Seed every book from the engine, and the tapes, candles and tickers from the fills.
+
+        After a restart the market data is what it was: every trade is in the state as the
+        taker's fill, so the history is rebuilt exactly, whatever snapshot recovery used.
+        """
         self.md = MarketData()
         for symbol in self.symbols():
             self._add_symbol(symbol)
+        trades = sorted(
+            (fill["trade_id"], order.symbol, fill["price"], fill["quantity"], order.side, fill["time"])
+            for order in self.state.orders.values()
+            for fill in order.fills
+            if fill["liquidity"] == "taker"
+        )  # fmt: skip
+        for trade_id, symbol, price, quantity, side, ts in trades:
+            market = self.md[symbol]
+            market.tape.record(trade_id, price, quantity, side, ts)
+            market.candles.record(price, quantity, ts)
+            market.ticker.record(price, quantity, ts)
 
     def _add_symbol(self, symbol: str) -> None:
         contract = self.state.contracts[symbol]
