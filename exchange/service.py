@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from contracts import ContractError, ListingCalendar, format_cents, to_cents, to_ticks
-from exchange.engine import TRADE
 from exchange.gateway.auth import derive_secret, load_master_key, new_api_key
 from exchange.gateway.errors import ApiError
 from exchange.gateway.ratelimit import ReplayCache, TokenBucket
@@ -43,6 +42,10 @@ from exchange.sequencer.loop import Clock, Sequencer
 from exchange.sequencer.state import NS, ExchangeState, Order, Outcome, iso, to_ns
 
 log = logging.getLogger("cfx")
+
+#: Market data is published at most this often (seconds): one book update per symbol
+#: covers every command in between. See docs/marketdata.md.
+FEED_INTERVAL_S = 0.01
 
 #: Requests per second per API key, unless CFX_RATE_LIMIT says otherwise.
 DEFAULT_RATE_LIMIT = 200.0
@@ -145,11 +148,23 @@ class ExchangeService:
         self.replays = ReplayCache()
         self.snapshot_every = snapshot_every
         self.subscribers: set[Any] = set()
+        #: Authenticated websocket connections by account, for the private streams.
+        self.private: dict[int, set[Any]] = {}
+        # Market data waiting to be published: engine events, trade ids, the batch time.
+        self._md_events: list[np.ndarray] = []
+        self._md_trade_ids: list[int] = []
+        self._md_now = 0
+        self._md_live = False  # off while recovery replays (the market data is rebuilt after)
+        self._md_timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._md_published = 0.0
+        self._prices: dict[tuple[int, str], int] = {}  # (tick, text) -> ticks, parsed once
+        self._iso_last: tuple[int, str] = (-1, "")
         self._pending_postings: list[dict[str, Any]] = []
         self._ledger_lock = asyncio.Lock()  # one ledger batch at a time, in seq order
         self._tasks: list[asyncio.Task[None]] = []
         self.recovery: dict[str, Any] = {}
         self.sequencer.listeners.append(self._on_outcome)
+        self.sequencer.batch_listeners.append(self._on_batch)
 
     def _stored_admin_token(self) -> str:
         path = self.data_dir / "admin.token"
@@ -179,6 +194,7 @@ class ExchangeService:
         # the process died are made again by the replay (the ledger skips keys it has).
         self.recovery = self.sequencer.recover(at_most=self._ledger_seq())
         self._rebuild_market_data()
+        self._md_live = True
         self.sequencer.start()
         if self.state.seq == 0:
             start = self.start_ns if self.start_ns is not None else time.time_ns()
@@ -240,32 +256,103 @@ class ExchangeService:
         bids, asks = self.state.engine.depth(contract.book, 1_000_000)
         self.md.add_symbol(symbol, Decimal(contract.tick_cents) / 100, bids, asks)
 
-    def _market_messages(self, outcome: Outcome) -> list[dict[str, Any]]:
-        for symbol in self.state.contracts:
-            if symbol not in self.md:
-                self._add_symbol(symbol)
-        if not outcome.events:
-            return []
-        events = np.concatenate([events for _, events in outcome.events])
-        if not len(events):
-            return []
-        trade_ids = [t["trade_id"] for t in outcome.trades]
-        assert len(trade_ids) == int((events["kind"] == TRADE).sum())
-        by_book = self.state.by_book
-        messages = self.md.on_events(events, by_book.__getitem__, trade_ids, self.state.now)
-        return [dict(m) for m in messages]
-
     def _on_outcome(self, seq: int, command: dict[str, Any], outcome: Outcome) -> None:
-        self._pending_postings.extend(outcome.postings)
-        messages = self._market_messages(outcome)
-        if self.subscribers and (messages or outcome.touched_accounts):
-            for connection in list(self.subscribers):
-                connection.deliver(messages, outcome)
+        if outcome.postings:
+            self._pending_postings.extend(outcome.postings)
+        if self._md_live:
+            if len(self.state.contracts) != len(self.md):
+                for symbol in self.state.contracts:
+                    if symbol not in self.md:
+                        self._add_symbol(symbol)
+            for _, events in outcome.events:
+                if len(events):
+                    self._md_events.append(events)
+            if outcome.trades:
+                self._md_trade_ids.extend(t["trade_id"] for t in outcome.trades)
+            self._md_now = self.state.now
+            if self.private:
+                self._deliver_private(outcome)
         if seq and seq % self.snapshot_every == 0:
             try:
                 self.sequencer.snapshot()
             except JournalError:  # e.g. a full disk: the journal alone still recovers
                 log.exception("snapshot at seq %d not written", seq)
+
+    def _deliver_private(self, outcome: Outcome) -> None:
+        """Hand one command's private updates to the connections of the accounts involved."""
+        private = self.private
+        order_ids: list[int] | None = None
+        for account in outcome.touched_accounts:
+            for connection in private.get(account, ()):
+                channels = connection.channels
+                if "orders" in channels:
+                    if order_ids is None:
+                        order_ids = _order_ids(outcome)
+                    connection.on_orders(order_ids)
+                if "positions" in channels:
+                    connection.on_positions()
+        for trade in outcome.trades:
+            for role in ("taker", "maker"):
+                for connection in private.get(trade[f"{role}_account"], ()):
+                    connection.on_fill(trade, role)
+
+    def register_private(self, connection: Any) -> None:
+        self.private.setdefault(connection.account, set()).add(connection)
+
+    def unregister_private(self, connection: Any) -> None:
+        connections = self.private.get(connection.account)
+        if connections is not None:
+            connections.discard(connection)
+            if not connections:
+                del self.private[connection.account]
+
+    def _on_batch(self) -> None:
+        """After each sequencer batch: publish its market data, at most every FEED_INTERVAL_S.
+
+        Market data is computed once per publication over every command since the last one:
+        each book gets at most one update (its sequence +1) however many commands changed
+        it. Under light load a batch is published as soon as it is applied; under heavy load
+        publications are spaced by ``FEED_INTERVAL_S``, so the feed's message rate per
+        subscriber stays bounded while the order rate grows.
+        """
+        if not self._md_events or self._md_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._md_published + FEED_INTERVAL_S - time.monotonic()
+        if wait <= 0:
+            self._md_timer = loop.call_soon(self.flush_market_data)
+        else:
+            self._md_timer = loop.call_later(wait, self.flush_market_data)
+
+    def flush_market_data(self) -> None:
+        """Publish what is pending now: before any read of the market data, and on a timer."""
+        if self._md_timer is not None:
+            self._md_timer.cancel()
+            self._md_timer = None
+        if not self._md_events:
+            return
+        batches, trade_ids = self._md_events, self._md_trade_ids
+        self._md_events, self._md_trade_ids = [], []
+        self._md_published = time.monotonic()
+        if len(batches) == 1:
+            events = batches[0]
+        else:  # np.concatenate would unify the structured dtypes field by field each time
+            events = np.empty(sum(len(b) for b in batches), dtype=batches[0].dtype)
+            at = 0
+            for b in batches:
+                events[at : at + len(b)] = b
+                at += len(b)
+        try:
+            messages = self.md.on_events(
+                events, self.state.by_book.__getitem__, trade_ids, self._md_now
+            )
+        except Exception:  # a projection bug must not stop the exchange
+            log.exception("market data not published at seq %d", self.state.seq)
+            return
+        if messages and self.subscribers:
+            from exchange.gateway.ws import broadcast
+
+            broadcast(list(self.subscribers), messages)  # type: ignore[arg-type]
 
     async def _write_ledger(self) -> None:
         while True:
@@ -354,11 +441,25 @@ class ExchangeService:
         return format_cents(ticks * self.state.contracts[symbol].tick_cents)
 
     def parse_price(self, symbol: str, text: str) -> int:
-        tick_size = Decimal(self.state.contracts[symbol].tick_cents) / 100
+        tick_cents = self.state.contracts[symbol].tick_cents
+        key = (tick_cents, text)
+        ticks = self._prices.get(key)
+        if ticks is not None:
+            return ticks
         try:
-            return to_ticks(text, tick_size)
+            ticks = to_ticks(text, Decimal(tick_cents) / 100)
         except ContractError as exc:
             raise ApiError(Reason[exc.code or "INVALID_PRICE"], exc.message) from exc
+        if len(self._prices) >= 100_000:  # bots send few distinct prices; keep it bounded
+            self._prices.clear()
+        self._prices[key] = ticks
+        return ticks
+
+    def _iso(self, ns: int) -> str:
+        """``iso(ns)``, remembered for the last time asked (a batch's orders share it)."""
+        if ns != self._iso_last[0]:
+            self._iso_last = (ns, iso(ns))
+        return self._iso_last[1]
 
     def contract_view(self, symbol: str) -> dict[str, Any]:
         c = self.state.contracts[symbol]
@@ -389,12 +490,15 @@ class ExchangeService:
 
     # -- market data --------------------------------------------------------------------------
     def book_view(self, symbol: str, depth: int) -> dict[str, Any]:
+        self.flush_market_data()
         return dict(self.md.rest_book(symbol, depth))
 
     def trades_view(self, symbol: str, limit: int) -> list[dict[str, Any]]:
+        self.flush_market_data()
         return [dict(row) for row in self.md.trades(symbol, limit)]
 
     def candles_view(self, symbol: str, interval: str, limit: int) -> list[dict[str, Any]]:
+        self.flush_market_data()
         return [dict(row) for row in self.md.candles(symbol, interval, limit)]
 
     def settlements_view(self, symbol: str) -> list[dict[str, Any]]:
@@ -448,7 +552,7 @@ class ExchangeService:
         symbol = view["symbol"]
         out = {k: v for k, v in view.items() if k not in ("tick_cents", "idempotent_replay")}
         out["price"] = self.price_str(symbol, view["price"])
-        out["created_at"] = iso(view["created_at"])
+        out["created_at"] = self._iso(view["created_at"])
         out["fills"] = [
             {"trade_id": f["trade_id"], "price": self.price_str(symbol, f["price"]), "quantity": f["quantity"],
              "liquidity": f["liquidity"], "time": iso(f["time"])}
@@ -517,6 +621,20 @@ class ExchangeService:
             for d in sorted(self.state.deliveries.values(), key=lambda d: d.delivery_id)
             if account in (d.provider, d.consumer)
         ]
+
+
+def _order_ids(outcome: Outcome) -> list[int]:
+    """The orders a command's events touched, in order of first appearance."""
+    seen: dict[int, None] = {}
+    for _, events in outcome.events:
+        for order_id, maker_order_id in zip(
+            events["order_id"].tolist(), events["maker_order_id"].tolist(), strict=True
+        ):
+            if order_id:
+                seen[order_id] = None
+            if maker_order_id:
+                seen[maker_order_id] = None
+    return list(seen)
 
 
 class DataDirBusy(RuntimeError):

@@ -60,6 +60,35 @@ def _error_response(error: ApiError) -> Response:
     return _json(error.body(), error.status, error.headers)
 
 
+class _Gate:
+    """Pure ASGI middleware: refuse oversized bodies before reading them, and hand websocket
+    connections the server's own ``send`` (the websocket writes frames directly when it can).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if not value.isdigit() or int(value) > MAX_BODY:
+                        response = _error_response(
+                            ApiError(
+                                Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes"
+                            )
+                        )
+                        await response(scope, receive, send)
+                        return
+                    break
+        elif scope["type"] == "websocket":
+            from exchange.gateway.ws import RAW_RECEIVE_KEY, RAW_SEND_KEY
+
+            scope[RAW_SEND_KEY] = send
+            scope[RAW_RECEIVE_KEY] = receive
+        await self.app(scope, receive, send)
+
+
 async def account_id(request: Request) -> int:
     """Authenticate a signed request (SPEC section 6); return its account."""
     svc: ExchangeService = request.app.state.svc
@@ -165,15 +194,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         status = exc.status_code if 400 <= exc.status_code < 500 else 400
         return _json(error_body(reason, str(exc.detail)), status)
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return _error_response(
-                ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
-            )
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(_Gate)
 
     # -- public --------------------------------------------------------------------------------
     @app.get("/v1/health", tags=["public"])

@@ -1,126 +1,260 @@
 """The websocket API (SPEC section 4): market data, private streams and order entry.
 
-Each connection has a bounded outgoing queue. The sequencer hands it messages without
-waiting; a connection whose queue is full is too slow to keep up: it gets an error message
-and is closed, so a slow consumer never slows the exchange.
+Outgoing messages never wait. Each connection gathers the frames of one turn of the event
+loop (the answers and private updates of one sequencer batch, say) and writes them with one
+``write``; a market-data message is encoded once, framed once, and the same bytes go to
+every subscriber. A connection whose unsent output grows past :data:`MAX_BUFFERED` bytes is
+too slow to keep up: it gets a ``SLOW_CONSUMER`` error and is closed, so a slow consumer
+never slows the exchange.
+
+Orders are parsed and checked in the reader itself and handed to the sequencer with a
+callback: no task and no future per order. The answer is framed when the command has been
+journaled and applied.
+
+Under uvicorn's ``websockets-sansio`` protocol the frames go straight to the connection's
+transport (the server side of a websocket sends unmasked frames, and with per-message
+compression off a frame is the same bytes for every receiver); under any other ASGI server
+they go through ordinary ASGI sends from a writer task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
 
 from exchange.gateway import auth
 from exchange.gateway.errors import ApiError
-from exchange.gateway.models import PlaceOrder
+from exchange.gateway.models import parse_place
 from exchange.reasons import Reason
 from exchange.sequencer.state import Outcome, Refused, iso
 
 if TYPE_CHECKING:
     from exchange.service import ExchangeService
 
-QUEUE_SIZE = 5_000  #: messages a connection may have waiting before it counts as slow
+log = logging.getLogger("cfx")
+
+MAX_BUFFERED = 2 * 1024 * 1024  #: unsent bytes a connection may have before it counts as slow
+QUEUE_SIZE = 5_000  #: messages waiting for a connection served through plain ASGI sends
 MAX_MESSAGE = 64 * 1024  #: largest client message, bytes
 MAX_SUBSCRIPTIONS = 200  #: channels per connection
 HEARTBEAT_S = 5.0  #: idle time before a heartbeat
 MAX_IN_FLIGHT = 1_000  #: order requests a connection may have waiting for the sequencer
+CLOSE_GRACE_S = 5.0  #: how long a closed slow consumer may take to read its farewell
+
+#: Where the pure ASGI middleware puts the server's own ``send`` of a websocket scope.
+RAW_SEND_KEY = "cfx.websocket.send"
+RAW_RECEIVE_KEY = "cfx.websocket.receive"
 
 _PUBLIC = ("book", "trades", "ticker")
 _PRIVATE = ("orders", "fills", "positions")
 
 
+def frame(payload: bytes) -> bytes:
+    """Return ``payload`` as one unmasked websocket text frame (server to client)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65_536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def _payload(data: bytes) -> bytes:
+    """The payload of a frame written by :func:`frame`."""
+    n = data[1]
+    return data[2:] if n < 126 else data[4:] if n == 126 else data[10:]
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    return frame(orjson.dumps(message))
+
+
+class _Raw:
+    """The transport of a uvicorn ``websockets-sansio`` connection, written to directly."""
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+
+    @classmethod
+    def find(cls, websocket: WebSocket) -> _Raw | None:
+        send = websocket.scope.get(RAW_SEND_KEY)
+        protocol = getattr(send, "__self__", None)
+        if protocol is None or type(protocol).__name__ != "WebSocketsSansIOProtocol":
+            return None
+        if not all(hasattr(protocol, a) for a in ("transport", "conn", "close_sent")):
+            return None
+        if protocol.transport is None or not hasattr(protocol.transport, "get_write_buffer_size"):
+            return None
+        return cls(protocol)
+
+    def open(self) -> bool:
+        return not (self.protocol.close_sent or self.transport.is_closing())
+
+
 class Connection:
-    """One websocket client: its subscriptions, identity and outgoing queue."""
+    """One websocket client: its subscriptions, identity and outgoing frames."""
 
     def __init__(self, svc: ExchangeService, websocket: WebSocket) -> None:
         self.svc = svc
         self.websocket = websocket
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_SIZE)
+        self.loop = asyncio.get_running_loop()
         self.channels: set[str] = set()
+        #: ``channels`` as a frozenset: connections with the same key share feed bytes.
+        self.channels_key: frozenset[str] = frozenset()
         self.account: int | None = None
         self.closed = False
-        self.in_flight: set[asyncio.Task[None]] = set()
+        self.in_flight = 0
+        self.last_send = time.monotonic()
+        self._out: list[bytes] = []
+        self._flush_soon = False
+        self._raw = _Raw.find(websocket)
+        self._rate_key = ""
+        # without direct access to the transport: a queue and a writer task
+        self.queue: asyncio.Queue[bytes | None] | None = (
+            None if self._raw is not None else asyncio.Queue(QUEUE_SIZE)
+        )
+        self.writer_task: asyncio.Task[None] | None = None
+        self.closing: asyncio.Task[None] | None = None
+        self.tasks: list[asyncio.Task[None]] = []
 
     # -- outgoing -----------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
+        """Queue one message; it goes out with the others of this turn of the loop."""
+        self.write(_encode(message))
+
+    def write(self, data: bytes) -> None:
+        """Queue framed bytes for the end of this turn of the loop."""
         if self.closed:
             return
+        self._out.append(data)
+        if not self._flush_soon:
+            self._flush_soon = True
+            self.loop.call_soon(self.flush)
+
+    def write_now(self, data: bytes) -> None:
+        """Write framed bytes at once, after anything already queued."""
+        if self.closed:
+            return
+        if self._out:
+            self._out.append(data)
+            self.flush()
+        else:
+            self._emit(data)
+
+    def flush(self) -> None:
+        self._flush_soon = False
+        if not self._out:
+            return
+        out = self._out
+        self._out = []
+        if not self.closed:
+            self._emit(out[0] if len(out) == 1 else b"".join(out))
+
+    def _emit(self, data: bytes) -> None:
+        self.last_send = time.monotonic()
+        raw = self._raw
+        if raw is not None:
+            if not raw.open():
+                self.closed = True
+                return
+            raw.transport.write(data)
+            if raw.transport.get_write_buffer_size() > MAX_BUFFERED:
+                self._too_slow()
+            return
+        assert self.queue is not None
         try:
-            self.queue.put_nowait(orjson.dumps(message))
+            self.queue.put_nowait(data)
         except asyncio.QueueFull:
-            self.closed = True
-            # make room for the farewell, then the sentinel that ends the writer
-            while not self.queue.empty():
+            while not self.queue.empty():  # make room for the farewell
                 self.queue.get_nowait()
-            self.queue.put_nowait(
-                orjson.dumps(
-                    {
-                        "op": "error",
-                        "error": {
-                            "code": "SLOW_CONSUMER",
-                            "message": "too slow: the feed ran ahead",
-                        },
-                    }
-                )
-            )
+            self._too_slow()
+
+    def _too_slow(self) -> None:
+        """Say why, close, and stop sending: the feed ran ahead of this client."""
+        self.closed = True
+        self._out.clear()
+        farewell = _encode(
+            {
+                "op": "error",
+                "error": {"code": "SLOW_CONSUMER", "message": "too slow: the feed ran ahead"},
+            }
+        )
+        if self._raw is not None:
+            self._raw.transport.write(farewell)
+            # not cancelled with the connection's other tasks: it ends by itself
+            self.closing = self.loop.create_task(self._close_slow())
+        else:
+            assert self.queue is not None
+            self.queue.put_nowait(farewell)
             self.queue.put_nowait(None)
+
+    async def _close_slow(self) -> None:
+        assert self._raw is not None
+        transport = self._raw.transport
+        started = time.monotonic()
+        with contextlib.suppress(Exception):  # waits while the client's backlog drains
+            await asyncio.wait_for(self.websocket.close(code=1008), CLOSE_GRACE_S)
+        await asyncio.sleep(max(0.0, started + CLOSE_GRACE_S - time.monotonic()))
+        if not transport.is_closing() or transport.get_write_buffer_size():
+            transport.abort()
 
     def wants(self, channel: str, symbol: str | None) -> bool:
         if symbol is None:
             return channel in self.channels
         return f"{channel}:{symbol}" in self.channels or f"{channel}:*" in self.channels
 
-    def deliver(self, messages: list[dict[str, Any]], outcome: Outcome) -> None:
-        """Queue the public messages this connection subscribed to, and its private updates."""
-        for message in messages:
-            if self.wants(message["channel"], message.get("symbol")):
-                self.send(message)
-        if self.account is None:
-            return
-        if self.account in outcome.touched_accounts:
-            if "orders" in self.channels:
-                for order_id in _order_ids(outcome):
-                    order = self.svc.state.orders.get(order_id)
-                    if order is not None and order.account == self.account:
-                        self.send(
-                            {
-                                "channel": "orders",
-                                **self.svc.order_out(self.svc.state.order_view(order)),
-                            }
-                        )
-            if "positions" in self.channels:
-                self.send(
-                    {"channel": "positions", "positions": self.svc.positions_out(self.account)}
-                )
-        if "fills" in self.channels:
-            for trade in outcome.trades:
-                for role, liquidity in (("taker", "taker"), ("maker", "maker")):
-                    if trade[f"{role}_account"] == self.account:
-                        self.send(
-                            {"channel": "fills", "symbol": trade["symbol"], "trade_id": trade["trade_id"],
-                             "order_id": trade[f"{role}_order"], "price": self.svc.price_str(trade["symbol"], trade["price"]),
-                             "quantity": trade["quantity"], "liquidity": liquidity, "time": iso(trade["time"])}
-                        )  # fmt: skip
-
     async def writer(self) -> None:
+        """Send queued frames through ASGI (only without direct access to the transport)."""
+        assert self.queue is not None
         while True:
-            try:
-                data = await asyncio.wait_for(self.queue.get(), HEARTBEAT_S)
-            except TimeoutError:
-                data = orjson.dumps({"channel": "heartbeat", "time": self.svc.clock_iso()})
+            data = await self.queue.get()
             if data is None:
                 await self.websocket.close(code=1008)
                 return
-            await self.websocket.send_text(data.decode())
+            await self.websocket.send_text(_payload(data).decode())
+
+    async def heartbeat(self) -> None:
+        while not self.closed:
+            idle = time.monotonic() - self.last_send
+            if idle >= HEARTBEAT_S:
+                self.send({"channel": "heartbeat", "time": self.svc.clock_iso()})
+                idle = 0.0
+            await asyncio.sleep(HEARTBEAT_S - idle)
+
+    # -- private streams (called by the service for each applied command) ---------------
+    def on_orders(self, order_ids: list[int]) -> None:
+        """A command touched this connection's account: the state of its orders it touched."""
+        svc = self.svc
+        for order_id in order_ids:
+            order = svc.state.orders.get(order_id)
+            if order is not None and order.account == self.account:
+                self.send({"channel": "orders", **svc.order_out(svc.state.order_view(order))})
+
+    def on_positions(self) -> None:
+        assert self.account is not None
+        self.send({"channel": "positions", "positions": self.svc.positions_out(self.account)})
+
+    def on_fill(self, trade: dict[str, Any], role: str) -> None:
+        if "fills" not in self.channels:
+            return
+        self.send(
+            {"channel": "fills", "symbol": trade["symbol"], "trade_id": trade["trade_id"],
+             "order_id": trade[f"{role}_order"], "price": self.svc.price_str(trade["symbol"], trade["price"]),
+             "quantity": trade["quantity"], "liquidity": role, "time": iso(trade["time"])}
+        )  # fmt: skip
 
     # -- incoming -----------------------------------------------------------------------
-    async def handle(self, raw: str) -> None:
+    def handle(self, raw: str) -> None:
         if len(raw) > MAX_MESSAGE:
             self.error(
                 None, Reason.PAYLOAD_TOO_LARGE, f"messages are limited to {MAX_MESSAGE} bytes"
@@ -139,36 +273,23 @@ class Connection:
             request_id = None
         op = message.get("op")
         try:
-            if op == "subscribe":
+            if op == "place":
+                self.place(message, request_id)
+            elif op == "cancel":
+                self.cancel(message, request_id)
+            elif op == "subscribe":
                 self.subscribe(message, request_id)
             elif op == "unsubscribe":
                 for channel in self._channels(message):
                     self.channels.discard(channel)
+                self.channels_key = frozenset(self.channels)
                 self.ack(request_id, {"channels": sorted(self.channels)})
             elif op == "auth":
                 self.authenticate(message, request_id)
-            elif op in ("place", "cancel"):
-                # orders are sequenced concurrently: the reader keeps reading while they wait
-                if len(self.in_flight) >= MAX_IN_FLIGHT:
-                    raise ApiError(
-                        Reason.RATE_LIMITED, f"at most {MAX_IN_FLIGHT} requests in flight"
-                    )
-                handler = self.place if op == "place" else self.cancel
-                task = asyncio.create_task(self._answer(handler, message, request_id))
-                self.in_flight.add(task)
-                task.add_done_callback(self.in_flight.discard)
             elif op == "ping":
                 self.send({"op": "pong", "id": request_id, "time": self.svc.clock_iso()})
             else:
                 self.error(request_id, Reason.INVALID_REQUEST, f"unknown op {op!r}")
-        except ApiError as exc:
-            self.error(request_id, exc.reason, exc.message)
-        except Refused as exc:
-            self.error(request_id, exc.reason, exc.message)
-
-    async def _answer(self, handler: Any, message: dict[str, Any], request_id: Any) -> None:
-        try:
-            await handler(message, request_id)
         except ApiError as exc:
             self.error(request_id, exc.reason, exc.message)
         except Refused as exc:
@@ -216,6 +337,9 @@ class Connection:
                 Reason.TOO_MANY_SUBSCRIPTIONS,
                 f"at most {MAX_SUBSCRIPTIONS} channels per connection",
             )
+        # what is still pending goes out first, so the snapshot below includes it and
+        # this connection's updates start right after it
+        self.svc.flush_market_data()
         self.ack(request_id, {"channels": sorted(self.channels | set(channels))})
         for channel in channels:
             if channel in self.channels:
@@ -227,6 +351,7 @@ class Connection:
             elif name == "ticker":
                 for sym in self.svc.symbols() if symbol == "*" else [symbol]:
                     self.send(dict(self.svc.md.ticker_message(sym, self.svc.state.now)))
+        self.channels_key = frozenset(self.channels)
 
     def authenticate(self, message: dict[str, Any], request_id: Any) -> None:
         key, timestamp, signature = (
@@ -248,49 +373,69 @@ class Connection:
             raise ApiError(Reason.UNAUTHORIZED, problem)
         if self.svc.replays.seen(signature):
             raise ApiError(Reason.UNAUTHORIZED, "this signature was already used")
+        self.svc.unregister_private(self)
         self.account = account
+        self._rate_key = f"ws:{account}"
+        self.svc.register_private(self)
         self.ack(request_id, {"account_id": account})
 
-    async def place(self, message: dict[str, Any], request_id: Any) -> None:
+    def _submit(self, command: dict[str, Any], request_id: Any) -> None:
+        if self.in_flight >= MAX_IN_FLIGHT:
+            raise ApiError(Reason.RATE_LIMITED, f"at most {MAX_IN_FLIGHT} requests in flight")
+        self.svc.sequencer.submit_nowait(command, self._answerer(request_id))
+        self.in_flight += 1
+
+    def _answerer(self, request_id: Any) -> Any:
+        def answer(outcome: Outcome) -> None:
+            self.in_flight -= 1
+            reply = outcome.reply
+            if isinstance(reply, Refused):
+                self.error(request_id, reply.reason, reply.message)
+            else:
+                self.send({"op": "ack", "id": request_id, "order": self.svc.order_out(reply)})
+
+        return answer
+
+    def place(self, message: dict[str, Any], request_id: Any) -> None:
         if self.account is None:
             raise ApiError(Reason.UNAUTHORIZED, "authenticate before placing orders")
-        body = {k: v for k, v in message.items() if k not in ("op", "id")}
+        body = {k: v for k, v in message.items() if k != "op" and k != "id"}
         try:
-            order = PlaceOrder.model_validate(body)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]
-            )
-            raise ApiError(Reason.INVALID_REQUEST, problems) from exc
-        wait = self.svc.limiter.take(f"ws:{self.account}")
-        if wait:
+            order = parse_place(body)
+        except ValueError as exc:
+            raise ApiError(Reason.INVALID_REQUEST, str(exc)) from exc
+        if self.svc.limiter.take(self._rate_key):
             raise ApiError(Reason.RATE_LIMITED, "too many requests for this account")
-        command = self.svc.place_command(self.account, order.model_dump())
-        outcome = await self.svc.sequencer.submit(command)
-        self.ack(request_id, {"order": self.svc.order_out(outcome.reply)})
+        self._submit(self.svc.place_command(self.account, order), request_id)
 
-    async def cancel(self, message: dict[str, Any], request_id: Any) -> None:
+    def cancel(self, message: dict[str, Any], request_id: Any) -> None:
         if self.account is None:
             raise ApiError(Reason.UNAUTHORIZED, "authenticate before cancelling orders")
         order_id = message.get("order_id")
         if not isinstance(order_id, int) or isinstance(order_id, bool):
             raise ApiError(Reason.INVALID_REQUEST, "order_id must be an integer")
         self.svc.own_order(self.account, order_id)
-        outcome = await self.svc.sequencer.submit(
-            {"op": "cancel", "account_id": self.account, "order_id": order_id}
-        )
-        self.ack(request_id, {"order": self.svc.order_out(outcome.reply)})
+        self._submit({"op": "cancel", "account_id": self.account, "order_id": order_id}, request_id)
 
 
-def _order_ids(outcome: Outcome) -> list[int]:
-    seen: dict[int, None] = {}
-    for _, events in outcome.events:
-        for ev in events:
-            for field in ("order_id", "maker_order_id"):
-                order_id = int(ev[field])
-                if order_id:
-                    seen[order_id] = None
-    return list(seen)
+def broadcast(connections: Iterable[Connection], messages: list[dict[str, Any]]) -> None:
+    """Send public market-data messages to every connection subscribed to them.
+
+    Each message is encoded and framed once; connections with the same subscriptions get
+    the very same bytes, written at once.
+    """
+    encoded = [(f"{m['channel']}:{m['symbol']}", f"{m['channel']}:*", _encode(m)) for m in messages]
+    shared: dict[frozenset[str], bytes] = {}
+    for connection in connections:
+        key = connection.channels_key
+        if not key or connection.closed:
+            continue
+        data = shared.get(key)
+        if data is None:
+            data = b"".join([f for exact, wild, f in encoded if exact in key or wild in key])
+            shared[key] = data
+        if data:
+            connection.write_now(data)
 
 
 async def serve_connection(svc: ExchangeService, websocket: WebSocket) -> None:
@@ -298,14 +443,20 @@ async def serve_connection(svc: ExchangeService, websocket: WebSocket) -> None:
     await websocket.accept()
     connection = Connection(svc, websocket)
     svc.subscribers.add(connection)
-    writer = asyncio.create_task(connection.writer())
+    if connection.queue is not None:
+        connection.writer_task = asyncio.create_task(connection.writer())
+    connection.tasks.append(asyncio.create_task(connection.heartbeat()))
+    # the server's own receive when the middleware passed it on: the same ASGI events
+    # without a second state machine around them
+    receive = websocket.scope.get(RAW_RECEIVE_KEY) or websocket.receive
     try:
         while not connection.closed:
-            message = await websocket.receive()
+            message = await receive()
             if message["type"] == "websocket.disconnect":
                 break
-            if message.get("text") is not None:
-                await connection.handle(message["text"])
+            text = message.get("text")
+            if text is not None:
+                connection.handle(text)
             else:
                 connection.error(
                     None, Reason.INVALID_REQUEST, "binary frames are not accepted: send JSON text"
@@ -314,10 +465,14 @@ async def serve_connection(svc: ExchangeService, websocket: WebSocket) -> None:
         pass
     finally:
         svc.subscribers.discard(connection)
-        if not writer.done():
-            if connection.closed:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(writer, 2.0)
-            writer.cancel()
+        svc.unregister_private(connection)
+        connection.flush()
+        writer = connection.writer_task
+        if writer is not None and connection.closed and not writer.done():
+            with contextlib.suppress(Exception):  # let the farewell out
+                await asyncio.wait_for(asyncio.shield(writer), 2.0)
+        connection.closed = True
+        for task in [*connection.tasks, *([writer] if writer else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
+                await task

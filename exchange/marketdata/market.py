@@ -79,6 +79,10 @@ class MarketData:
             raise KeyError(f"unknown symbol {symbol!r}")
         return market
 
+    def __len__(self) -> int:
+        """Return how many symbols are registered."""
+        return len(self._symbols)
+
     def __contains__(self, symbol: object) -> bool:
         """Return whether ``symbol`` is registered."""
         return symbol in self._symbols

@@ -2,9 +2,16 @@
 
 Requests from REST and websocket connections are put on one queue. The sequencer takes
 whatever is waiting (up to ``max_batch``), stamps each command with the clock, appends the
-whole batch to the journal with one fsync, applies the commands to the state in order, and
+whole batch to the journal with one write and one fsync (group commit: while one batch is
+being made durable, the next one gathers), applies the commands to the state in order, and
 only then answers the requests: nothing is acknowledged before it is durable. Each outcome
-then fans out to the market-data publisher and the ledger's write-behind queue.
+then fans out to the listeners (private streams, the ledger's write-behind queue), and each
+batch, once applied, to the batch listeners (the market-data publisher).
+
+A request is answered either through a future (:meth:`Sequencer.submit`, for code that
+awaits) or through a callback run as soon as its command is applied
+(:meth:`Sequencer.submit_nowait`, for the websocket, which answers many requests a batch
+without a task or a future for each).
 """
 
 from __future__ import annotations
@@ -14,8 +21,8 @@ import contextlib
 import logging
 import pickle
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -40,13 +47,37 @@ class Clock:
         return max(time.time_ns(), state.now)
 
 
-@dataclass
+Answer = Callable[[Outcome], None]
+
+
 class _Pending:
-    command: dict[str, Any]
-    future: asyncio.Future[Outcome]
+    """One request waiting for the sequencer: its command and whom to answer."""
+
+    __slots__ = ("answer_to", "command", "future")
+
+    def __init__(
+        self,
+        command: dict[str, Any],
+        future: asyncio.Future[Outcome] | None,
+        answer_to: Answer | None = None,
+    ) -> None:
+        self.command = command
+        self.future = future
+        self.answer_to = answer_to
+
+    def answer(self, outcome: Outcome) -> None:
+        if self.answer_to is not None:
+            answer_to, self.answer_to = self.answer_to, None
+            try:
+                answer_to(outcome)
+            except Exception:  # a connection that cannot take its answer must not stop us
+                log.exception("answering a request failed")
+        elif self.future is not None and not self.future.done():
+            self.future.set_result(outcome)
 
 
 Listener = Callable[[int, dict[str, Any], Outcome], None]
+BatchListener = Callable[[], None]
 
 
 class Sequencer:
@@ -60,7 +91,10 @@ class Sequencer:
         self.clock = clock
         self.max_batch = max_batch
         self.listeners: list[Listener] = []
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        #: Called once after each applied batch (after every command's listeners and answer).
+        self.batch_listeners: list[BatchListener] = []
+        self._queue: deque[_Pending] = deque()
+        self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.failed: Exception | None = None
 
@@ -109,6 +143,9 @@ class Sequencer:
 
     # -- running -------------------------------------------------------------------------
     def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        if self._queue:
+            self._wakeup.set()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sequencer")
 
     async def stop(self) -> None:
@@ -124,18 +161,46 @@ class Sequencer:
                 Reason.UNAVAILABLE, "the exchange cannot write its journal; try again later"
             )
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(command, future))
+        self._put(_Pending(command, future))
         outcome = await future
         if isinstance(outcome.reply, Refused):
             raise outcome.reply
         return outcome
 
+    def submit_nowait(self, command: dict[str, Any], answer: Answer) -> None:
+        """Queue ``command``; call ``answer(outcome)`` once it is durable and applied.
+
+        The outcome's ``reply`` is a :class:`Refused` when the command was refused. Raise
+        :class:`Refused` at once if the sequencer has stopped taking commands.
+        """
+        if self.failed is not None:
+            raise Refused(
+                Reason.UNAVAILABLE, "the exchange cannot write its journal; try again later"
+            )
+        self._put(_Pending(command, None, answer))
+
+    def _put(self, pending: _Pending) -> None:
+        self._queue.append(pending)
+        if self._wakeup is not None and not self._wakeup.is_set():
+            self._wakeup.set()
+
+    async def _next_batch(self) -> list[_Pending]:
+        queue = self._queue
+        while not queue:
+            assert self._wakeup is not None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if len(queue) <= self.max_batch:
+            batch = list(queue)
+            queue.clear()
+        else:
+            batch = [queue.popleft() for _ in range(self.max_batch)]
+        return batch
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await self._next_batch()
             now = self.clock.now(self.state)
             payloads = []
             accepted = []
@@ -144,9 +209,7 @@ class Sequencer:
                 try:
                     payloads.append(orjson.dumps(pending.command))
                 except TypeError as exc:  # e.g. an integer beyond 64 bits: refuse just this one
-                    pending.future.set_result(
-                        Outcome(reply=Refused(Reason.INVALID_REQUEST, str(exc)))
-                    )
+                    pending.answer(Outcome(reply=Refused(Reason.INVALID_REQUEST, str(exc))))
                     continue
                 accepted.append(pending)
             batch = accepted
@@ -156,16 +219,16 @@ class Sequencer:
                 first, _ = await loop.run_in_executor(None, self.journal.append_batch, payloads)
             except Exception as exc:  # the journal refused: acknowledge nothing, change nothing
                 for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_result(
-                            Outcome(
-                                reply=Refused(
-                                    Reason.JOURNAL_UNAVAILABLE,
-                                    f"the journal could not be written ({exc}); nothing was "
-                                    "done: retry later",
-                                )
+                    pending.answer(
+                        Outcome(
+                            reply=Refused(
+                                Reason.JOURNAL_UNAVAILABLE,
+                                f"the journal could not be written ({exc}); nothing was "
+                                "done: retry later",
                             )
                         )
+                    )
+                self._batch_done()
                 continue
             for offset, pending in enumerate(batch):
                 seq = first + offset
@@ -179,8 +242,15 @@ class Sequencer:
                         listener(seq, pending.command, outcome)
                     except Exception:  # a projection failed; the command stands, answer it
                         log.exception("listener failed on seq %d", seq)
-                if not pending.future.done():
-                    pending.future.set_result(outcome)
+                pending.answer(outcome)
+            self._batch_done()
+
+    def _batch_done(self) -> None:
+        for listener in self.batch_listeners:
+            try:
+                listener()
+            except Exception:  # a projection failed; the batch stands
+                log.exception("batch listener failed at seq %d", self.state.seq)
 
     def _fail(self, exc: Exception, pending: list[_Pending]) -> None:
         """Refuse everything from now on: the state may be half-changed by a failed command."""
@@ -188,11 +258,10 @@ class Sequencer:
         unavailable = Outcome(
             reply=Refused(Reason.UNAVAILABLE, "the exchange stopped on an internal error")
         )
-        while not self._queue.empty():
-            pending.append(self._queue.get_nowait())
+        pending.extend(self._queue)
+        self._queue.clear()
         for item in pending:
-            if not item.future.done():
-                item.future.set_result(unavailable)
+            item.answer(unavailable)
 
     def snapshot(self) -> None:
         """Write a snapshot of the state at the last applied sequence number."""
