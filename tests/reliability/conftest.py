@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ class Bot:
     rng: random.Random
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     in_flight: dict[str, Any] | None = None
+    mids: dict[str, int] = field(default_factory=dict)  #: cents to trade around, per symbol
+    latencies: list[float] = field(default_factory=list)  #: seconds to each acknowledgement
     sent: int = 0
     refused: int = 0
     n: int = 0
@@ -83,9 +86,11 @@ class Bot:
         else:
             self.n += 1
             side = self.rng.choice(["buy", "sell"])
-            cents = 300 + self.rng.randint(-8, 8) + (-4 if side == "buy" else 4)
+            symbol = self.rng.choice(self.symbols)
+            mid = self.mids.get(symbol, 300)
+            cents = mid + self.rng.randint(-8, 8) + (-4 if side == "buy" else 4)
             body = {
-                "symbol": self.rng.choice(self.symbols),
+                "symbol": symbol,
                 "side": side,
                 "type": "limit",
                 "price": f"{cents // 100}.{cents % 100:02d}",
@@ -93,7 +98,10 @@ class Bot:
                 "client_order_id": f"{self.name}-{self.n}",
             }
             self.in_flight = body
+            started = time.perf_counter()
             response = self.client.request("POST", "/v1/orders", body)
+            if response.status_code == 201:
+                self.latencies.append(time.perf_counter() - started)
             self.in_flight = None
         self.sent += 1
         self.record(response)
@@ -258,8 +266,6 @@ class Signed:
         self.account_id = int(creds["account_id"])
 
     async def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        import time
-
         data = orjson.dumps(body) if body is not None else b""
         ts = str(int(time.time()))
         headers = {
