@@ -237,10 +237,10 @@ def create_app(svc: ExchangeService) -> FastAPI:
 
     # -- private -------------------------------------------------------------------------------
     @app.post("/v1/orders", status_code=201, tags=["orders"])
-    async def place(body: PlaceOrder, account: Account) -> dict[str, Any]:
+    async def place(body: PlaceOrder, account: Account) -> Response:
         command = svc.place_command(account, body.model_dump())
         outcome = await svc.sequencer.submit(command)
-        return svc.order_out(outcome.reply)
+        return _json(svc.order_out(outcome.reply), 201)  # orjson, not a second validation
 
     @app.get("/v1/orders", tags=["orders"])
     async def list_orders(
@@ -265,12 +265,12 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return svc.order_out(svc.state.order_view(svc.own_order(account, order_id)))
 
     @app.delete("/v1/orders/{order_id}", tags=["orders"])
-    async def cancel(order_id: Id, account: Account) -> dict[str, Any]:
+    async def cancel(order_id: Id, account: Account) -> Response:
         svc.own_order(account, order_id)
         outcome = await svc.sequencer.submit(
             {"op": "cancel", "account_id": account, "order_id": order_id}
         )
-        return svc.order_out(outcome.reply)
+        return _json(svc.order_out(outcome.reply))
 
     @app.delete("/v1/orders", tags=["orders"])
     async def cancel_all(account: Account, symbol: str | None = None) -> list[dict[str, Any]]:
