@@ -24,8 +24,25 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _commit() -> str | None:
+    """The checkout's commit, with ``+dirty`` if tracked files differ from it."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def machine_info() -> dict[str, Any]:
-    """Return CPU model, core count, memory, OS, Python and package versions."""
+    """Return CPU model, core count, memory, OS, Python and package versions, the commit of
+    the code measured and the load average when the run began (others' jobs share the cores)."""
     try:
         import psutil
 
@@ -45,6 +62,8 @@ def machine_info() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "packages": versions,
+        "commit": _commit(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
