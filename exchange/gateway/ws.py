@@ -66,10 +66,21 @@ def frame(payload: bytes) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
-def _payload(data: bytes) -> bytes:
-    """The payload of a frame written by :func:`frame`."""
-    n = data[1]
-    return data[2:] if n < 126 else data[4:] if n == 126 else data[10:]
+def _payloads(data: bytes) -> list[bytes]:
+    """The payloads of the frames written by :func:`frame` and joined into ``data``."""
+    out = []
+    at = 0
+    while at < len(data):
+        n = data[at + 1]
+        if n < 126:
+            start = at + 2
+        elif n == 126:
+            start, n = at + 4, int.from_bytes(data[at + 2 : at + 4], "big")
+        else:
+            start, n = at + 10, int.from_bytes(data[at + 2 : at + 10], "big")
+        out.append(data[start : start + n])
+        at = start + n
+    return out
 
 
 def _encode(message: dict[str, Any]) -> bytes:
@@ -119,7 +130,7 @@ class Connection:
         self._flush_soon = False
         self._raw = _Raw.find(websocket)
         self._rate_key = ""
-        # without direct access to the transport: a queue and a writer task
+        # without direct access to the transport: a queue of payloads and a writer task
         self.queue: asyncio.Queue[bytes | None] | None = (
             None if self._raw is not None else asyncio.Queue(QUEUE_SIZE)
         )
@@ -172,12 +183,14 @@ class Connection:
                 self._too_slow()
             return
         assert self.queue is not None
-        try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
-            while not self.queue.empty():  # make room for the farewell
-                self.queue.get_nowait()
-            self._too_slow()
+        for payload in _payloads(data):
+            try:
+                self.queue.put_nowait(payload)
+            except asyncio.QueueFull:
+                while not self.queue.empty():  # make room for the farewell
+                    self.queue.get_nowait()
+                self._too_slow()
+                return
 
     def _too_slow(self) -> None:
         """Say why, close, and stop sending: the feed ran ahead of this client."""
@@ -195,7 +208,7 @@ class Connection:
             self.closing = self.loop.create_task(self._close_slow())
         else:
             assert self.queue is not None
-            self.queue.put_nowait(farewell)
+            self.queue.put_nowait(_payloads(farewell)[0])
             self.queue.put_nowait(None)
 
     async def _close_slow(self) -> None:
@@ -221,7 +234,7 @@ class Connection:
             if data is None:
                 await self.websocket.close(code=1008)
                 return
-            await self.websocket.send_text(_payload(data).decode())
+            await self.websocket.send_text(data.decode())
 
     async def heartbeat(self) -> None:
         while not self.closed:
