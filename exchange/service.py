@@ -611,6 +611,8 @@ class ExchangeService:
 
     def delivery_out(self, view: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in view.items() if k != "tick_cents"}
+        for field in ("attestations", "disputes"):
+            out[field] = [entry | {"time": iso(entry["time"])} for entry in view[field]]
         out["price"] = format_cents(view["price"] * view["tick_cents"])
         out["amount"] = format_cents(view["price"] * view["tick_cents"] * view["gpu_hours"])
         return out

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exchange.gateway import auth
+from exchange.gateway import schemas as S
 from exchange.gateway.errors import ApiError, error_body
 from exchange.gateway.models import (
     AmendOrder,
@@ -47,7 +48,10 @@ _ERRORS = {
         "description": "risk refusals: INSUFFICIENT_MARGIN, PRICE_OUT_OF_BAND, POST_ONLY_WOULD_TRADE, ..."
     },
     429: {"description": "RATE_LIMITED, with Retry-After"},
+    503: {"description": "UNAVAILABLE, JOURNAL_UNAVAILABLE: refused before anything changed"},
 }
+for _response in _ERRORS.values():
+    _response["model"] = S.Error  # type: ignore[assignment]
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -197,29 +201,29 @@ def create_app(svc: ExchangeService) -> FastAPI:
     app.add_middleware(_Gate)
 
     # -- public --------------------------------------------------------------------------------
-    @app.get("/v1/health", tags=["public"])
+    @app.get("/v1/health", tags=["public"], responses=S.ok(S.Health))
     async def health() -> dict[str, Any]:
         return {"status": "ok", "clock": svc.clock_iso()}
 
-    @app.get("/v1/contracts", tags=["public"])
+    @app.get("/v1/contracts", tags=["public"], responses=S.ok(list[S.Contract]))
     async def contracts() -> list[dict[str, Any]]:
         return [svc.contract_view(symbol) for symbol in svc.symbols()]
 
-    @app.get("/v1/contracts/{symbol}", tags=["public"])
+    @app.get("/v1/contracts/{symbol}", tags=["public"], responses=S.ok(S.Contract))
     async def contract(symbol: str) -> dict[str, Any]:
         return svc.contract_view(svc.known_symbol(symbol))
 
-    @app.get("/v1/book/{symbol}", tags=["public"])
+    @app.get("/v1/book/{symbol}", tags=["public"], responses=S.ok(S.Book))
     async def book(symbol: str, depth: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
         return svc.book_view(svc.known_symbol(symbol), depth)
 
-    @app.get("/v1/trades/{symbol}", tags=["public"])
+    @app.get("/v1/trades/{symbol}", tags=["public"], responses=S.ok(list[S.Trade]))
     async def trades(
         symbol: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         return svc.trades_view(svc.known_symbol(symbol), limit)
 
-    @app.get("/v1/candles/{symbol}", tags=["public"])
+    @app.get("/v1/candles/{symbol}", tags=["public"], responses=S.ok(list[S.Candle]))
     async def candles(
         symbol: str,
         interval: Annotated[str, Query(pattern="^(1m|1h|1d)$")] = "1m",
@@ -227,22 +231,24 @@ def create_app(svc: ExchangeService) -> FastAPI:
     ) -> list[dict[str, Any]]:
         return svc.candles_view(svc.known_symbol(symbol), interval, limit)
 
-    @app.get("/v1/settlement-prices/{symbol}", tags=["public"])
+    @app.get(
+        "/v1/settlement-prices/{symbol}", tags=["public"], responses=S.ok(list[S.SettlementPrice])
+    )
     async def settlement_prices(symbol: str) -> list[dict[str, Any]]:
         return svc.settlements_view(svc.known_symbol(symbol))
 
-    @app.get("/v1/index/{product}", tags=["public"])
+    @app.get("/v1/index/{product}", tags=["public"], responses=S.ok(S.Index))
     async def index(product: str) -> dict[str, Any]:
         return svc.index_view(product)
 
     # -- private -------------------------------------------------------------------------------
-    @app.post("/v1/orders", status_code=201, tags=["orders"])
+    @app.post("/v1/orders", status_code=201, tags=["orders"], responses=S.ok(S.Order, 201))
     async def place(body: PlaceOrder, account: Account) -> Response:
         command = svc.place_command(account, body.model_dump())
         outcome = await svc.sequencer.submit(command)
         return _json(svc.order_out(outcome.reply), 201)  # orjson, not a second validation
 
-    @app.get("/v1/orders", tags=["orders"])
+    @app.get("/v1/orders", tags=["orders"], responses=S.ok(list[S.Order]))
     async def list_orders(
         account: Account,
         symbol: str | None = None,
@@ -252,7 +258,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
     ) -> list[dict[str, Any]]:
         return svc.orders_view(account, symbol, status)
 
-    @app.post("/v1/orders/cancel-after", tags=["orders"])
+    @app.post("/v1/orders/cancel-after", tags=["orders"], responses=S.ok(S.CancelAfterState))
     async def cancel_after(body: CancelAfter, account: Account) -> dict[str, Any]:
         outcome = await svc.sequencer.submit(
             {"op": "cancel_after", "account_id": account, "timeout_ns": body.timeout_s * NS}
@@ -260,11 +266,11 @@ def create_app(svc: ExchangeService) -> FastAPI:
         reply: dict[str, Any] = outcome.reply
         return reply
 
-    @app.get("/v1/orders/{order_id}", tags=["orders"])
+    @app.get("/v1/orders/{order_id}", tags=["orders"], responses=S.ok(S.Order))
     async def get_order(order_id: Id, account: Account) -> dict[str, Any]:
         return svc.order_out(svc.state.order_view(svc.own_order(account, order_id)))
 
-    @app.delete("/v1/orders/{order_id}", tags=["orders"])
+    @app.delete("/v1/orders/{order_id}", tags=["orders"], responses=S.ok(S.Order))
     async def cancel(order_id: Id, account: Account) -> Response:
         svc.own_order(account, order_id)
         outcome = await svc.sequencer.submit(
@@ -272,7 +278,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         )
         return _json(svc.order_out(outcome.reply))
 
-    @app.delete("/v1/orders", tags=["orders"])
+    @app.delete("/v1/orders", tags=["orders"], responses=S.ok(list[S.Order]))
     async def cancel_all(account: Account, symbol: str | None = None) -> list[dict[str, Any]]:
         if symbol is not None:
             svc.known_symbol(symbol)
@@ -281,7 +287,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         )
         return [svc.order_out(o) for o in outcome.reply]
 
-    @app.patch("/v1/orders/{order_id}", tags=["orders"])
+    @app.patch("/v1/orders/{order_id}", tags=["orders"], responses=S.ok(S.Order))
     async def amend(order_id: Id, body: AmendOrder, account: Account) -> dict[str, Any]:
         order = svc.own_order(account, order_id)
         if body.price is None and body.quantity is None:
@@ -297,30 +303,40 @@ def create_app(svc: ExchangeService) -> FastAPI:
         outcome = await svc.sequencer.submit(command)
         return svc.order_out(outcome.reply)
 
-    @app.get("/v1/fills", tags=["orders"])
+    @app.get("/v1/fills", tags=["orders"], responses=S.ok(list[S.Fill]))
     async def fills(account: Account, symbol: str | None = None) -> list[dict[str, Any]]:
         return svc.fills_view(account, symbol)
 
-    @app.get("/v1/account", tags=["account"])
+    @app.get("/v1/account", tags=["account"], responses=S.ok(S.Account))
     async def get_account(account: Account) -> dict[str, Any]:
         return svc.account_out(account)
 
-    @app.get("/v1/positions", tags=["account"])
+    @app.get("/v1/positions", tags=["account"], responses=S.ok(list[S.Position]))
     async def positions(account: Account) -> list[dict[str, Any]]:
         return svc.positions_out(account)
 
-    @app.get("/v1/deliveries", tags=["deliveries"])
+    @app.get("/v1/deliveries", tags=["deliveries"], responses=S.ok(list[S.Delivery]))
     async def deliveries(account: Account) -> list[dict[str, Any]]:
         return svc.deliveries_view(account)
 
-    @app.post("/v1/deliveries/{delivery_id}/attestations", status_code=201, tags=["deliveries"])
+    @app.post(
+        "/v1/deliveries/{delivery_id}/attestations",
+        status_code=201,
+        tags=["deliveries"],
+        responses=S.ok(S.Delivery, 201),
+    )
     async def attest(delivery_id: Id, body: Attestation, account: Account) -> dict[str, Any]:
         outcome = await svc.sequencer.submit(
             {"op": "attest", "account_id": account, "delivery_id": delivery_id} | body.model_dump()
         )
         return svc.delivery_out(outcome.reply)
 
-    @app.post("/v1/deliveries/{delivery_id}/disputes", status_code=201, tags=["deliveries"])
+    @app.post(
+        "/v1/deliveries/{delivery_id}/disputes",
+        status_code=201,
+        tags=["deliveries"],
+        responses=S.ok(S.Delivery, 201),
+    )
     async def dispute(delivery_id: Id, body: Dispute, account: Account) -> dict[str, Any]:
         outcome = await svc.sequencer.submit(
             {"op": "dispute", "account_id": account, "delivery_id": delivery_id} | body.model_dump()
@@ -329,11 +345,22 @@ def create_app(svc: ExchangeService) -> FastAPI:
 
     # -- admin ---------------------------------------------------------------------------------
 
-    @app.post("/v1/admin/accounts", status_code=201, tags=["admin"], dependencies=[Admin])
+    @app.post(
+        "/v1/admin/accounts",
+        status_code=201,
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.Credentials, 201),
+    )
     async def create_account(body: CreateAccount) -> dict[str, Any]:
         return await svc.create_account(body.name, body.role, body.deposit)
 
-    @app.post("/v1/admin/accounts/{account_id}/deposits", tags=["admin"], dependencies=[Admin])
+    @app.post(
+        "/v1/admin/accounts/{account_id}/deposits",
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.Account),
+    )
     async def deposit(account_id: Id, body: Amount) -> dict[str, Any]:
         amount = svc.parse_amount(body.amount)
         outcome = await svc.sequencer.submit(
@@ -341,7 +368,12 @@ def create_app(svc: ExchangeService) -> FastAPI:
         )
         return svc.account_out(outcome.reply["account_id"])
 
-    @app.post("/v1/admin/accounts/{account_id}/withdrawals", tags=["admin"], dependencies=[Admin])
+    @app.post(
+        "/v1/admin/accounts/{account_id}/withdrawals",
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.Account),
+    )
     async def withdraw(account_id: Id, body: Amount) -> dict[str, Any]:
         amount = svc.parse_amount(body.amount)
         outcome = await svc.sequencer.submit(
@@ -349,7 +381,12 @@ def create_app(svc: ExchangeService) -> FastAPI:
         )
         return svc.account_out(outcome.reply["account_id"])
 
-    @app.post("/v1/admin/accounts/{account_id}/disable", tags=["admin"], dependencies=[Admin])
+    @app.post(
+        "/v1/admin/accounts/{account_id}/disable",
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.KillSwitch),
+    )
     async def disable(account_id: int) -> dict[str, Any]:
         """Kill switch: cancel the account's open orders and refuse new ones."""
         outcome = await svc.sequencer.submit(
@@ -358,7 +395,12 @@ def create_app(svc: ExchangeService) -> FastAPI:
         reply: dict[str, Any] = outcome.reply
         return reply
 
-    @app.post("/v1/admin/accounts/{account_id}/enable", tags=["admin"], dependencies=[Admin])
+    @app.post(
+        "/v1/admin/accounts/{account_id}/enable",
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.KillSwitch),
+    )
     async def enable(account_id: int) -> dict[str, Any]:
         outcome = await svc.sequencer.submit(
             {"op": "kill_switch", "account_id": account_id, "disabled": False}
@@ -366,7 +408,12 @@ def create_app(svc: ExchangeService) -> FastAPI:
         reply: dict[str, Any] = outcome.reply
         return reply
 
-    @app.post("/v1/admin/deliveries/{delivery_id}/resolve", tags=["admin"], dependencies=[Admin])
+    @app.post(
+        "/v1/admin/deliveries/{delivery_id}/resolve",
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.Delivery),
+    )
     async def resolve(delivery_id: Id, body: Resolution) -> dict[str, Any]:
         """Decide a disputed delivery: how many of the disputed GPU-hours were delivered."""
         outcome = await svc.sequencer.submit(
@@ -374,7 +421,12 @@ def create_app(svc: ExchangeService) -> FastAPI:
         )
         return svc.delivery_out(outcome.reply)
 
-    @app.post("/v1/admin/clock/advance", tags=["admin"], dependencies=[Admin])
+    @app.post(
+        "/v1/admin/clock/advance",
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.ClockAdvanced),
+    )
     async def advance(body: ClockAdvance) -> dict[str, Any]:
         if not svc.clock.simulated:
             raise ApiError(
@@ -397,21 +449,36 @@ def create_app(svc: ExchangeService) -> FastAPI:
         ]  # fmt: skip
         return outcome.reply | {"ran": ran}
 
-    @app.post("/v1/admin/contracts/{symbol}/halt", tags=["admin"], dependencies=[Admin])
+    @app.post(
+        "/v1/admin/contracts/{symbol}/halt",
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.Contract),
+    )
     async def halt(symbol: str) -> dict[str, Any]:
         await svc.sequencer.submit(
             {"op": "halt", "symbol": svc.known_symbol(symbol), "halted": True}
         )
         return svc.contract_view(symbol)
 
-    @app.post("/v1/admin/contracts/{symbol}/resume", tags=["admin"], dependencies=[Admin])
+    @app.post(
+        "/v1/admin/contracts/{symbol}/resume",
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.Contract),
+    )
     async def resume(symbol: str) -> dict[str, Any]:
         await svc.sequencer.submit(
             {"op": "halt", "symbol": svc.known_symbol(symbol), "halted": False}
         )
         return svc.contract_view(symbol)
 
-    @app.get("/v1/admin/ledger/check", tags=["admin"], dependencies=[Admin])
+    @app.get(
+        "/v1/admin/ledger/check",
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.LedgerCheck),
+    )
     async def ledger_check() -> dict[str, Any]:
         return await svc.ledger_check()
 
