@@ -253,7 +253,8 @@ class ExchangeService:
 
     def _add_symbol(self, symbol: str) -> None:
         contract = self.state.contracts[symbol]
-        bids, asks = self.state.engine.depth(contract.book, 1_000_000)
+        trading_over = contract.status in ("expired", "delivering", "settled")  # book removed
+        bids, asks = ([], []) if trading_over else self.state.engine.depth(contract.book, 1_000_000)
         self.md.add_symbol(symbol, Decimal(contract.tick_cents) / 100, bids, asks)
 
     def _on_outcome(self, seq: int, command: dict[str, Any], outcome: Outcome) -> None:

@@ -48,6 +48,25 @@ class Engine:
         """Return ``(book, n_ticks, mechanism)`` for every book, by book id."""
         raise _missing(self, "books")
 
+    def remove_book(self, book: int) -> None:
+        """Close book ``book`` and give back its memory; it must have no resting orders.
+
+        Afterwards commands for it are refused with ``UNKNOWN_BOOK``, as for a book never
+        opened. Raise ``KeyError`` for an unknown book
+        and ``ValueError`` for one with resting orders. An exchange removes each contract's
+        book once trading in it has ended, so memory follows the listed contracts, not
+        every contract ever listed.
+        """
+        if book not in {b for b, _, _ in self.books()}:
+            raise KeyError(f"unknown book {book}")
+        bids, asks = self.depth(book, 1)
+        if bids or asks:
+            raise ValueError(f"book {book} still has resting orders")
+        self._drop_book(book)
+
+    def _drop_book(self, book: int) -> None:
+        raise _missing(self, "_drop_book")
+
     @staticmethod
     def _check_book_args(book: int, n_ticks: int, mechanism: int,
                          existing: set[int] | dict[int, Any]) -> None:  # fmt: skip

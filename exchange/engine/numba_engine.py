@@ -80,6 +80,25 @@ class NumbaEngine(Engine):
             self._book_index = grown
         self._book_index[book] = len(self._bk) - 1
 
+    def _drop_book(self, book: int) -> None:
+        # Cut the book's ladder and bitmap out of the shared arrays, then move every later
+        # book's bases down and renumber the rows that slots and the index point at.
+        r = self._row(book)
+        row = self._bk[r]
+        level_base, n_levels = int(row[k.BK_LEVEL_BASE]), 2 * int(row[k.BK_N_TICKS])
+        word_base, n_words = int(row[k.BK_WORD_BASE]), 2 * int(row[k.BK_N_WORDS])
+        self._levels = np.concatenate(
+            [self._levels[:level_base], self._levels[level_base + n_levels :]]
+        )
+        self._words = np.concatenate([self._words[:word_base], self._words[word_base + n_words :]])
+        self._bk[r + 1 :, k.BK_LEVEL_BASE] -= n_levels
+        self._bk[r + 1 :, k.BK_WORD_BASE] -= n_words
+        self._bk = np.delete(self._bk, r, axis=0)
+        self._book_index[book] = -1
+        self._book_index[self._book_index > r] -= 1
+        slot_rows = self._orders["book"]
+        slot_rows[slot_rows > r] -= 1  # live slots of later books; free slots are rewritten
+
     def books(self) -> list[tuple[int, int, int]]:
         return sorted(
             (int(r[k.BK_ID]), int(r[k.BK_N_TICKS]), int(r[k.BK_MECHANISM])) for r in self._bk

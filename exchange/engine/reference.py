@@ -145,6 +145,9 @@ class ReferenceEngine(Engine):
     def books(self) -> list[tuple[int, int, int]]:
         return [(b, self._books[b].n_ticks, self._books[b].mechanism) for b in sorted(self._books)]
 
+    def _drop_book(self, book: int) -> None:
+        del self._books[book]
+
     # -- events -----------------------------------------------------------------------
     def _emit(self, kind: int, **fields: int) -> None:
         row = dict.fromkeys(_EVENT_FIELDS, 0)

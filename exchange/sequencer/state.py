@@ -961,6 +961,7 @@ class ExchangeState:
         """Stop trading, fix the final price, turn positions into delivery obligations."""
         self._cancel_where(lambda o: o.symbol == contract.symbol)
         price = self._settle_price(contract)
+        self.engine.remove_book(contract.book)  # empty now; its memory goes back
         self._mark(contract, price)
         contract.status = "expired"
         contract.final_price = price

@@ -105,3 +105,41 @@ def test_a_new_book_is_empty(engine: Engine) -> None:
     engine.add_book(5, n_ticks=300)
     assert engine.books() == [(0, 200, CONTINUOUS), (1, 200, CONTINUOUS), (5, 300, CONTINUOUS)]
     assert engine.depth(5, ALL) == ([], [])
+
+
+def test_remove_book_frees_it_and_leaves_the_others_as_they_were(engine: Engine) -> None:
+    engine.add_book(2, n_ticks=engine.books()[0][1])
+    book_from(engine, 0, bids=[(100, [5])], asks=[(101, [5])], first_id=1)
+    book_from(engine, 1, bids=[(90, [3])], first_id=3)
+    book_from(engine, 2, asks=[(120, [4, 6])], first_id=4)
+    run(engine, cancel(3, book=1))
+    before = {b: book_table(engine, b) for b in (0, 2)}
+    engine.remove_book(1)
+    assert [b for b, _, _ in engine.books()] == [0, 2]
+    assert {b: book_table(engine, b) for b in (0, 2)} == before
+    order = add(20, BUY, 90, 1, book=1)
+    assert run(engine, order) == [rejected(order, Reason.UNKNOWN_BOOK)]
+    # the other books go on exactly as before: priorities, ids, matching
+    assert run(engine, add(21, BUY, 120, 5, book=2)) == [
+        accepted(21, BUY, 120, 5, book=2),
+        trade(21, 4, 120, 4, side=BUY, remaining=1, maker_remaining=0, book=2),
+        trade(21, 5, 120, 1, side=BUY, remaining=0, maker_remaining=5, book=2),
+        level(SELL, 120, 5, book=2),
+    ]
+    engine.check_invariants()
+    with pytest.raises(ValueError, match="resting orders"):
+        engine.remove_book(0)
+    with pytest.raises(KeyError):
+        engine.remove_book(1)
+    engine.add_book(1, n_ticks=engine.books()[0][1])  # the id is free again
+    assert engine.depth(1) == ([], [])
+
+
+def test_remove_book_gives_memory_back() -> None:
+    engine = Engine(backend="numba")
+    for b in range(4):
+        engine.add_book(b)
+    size = engine._levels.nbytes + engine._words.nbytes  # type: ignore[attr-defined]
+    engine.remove_book(1)
+    engine.remove_book(2)
+    assert engine._levels.nbytes + engine._words.nbytes == size // 2  # type: ignore[attr-defined]

@@ -403,6 +403,16 @@ class TwinEngines(RuleBasedStateMachine):
         bids, asks = self.engines[0].depth(BATCH_BOOK, 1)
         assert not bids or not asks or bids[0][0] < asks[0][0]
 
+    @precondition(lambda self: self.engines[0].depth(1, 1) == ([], []))
+    @rule()
+    def remove_and_reopen_empty_book(self) -> None:
+        """Remove book 1 (as the exchange does at expiry) and open it again, empty."""
+        for engine in self.engines:
+            n_ticks = dict((b, n) for b, n, _ in engine.books())[1]
+            engine.remove_book(1)
+            assert 1 not in [b for b, _, _ in engine.books()]
+            engine.add_book(1, n_ticks, CONTINUOUS)
+
     @precondition(lambda self: self.seq > 0)
     @rule(source=st.sampled_from(BACKENDS))
     def snapshot_and_restore(self, source: str) -> None:

@@ -38,9 +38,9 @@ WARM_UP = 4  #: steps before the memory baseline is taken
 #: its fills and client id, is kept for the life of the process by design.
 FIXED_MIB = 16
 PER_ORDER_BYTES = 4096
-#: ... and the price ladder of each contract listed meanwhile (the rolling calendar lists new
-#: day, week and month contracts at 00:00 UTC): the numba book holds two sides of
-#: ``n_ticks`` levels, and books are kept after their contract settles.
+#: ... and the price ladder of each book open at the end beyond those open at warm-up (the
+#: rolling calendar lists new day, week and month contracts at 00:00 UTC; a contract's book
+#: is removed when it expires): the numba book holds two sides of ``n_ticks`` levels.
 PER_BOOK_BYTES = 2 * Rules().n_ticks * LEVEL_DTYPE.itemsize
 
 
@@ -111,8 +111,8 @@ def test_soak_memory_flat_ledger_exact(tmp_path: Path) -> None:
             rss.append(process.memory_info().rss)
             if step == WARM_UP - 1:
                 orders_at_warm_up = sum(len(bot.latencies) for bot in bots)
-                books_at_warm_up = len(_all_contracts(server))
-        books = len(_all_contracts(server)) - books_at_warm_up
+                books_at_warm_up = len(_open_books(server))
+        books = max(0, len(_open_books(server)) - books_at_warm_up)
         check = server.admin("GET", "/v1/admin/ledger/check").json()
         seen = {bot.client.account_id: account_cash(bot.client) for bot in bots}
         trades = sum(
@@ -133,7 +133,7 @@ def test_soak_memory_flat_ledger_exact(tmp_path: Path) -> None:
         f"soak: {orders} orders acknowledged, {sum(b.sent for b in bots)} requests, {trades} trades "
         f"(recent, capped per symbol), events {ran}, {attested} attestations; "
         f"RSS {rss[WARM_UP - 1] / 2**20:.1f} MiB after warm-up -> {rss[-1] / 2**20:.1f} MiB at the end "
-        f"(max {max(rss) / 2**20:.1f}), {books} books listed meanwhile, bound {bound / 2**20:.1f} MiB; "
+        f"(max {max(rss) / 2**20:.1f}), {books} more books open, bound {bound / 2**20:.1f} MiB; "
         f"ack latency p50 "
         f"{statistics.median(latencies) * 1e3:.1f} ms, p99 {latencies[int(0.99 * orders)] * 1e3:.1f} ms"
     )
@@ -141,8 +141,10 @@ def test_soak_memory_flat_ledger_exact(tmp_path: Path) -> None:
     assert growth <= bound, (growth, bound)
 
 
-def _all_contracts(server: Server) -> list[str]:
-    return [c["symbol"] for c in httpx.get(server.url + "/v1/contracts", timeout=30).json()]
+def _open_books(server: Server) -> list[str]:
+    """Contracts whose book the engine still holds: those not yet expired."""
+    contracts = httpx.get(server.url + "/v1/contracts", timeout=30).json()
+    return [c["symbol"] for c in contracts if c["status"] in ("listed", "trading", "halted")]
 
 
 def _all_days(server: Server) -> list[str]:
