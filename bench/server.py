@@ -105,15 +105,20 @@ class Client:
 
 
 def start_server(
-    data_dir: Path, port: int | None = None, extra: list[str] | None = None, clock: str = "sim"
+    data_dir: Path,
+    port: int | None = None,
+    extra: list[str] | None = None,
+    clock: str = "sim",
+    env: dict[str, str] | None = None,
 ) -> Server:
     """Start ``cfx serve`` on a simulated clock; its output goes to ``<data_dir>.log``.
 
-    ``clock="real"`` runs it on the wall clock instead (event times comparable with
+    ``env`` adds environment variables (``CFX_RATE_LIMIT``, say). ``clock="real"`` runs it on
+    the wall clock instead (event times comparable with
     ``time.time_ns()`` in another process on this machine).
     """
     port = port or free_port()
-    env = dict(os.environ, CFX_ADMIN_TOKEN=ADMIN_TOKEN)
+    env = dict(os.environ, CFX_ADMIN_TOKEN=ADMIN_TOKEN) | (env or {})
     when = ["--clock", "sim", "--start", START] if clock == "sim" else ["--clock", clock]
     args = [sys.executable, "-m", "clients.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
             *when, *(extra or [])]  # fmt: skip
