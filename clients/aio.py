@@ -284,13 +284,13 @@ class AsyncFeed:
                     await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
                     try:
                         await self._connect()
-                    except (ExchangeUnreachable, ConnectionClosed):
+                    except (ExchangeUnreachable, ConnectionClosed, OSError):
                         continue
                     self.reconnects += 1
                     break
                 else:
                     raise ExchangeUnreachable("DISCONNECTED", f"could not reconnect to {self.url}")
-        except ExchangeUnreachable as error:
+        except CfxError as error:  # unreachable for good, or refused (a revoked key, say)
             self._failure = error
             for _message, future in self._pending.values():
                 if not future.done():
