@@ -21,7 +21,7 @@ def test_demo_runs_a_market_through_expiry_and_delivery(
     monkeypatch.setattr(demo, "console", Console(file=out, width=200))
     data_dir = tmp_path / "data"
     demo.demo(
-        port=free_port(), data_dir=data_dir, speed=9000, duration_s=36,
+        port=free_port(), data_dir=data_dir, speed=9000, duration_s=40,
         start=datetime(2026, 12, 1, tzinfo=UTC),
     )  # fmt: skip
     text = out.getvalue()
