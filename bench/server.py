@@ -76,6 +76,9 @@ class Client:
     key: str
     secret: str
     account_id: int
+    #: A connection pool to reuse, as a long-running bot would; by default each request
+    #: opens a connection of its own (what survives a server restart without retries).
+    session: httpx.Client | None = None
 
     def request(
         self, method: str, path: str, body: Any = None, raw: bytes | None = None
@@ -88,7 +91,8 @@ class Client:
             "CFX-SIGNATURE": sign(self.secret, timestamp, method, path, data),
             "Content-Type": "application/json",
         }
-        return httpx.request(method, self.url + path, content=data, headers=headers, timeout=30)
+        send = self.session.request if self.session is not None else httpx.request
+        return send(method, self.url + path, content=data, headers=headers, timeout=30)
 
     def place(
         self, symbol: str, side: str, price: str | None, quantity: int, **extra: Any

@@ -88,6 +88,8 @@ def test_soak_memory_flat_ledger_exact(tmp_path: Path) -> None:
             random.Random(rng.random()))
         for i in range(8)
     ]  # fmt: skip
+    for bot in bots:  # keep-alive connections, as trading bots hold them
+        bot.client.session = httpx.Client()
     clock = datetime(2026, 12, 1)
     rss: list[int] = []
     ran: dict[str, int] = {}
@@ -121,6 +123,9 @@ def test_soak_memory_flat_ledger_exact(tmp_path: Path) -> None:
         )
     finally:
         stop_server(server)
+        for bot in bots:
+            assert bot.client.session is not None
+            bot.client.session.close()
     assert check["balanced"] is True, check
     assert_ledger_matches([bot.client for bot in bots], seen, f"sqlite:///{data / 'ledger.db'}")
     latencies = sorted(x for bot in bots for x in bot.latencies)
