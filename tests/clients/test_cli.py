@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import orjson
 import pytest
 from rich.console import Console
@@ -90,3 +96,21 @@ def test_errors_say_how_to_fix_them(server: Server, creds: list[str], symbol: st
     assert code == 2 and "buy" in out
     code, out = cfx("bot", "arbitrageur", *creds)
     assert code == 2 and "market-maker" in out
+
+
+def test_live_book_ladder_follows_the_feed(server: Server, trader: Trader, symbol: str) -> None:
+    """`cfx book SYMBOL` keeps a ladder from the websocket feed until Ctrl-C."""
+    ladder = subprocess.Popen(
+        [sys.executable, "-m", "clients.cli", "book", symbol, "--url", server.url, "--depth", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ, COLUMNS="120"),
+    )  # fmt: skip
+    try:
+        time.sleep(3)  # connected and showing the snapshot
+        trader("cli-ladder").place_order(symbol, "sell", 7, "4.44")
+        time.sleep(2)
+    finally:
+        ladder.send_signal(signal.SIGINT)
+        out, _ = ladder.communicate(timeout=30)
+    text = out.decode()
+    assert ladder.returncode == 0, text
+    assert symbol in text and "4.44" in text and "7" in text
