@@ -295,17 +295,6 @@ def ledger_check() -> Call[dict[str, Any]]:
     return Call("GET", "/v1/admin/ledger/check", _raw, admin=True)
 
 
-ENDPOINTS: dict[str, Callable[..., Call[Any]]] = {
-    f.__name__: f
-    for f in (
-        health, contracts, contract, book, trades, candles, settlement_prices, index,
-        place_order, orders, order, cancel_order, cancel_all, amend_order, cancel_after, fills,
-        account, positions, deliveries, attest, dispute, create_account, deposit, withdraw,
-        advance_clock, halt, resume, ledger_check,
-    )
-}  # fmt: skip
-
-
 # -- executing calls -----------------------------------------------------------------------------
 
 

@@ -74,13 +74,3 @@ def error_for(status: int, body: Any, retry_after: float | None = None) -> CfxEr
     else:
         cls = Rejected
     return cls(code, message, status, retry_after, body)
-
-
-# A websocket error reply carries a code but no HTTP status; these codes map onto one.
-WS_STATUS = {
-    "UNAUTHORIZED": 401,
-    "RATE_LIMITED": 429,
-    "ORDER_NOT_FOUND": 404,
-    "UNKNOWN_SYMBOL": 404,
-    "DELIVERY_NOT_FOUND": 404,
-}

@@ -15,7 +15,7 @@ from websockets.sync.client import ClientConnection, connect
 from clients import _core
 from clients._core import DEFAULT_URL, Call, Policy, Signer
 from clients.errors import CfxError, ExchangeUnreachable
-from clients.feed import FeedCore, reply_error, signature_reused, ws_url
+from clients.feed import FeedCore, Received, reply_error, signature_reused, ws_url
 from clients.models import Order
 from exchange.marketdata.client_book import LocalBook
 
@@ -241,12 +241,8 @@ class Feed:
             if left is not None and left <= 0:
                 return None
             message = self._recv(left)
-            if message is None:
-                continue
-            received = self.core.receive(message)
-            for resend in received.resend:
-                self._send(resend)
-            if received.deliver is not None:
+            received = self._receive(message) if message is not None else None
+            if received is not None and received.deliver is not None:
                 return received.deliver
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -285,6 +281,13 @@ class Feed:
             return
         raise ExchangeUnreachable("DISCONNECTED", f"could not reconnect to {self.url}")
 
+    def _receive(self, message: dict[str, Any]) -> Received:
+        """Let the core take a message, and send what it asks (a book's resubscription)."""
+        received = self.core.receive(message)
+        for resend in received.resend:
+            self._send(resend)
+        return received
+
     def _request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         """Send a request and read until its reply; keep what else arrives for iteration."""
         self._send(message)
@@ -299,9 +302,7 @@ class Feed:
                 self._send(message)
             if reply is None:
                 continue
-            received = self.core.receive(reply)
-            for resend in received.resend:
-                self._send(resend)
+            received = self._receive(reply)
             if received.deliver is not None:
                 self._buffer.append(received.deliver)
             if received.reply_to == message["id"]:

@@ -253,8 +253,9 @@ class ExchangeService:
 
     def _add_symbol(self, symbol: str) -> None:
         contract = self.state.contracts[symbol]
-        trading_over = contract.status in ("expired", "delivering", "settled")  # book removed
-        bids, asks = ([], []) if trading_over else self.state.engine.depth(contract.book, 1_000_000)
+        bids, asks = (
+            self.state.engine.depth(contract.book, 1_000_000) if contract.book_open else ([], [])
+        )
         self.md.add_symbol(symbol, Decimal(contract.tick_cents) / 100, bids, asks)
 
     def _on_outcome(self, seq: int, command: dict[str, Any], outcome: Outcome) -> None:

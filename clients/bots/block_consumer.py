@@ -7,10 +7,11 @@ the most it will pay, and stops once the block is bought.
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 from clients import AsyncClient, CfxError
-from clients.bots.common import Settings, every, fair_value, front_contract, refused, up
+from clients.bots.common import Settings, fair_value, front_contract, refused, up
 
 STEP = Decimal("0.01")  #: raise the bid by this fraction of fair value after each miss
 MAX_PREMIUM = Decimal("0.10")  #: pay at most fair value plus 10%
@@ -20,7 +21,7 @@ async def run(cfx: AsyncClient, settings: Settings) -> None:
     while True:
         contract = await front_contract(cfx, settings)
         if contract is None:
-            await every(settings.interval_s)
+            await asyncio.sleep(settings.interval_s)
             continue
         fair = fair_value(contract, settings)
         bid, ceiling = fair * (1 - 2 * STEP), fair * (1 + MAX_PREMIUM)
@@ -38,5 +39,5 @@ async def run(cfx: AsyncClient, settings: Settings) -> None:
                 print(f"bought {order.quantity} GPU-hours of {contract.symbol} at {paid:.4f}")
                 return
             bid += fair * STEP
-            await every(settings.interval_s)
-        await every(settings.interval_s * 5)
+            await asyncio.sleep(settings.interval_s)
+        await asyncio.sleep(settings.interval_s * 5)

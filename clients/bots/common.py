@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,10 +77,6 @@ def down(price: Decimal, tick: Decimal) -> Decimal:
 def up(price: Decimal, tick: Decimal) -> Decimal:
     """``price`` rounded up to the tick (an ask never sells for less than meant)."""
     return (price / tick).to_integral_value(ROUND_UP) * tick
-
-
-async def every(interval_s: float) -> None:
-    await asyncio.sleep(interval_s)
 
 
 def refused(error: CfxError) -> None:

@@ -7,11 +7,12 @@ bot stops renewing it, so a crashed bot leaves no stale quotes behind.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from decimal import Decimal
 
 from clients import AsyncClient, CfxError
-from clients.bots.common import Settings, down, every, fair_value, front_contracts, refused, up
+from clients.bots.common import Settings, down, fair_value, front_contracts, refused, up
 
 HALF_SPREAD = Decimal("0.03")  #: USD each side of fair value
 SKEW = Decimal("0.002")  #: USD per GPU-hour of inventory
@@ -38,4 +39,4 @@ async def run(cfx: AsyncClient, settings: Settings) -> None:
         except CfxError as error:
             refused(error)
             drift.clear()  # re-anchor on fair value next round
-        await every(settings.interval_s)
+        await asyncio.sleep(settings.interval_s)

@@ -8,11 +8,12 @@ so far, so the consumer can check them and the provider gets paid at settlement.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
 from clients import AsyncClient, CfxError
-from clients.bots.common import Settings, every, exchange_time, fair_value, is_day, refused, up
+from clients.bots.common import Settings, exchange_time, fair_value, is_day, refused, up
 
 MARKUP = Decimal("0.02")  #: ask at fair value plus 2%
 DAYS_AHEAD = 3  #: sell this many days forward
@@ -22,7 +23,7 @@ async def run(cfx: AsyncClient, settings: Settings) -> None:
     while True:
         await sell_forward(cfx, settings)
         await attest_deliveries(cfx)
-        await every(settings.interval_s)
+        await asyncio.sleep(settings.interval_s)
 
 
 async def sell_forward(cfx: AsyncClient, settings: Settings) -> None:

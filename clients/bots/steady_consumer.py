@@ -7,10 +7,11 @@ small IOC orders at the best ask, never paying above its limit.
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 from clients import AsyncClient, CfxError
-from clients.bots.common import Settings, every, fair_value, is_day, refused
+from clients.bots.common import Settings, fair_value, is_day, refused
 
 CLIP = 5  #: GPU-hours per order
 MAX_PREMIUM = Decimal("0.05")  #: pay at most fair value plus 5%
@@ -33,4 +34,4 @@ async def run(cfx: AsyncClient, settings: Settings) -> None:
                 await cfx.place_order(contract.symbol, "buy", need, best_ask, time_in_force="IOC")
             except CfxError as error:
                 refused(error)
-        await every(settings.interval_s)
+        await asyncio.sleep(settings.interval_s)

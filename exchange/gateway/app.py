@@ -36,22 +36,20 @@ if TYPE_CHECKING:
 #: Largest request body accepted, in bytes.
 MAX_BODY = 64 * 1024
 
-_ERRORS = {
-    400: {
-        "description": "invalid request (codes such as INVALID_REQUEST, INVALID_TICK, INVALID_QUANTITY)"
-    },
-    401: {"description": "UNAUTHORIZED: missing, stale, replayed or wrong signature"},
-    404: {"description": "UNKNOWN_SYMBOL, ORDER_NOT_FOUND, DELIVERY_NOT_FOUND, NOT_FOUND"},
-    409: {"description": "CONTRACT_NOT_TRADING and other state conflicts"},
-    413: {"description": "PAYLOAD_TOO_LARGE"},
-    422: {
-        "description": "risk refusals: INSUFFICIENT_MARGIN, PRICE_OUT_OF_BAND, POST_ONLY_WOULD_TRADE, ..."
-    },
-    429: {"description": "RATE_LIMITED, with Retry-After"},
-    503: {"description": "UNAVAILABLE, JOURNAL_UNAVAILABLE: refused before anything changed"},
+#: The error responses every route documents, each with the error body's schema.
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "model": S.Error}
+    for status, description in {
+        400: "invalid request (codes such as INVALID_REQUEST, INVALID_TICK, INVALID_QUANTITY)",
+        401: "UNAUTHORIZED: missing, stale, replayed or wrong signature",
+        404: "UNKNOWN_SYMBOL, ORDER_NOT_FOUND, DELIVERY_NOT_FOUND, NOT_FOUND",
+        409: "CONTRACT_NOT_TRADING and other state conflicts",
+        413: "PAYLOAD_TOO_LARGE",
+        422: "risk refusals: INSUFFICIENT_MARGIN, PRICE_OUT_OF_BAND, POST_ONLY_WOULD_TRADE, ...",
+        429: "RATE_LIMITED, with Retry-After",
+        503: "UNAVAILABLE, JOURNAL_UNAVAILABLE: refused before anything changed",
+    }.items()
 }
-for _response in _ERRORS.values():
-    _response["model"] = S.Error  # type: ignore[assignment]
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -166,7 +164,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         title="cfx",
         summary="A compute futures exchange for GPU-hours",
         version="0.1.0",
-        responses=_ERRORS,  # type: ignore[arg-type]
+        responses=_ERRORS,
         lifespan=svc.lifespan,
     )
     app.state.svc = svc

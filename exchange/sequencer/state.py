@@ -101,6 +101,11 @@ class Contract:
     def trading(self) -> bool:
         return self.status == "trading" and not self.halted
 
+    @property
+    def book_open(self) -> bool:
+        """Whether the engine holds the contract's book: from listing until expiry removes it."""
+        return self.status in ("listed", "trading")
+
 
 @dataclass
 class Account:

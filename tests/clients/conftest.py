@@ -6,15 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from bench.server import ADMIN_TOKEN, Server, start_server, stop_server
+from bench.server import ADMIN_TOKEN, Server
 from clients import Client, Credentials
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("cfx") / "data")
-    yield srv
-    stop_server(srv)
 
 
 @pytest.fixture(scope="module")

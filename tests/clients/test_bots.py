@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
 from decimal import Decimal
 
 from bench.server import Server
 from clients import AsyncClient, Client
 from clients.bots import BOTS, Settings, provider
 from tests.clients.conftest import Trader
-
-
-def _run_for(seconds: float, bot: Awaitable[None]) -> None:
-    async def main() -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(bot, seconds)
-
-    asyncio.run(main())
 
 
 def _bot(name: str, client: Client, settings: Settings, seconds: float) -> None:

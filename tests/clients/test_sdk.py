@@ -16,7 +16,7 @@ from clients import (
     NotFound,
     Rejected,
 )
-from clients._core import Policy, place_order
+from clients._core import Policy, amend_order, place_order
 from tests.clients.conftest import Trader
 
 
@@ -130,7 +130,7 @@ def test_identical_requests_in_one_second_are_both_accepted(trader: Trader, symb
 
 
 def test_retry_policy() -> None:
-    order, amend = place_order("X", "buy", 1, "1.00"), Call_amend()
+    order, amend = place_order("X", "buy", 1, "1.00"), amend_order(1, quantity=1)
     policy = Policy(retries=2, backoff_s=0.1)
     request = httpx.Request("POST", "http://x")
     assert policy.delay(0, amend, httpx.ConnectError("refused", request=request)) == 0.1
@@ -141,9 +141,3 @@ def test_retry_policy() -> None:
     assert policy.delay(0, amend, limited) == 3.0
     refused = CfxError("INSUFFICIENT_MARGIN", "no", 422)
     assert policy.delay(0, order, refused) is None
-
-
-def Call_amend():
-    from clients._core import amend_order
-
-    return amend_order(1, quantity=1)

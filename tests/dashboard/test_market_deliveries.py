@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from bench.server import Server, start_server, stop_server
+from bench.server import Server
 
 FIELDS = {"delivery_id", "symbol", "gpu_hours", "price", "status"}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("cfx"))
-    yield srv
-    stop_server(srv)
 
 
 def _public(server: Server, query: str = "") -> httpx.Response:

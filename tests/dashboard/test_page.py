@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, WebSocketRoute, expect, sync_playwright
 
-from bench.server import Server, start_server, stop_server
+from bench.server import Server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -33,13 +33,6 @@ class Watched:
     def level(self, side: str, price: str) -> Any:
         ladder = "#bids" if side == "buy" else "#asks"
         return self.page.locator(f'{ladder} .level[data-price="{price}"] .size')
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("cfx"))
-    yield srv
-    stop_server(srv)
 
 
 @pytest.fixture(scope="module")

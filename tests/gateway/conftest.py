@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from bench.server import ADMIN_TOKEN, START, Client, Server, free_port, start_server, stop_server
 
 __all__ = ["ADMIN_TOKEN", "START", "Client", "Server", "free_port", "start_server", "stop_server"]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("cfx"))
-    yield srv
-    stop_server(srv)
 
 
 @pytest.fixture(scope="module")
