@@ -79,6 +79,7 @@ def serve(
             backend=backend,
             snapshot_every=snapshot_every,
             batch_interval_s=batch_interval,
+            tune_gc=True,
         )
     except (DataDirBusy, ListingConflict) as exc:
         typer.echo(str(exc), err=True)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from contracts import ContractError, ListingCalendar, format_cents, to_cents, to_ticks
+from exchange.collector import FreezingCollector
 from exchange.gateway.auth import derive_secret, load_master_key, new_api_key
 from exchange.gateway.errors import ApiError
 from exchange.gateway.ratelimit import ReplayCache, TokenBucket
@@ -114,6 +115,8 @@ class ExchangeService:
         backend: str = "numba",
         snapshot_every: int = 100_000,
         batch_interval_s: int | None = None,
+        background_snapshots: bool | None = None,
+        tune_gc: bool = False,
     ) -> None:
         from exchange.journal import Journal
         from exchange.ledger import Ledger
@@ -147,6 +150,12 @@ class ExchangeService:
         self.limiter = TokenBucket(rate=rate, burst=max(1, int(2 * rate)))
         self.replays = ReplayCache()
         self.snapshot_every = snapshot_every
+        #: Snapshots while serving come from a forked writer (where processes fork).
+        self.background_snapshots = (
+            hasattr(os, "fork") if background_snapshots is None else background_snapshots
+        )
+        #: Freeze long-lived objects out of the cycle collector (one per process: the server).
+        self.collector = FreezingCollector() if tune_gc else None
         self.subscribers: set[Any] = set()
         #: Authenticated websocket connections by account, for the private streams.
         self.private: dict[int, set[Any]] = {}
@@ -195,6 +204,9 @@ class ExchangeService:
         self.recovery = self.sequencer.recover(at_most=self._ledger_seq())
         self._rebuild_market_data()
         self._md_live = True
+        if self.collector is not None:
+            self.collector.install()
+            self.sequencer.batch_listeners.append(self.collector.after_batch)
         self.sequencer.start()
         if self.state.seq == 0:
             start = self.start_ns if self.start_ns is not None else time.time_ns()
@@ -275,10 +287,20 @@ class ExchangeService:
             if self.private:
                 self._deliver_private(outcome)
         if seq and seq % self.snapshot_every == 0:
-            try:
-                self.sequencer.snapshot()
-            except JournalError:  # e.g. a full disk: the journal alone still recovers
-                log.exception("snapshot at seq %d not written", seq)
+            self._snapshot(seq)
+
+    def _snapshot(self, seq: int) -> None:
+        """Snapshot the state at ``seq``: from a forked writer while serving, else in-line."""
+        try:
+            if self._md_live and self.background_snapshots:
+                if not self.sequencer.snapshot_in_background():
+                    log.warning(
+                        "snapshot at seq %d skipped: the last one is still being written", seq
+                    )
+                return
+            self.sequencer.snapshot()
+        except (JournalError, OSError):  # e.g. a full disk: the journal alone still recovers
+            log.exception("snapshot at seq %d not written", seq)
 
     def _deliver_private(self, outcome: Outcome) -> None:
         """Hand one command's private updates to the connections of the accounts involved."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import gc
 import os
+import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +48,8 @@ DEFAULT_SEGMENT_BYTES = 64 << 20
 DEFAULT_KEEP_SNAPSHOTS = 3
 
 _HEADER = SEGMENT_HEADER.size
+#: Descriptors a forked snapshot writer closes: all it inherited (``close_range`` on Linux).
+_MAX_FD = 1 << 20
 
 
 @dataclass
@@ -402,6 +406,53 @@ class Journal:
             path = write_snapshot_file(self.directory, seq, data, self.fsync)
             prune_snapshots(self.directory, self.keep_snapshots, self.fsync)
         return path
+
+    def fork_snapshot(self, seq: int, produce: Callable[[], bytes]) -> int:
+        """Write the snapshot at ``seq`` from a forked copy of this process; return its pid.
+
+        The child sees the memory of the moment of the fork (copy-on-write), so ``produce``
+        serialises the state as it is now while this process goes on changing it. The child
+        closes every inherited descriptor first, and this call returns only then: the
+        listening socket and the data dir's locks never outlive this process through it. It
+        writes the file as :meth:`write_snapshot` does and exits with status 0 on success.
+        Call :meth:`snapshot_forked` once it has exited.
+        """
+        if self._closed:
+            raise JournalClosed("the journal is closed")
+        if not 0 <= seq <= self.last_seq:
+            raise ValueError(f"snapshot seq {seq} is not in the journal (last seq {self.last_seq})")
+        directory, fsync = self.directory, self.fsync
+        ready, told = os.pipe()
+        pid = os.fork()
+        if pid:
+            os.close(told)
+            try:
+                os.read(ready, 1)  # returns once the child has let go of every descriptor
+            finally:
+                os.close(ready)
+            return pid
+        status = 1  # pragma: no cover - runs in the child, which coverage does not follow
+        try:
+            os.closerange(3, told)
+            os.closerange(told + 1, _MAX_FD)
+            os.close(told)  # the parent's read returns
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+            gc.disable()
+            write_snapshot_file(directory, seq, produce(), fsync)
+            status = 0
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                os.write(2, f"cfx: snapshot {seq} not written: {exc!r}\n".encode())
+        finally:
+            os._exit(status)
+
+    def snapshot_forked(self, seq: int) -> None:
+        """Take note of a snapshot a forked writer wrote: prune the oldest beyond the kept ones."""
+        if self._closed:
+            raise JournalClosed("the journal is closed")
+        with self._snapshot_lock:
+            prune_snapshots(self.directory, self.keep_snapshots, self.fsync)
 
     def latest_snapshot(self, at_most: int | None = None) -> tuple[int, bytes] | None:
         """Return ``(seq, data)`` of the newest valid snapshot the journal can replay from.

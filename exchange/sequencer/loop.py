@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import pickle
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -97,6 +99,7 @@ class Sequencer:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.failed: Exception | None = None
+        self._snapshot_writer: threading.Thread | None = None
 
     # -- recovery ------------------------------------------------------------------------
     def recover(self, at_most: int | None = None) -> dict[str, Any]:
@@ -153,6 +156,7 @@ class Sequencer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.wait_for_snapshot(timeout=120)
 
     async def submit(self, command: dict[str, Any]) -> Outcome:
         """Sequence ``command``; return its outcome once durable, or raise :class:`Refused`."""
@@ -266,6 +270,40 @@ class Sequencer:
     def snapshot(self) -> None:
         """Write a snapshot of the state at the last applied sequence number."""
         self.journal.write_snapshot(self.state.seq, snapshot_state(self.state))
+
+    def snapshot_in_background(self) -> bool:
+        """Snapshot the state as it is now from a forked process, without pausing.
+
+        Serialising the state takes tens to hundreds of milliseconds and grows with it; in
+        a child process (copy-on-write memory, as of the fork) it costs the sequencer only
+        the fork itself (POSIX only). Returns False, writing nothing, while the previous
+        snapshot is still being written.
+        """
+        if self._snapshot_writer is not None and self._snapshot_writer.is_alive():
+            return False
+        seq = self.state.seq
+        state = self.state
+        pid = self.journal.fork_snapshot(seq, lambda: snapshot_state(state))
+
+        def reap() -> None:  # in a thread: waiting for the child must not block the loop
+            _, status = os.waitpid(pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                log.error("snapshot at seq %d not written (writer exit status %d)", seq, code)
+                return
+            try:
+                self.journal.snapshot_forked(seq)
+            except Exception:
+                log.exception("old snapshots not pruned after seq %d", seq)
+
+        self._snapshot_writer = threading.Thread(target=reap, name=f"snapshot-{seq}", daemon=True)
+        self._snapshot_writer.start()
+        return True
+
+    def wait_for_snapshot(self, timeout: float | None = None) -> None:
+        """Block until a snapshot being written in the background is done."""
+        if self._snapshot_writer is not None:
+            self._snapshot_writer.join(timeout)
 
 
 def snapshot_state(state: ExchangeState) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,54 @@ def test_a_corrupt_snapshot_does_not_license_compaction(tmp_path: Path) -> None:
     with journal_with(tmp_path, 8, segment_bytes=60) as journal:
         flip_bit(journal.write_snapshot(6, b"six"), SNAPSHOT_HEADER.size, 1)
         assert journal.compact(6) == []
+
+
+def _exit_code(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_forked_writer_snapshots_the_moment_of_the_fork(tmp_path: Path) -> None:
+    """The child serialises the memory of the fork while the parent goes on changing it."""
+    state = {"seq": 3, "orders": [1, 2, 3]}
+    with journal_with(tmp_path, 5, keep_snapshots=2) as journal:
+        journal.write_snapshot(1, b"old")
+        journal.write_snapshot(2, b"older than the kept two")
+
+        def produce() -> bytes:
+            time.sleep(0.3)  # the parent changes the state meanwhile
+            return repr(state).encode()
+
+        pid = journal.fork_snapshot(3, produce)
+        state["orders"].append(4)
+        state["seq"] = 4
+        assert _exit_code(pid) == 0
+        journal.snapshot_forked(3)
+        assert journal.latest_snapshot() == (3, b"{'seq': 3, 'orders': [1, 2, 3]}")
+    assert sorted(p.name for p in tmp_path.glob("snapshot-*")) == [
+        "snapshot-000000000002.bin",
+        "snapshot-000000000003.bin",
+    ]
+
+
+def test_a_forked_writer_holds_no_lock_of_the_data_dir(tmp_path: Path) -> None:
+    """A restarted process may open the journal while the last one's writer still runs."""
+    journal = journal_with(tmp_path, 3)
+    pid = journal.fork_snapshot(3, lambda: time.sleep(1.0) or b"state at 3")
+    journal.close()  # as if killed: the child is still writing
+    with Journal(tmp_path, fsync=False) as reopened:  # the journal's lock is free
+        assert reopened.last_seq == 3
+        assert _exit_code(pid) == 0
+        assert reopened.latest_snapshot() == (3, b"state at 3")
+
+
+def test_a_forked_writer_that_fails_exits_non_zero_and_leaves_no_file(tmp_path: Path) -> None:
+    def produce() -> bytes:
+        raise RuntimeError("cannot serialise")
+
+    with journal_with(tmp_path, 3) as journal:
+        assert _exit_code(journal.fork_snapshot(3, produce)) == 1
+        assert journal.latest_snapshot() is None
+        assert not list(tmp_path.glob("snapshot-*"))
+        with pytest.raises(ValueError, match="not in the journal"):
+            journal.fork_snapshot(4, lambda: b"")
