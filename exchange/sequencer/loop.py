@@ -3,7 +3,7 @@
 Requests from REST and websocket connections are put on one queue. The sequencer takes
 whatever is waiting (up to ``max_batch``), stamps each command with the clock, appends the
 whole batch to the journal with one write and one fsync (group commit: while one batch is
-being made durable, the next one gathers), applies the commands to the state in order, and
+being made durable and applied, the next one gathers), applies the commands to the state in order, and
 only then answers the requests: nothing is acknowledged before it is durable. Each outcome
 then fans out to the listeners (private streams, the ledger's write-behind queue), and each
 batch, once applied, to the batch listeners (the market-data publisher).
@@ -33,6 +33,8 @@ from exchange.reasons import Reason
 from exchange.sequencer.state import ExchangeState, Outcome, Refused
 
 SNAPSHOT_VERSION = 1
+#: Journal appends faster than this on average are written on the loop, not in a thread.
+INLINE_APPEND_S = 0.001
 
 log = logging.getLogger("cfx")
 
@@ -100,6 +102,7 @@ class Sequencer:
         self._task: asyncio.Task[None] | None = None
         self.failed: Exception | None = None
         self._snapshot_writer: threading.Thread | None = None
+        self._append_s = 0.0  #: moving average of a batch's journal append, seconds
 
     # -- recovery ------------------------------------------------------------------------
     def recover(self, at_most: int | None = None) -> dict[str, Any]:
@@ -220,7 +223,7 @@ class Sequencer:
             if not batch:
                 continue
             try:
-                first, _ = await loop.run_in_executor(None, self.journal.append_batch, payloads)
+                first = await self._append(loop, payloads)
             except Exception as exc:  # the journal refused: acknowledge nothing, change nothing
                 for pending in batch:
                     pending.answer(
@@ -248,6 +251,22 @@ class Sequencer:
                         log.exception("listener failed on seq %d", seq)
                 pending.answer(outcome)
             self._batch_done()
+
+    async def _append(self, loop: asyncio.AbstractEventLoop, payloads: list[bytes]) -> int:
+        """Journal one batch; return its first seq.
+
+        On a disk that syncs fast the write and fsync run right here: handing them to a
+        thread and back costs more (two wake-ups, ~0.4 ms on an idle VM, against a 0.12 ms
+        fsync). While appends take longer than :data:`INLINE_APPEND_S` on average, they run
+        in a thread, so the loop goes on reading requests (the next batch) meanwhile.
+        """
+        started = time.perf_counter()
+        if self._append_s < INLINE_APPEND_S:
+            first, _ = self.journal.append_batch(payloads)
+        else:
+            first, _ = await loop.run_in_executor(None, self.journal.append_batch, payloads)
+        self._append_s += 0.1 * (time.perf_counter() - started - self._append_s)
+        return int(first)
 
     def _batch_done(self) -> None:
         for listener in self.batch_listeners:

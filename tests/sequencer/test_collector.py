@@ -66,12 +66,24 @@ def test_a_frozen_cycle_is_freed_at_the_next_reclaim(collector: FreezingCollecto
     gc.collect()
     assert alive() is not None  # frozen garbage waits for a reclaim
     collector.reclaim_s = 0
-    gc.collect()
-    collector.after_batch()  # the reclaim: unfreeze, so the next full collection sees it
-    assert collector.reclaims == 1 and gc.get_freeze_count() == 0
-    gc.collect()
+    gc.collect(1)
+    collector.after_batch()  # the reclaim: unfreeze, collect everything, freeze again
     assert alive() is None
+    assert collector.reclaims == 1 and collector.reclaimed >= 2
+    assert gc.get_freeze_count() > 1000
     assert collector.stats()["reclaims"] == 1
+
+
+def test_survivors_of_a_middle_generation_collection_are_frozen_too(
+    collector: FreezingCollector,
+) -> None:
+    kept = [_cycle() for _ in range(500)]
+    frozen = gc.get_freeze_count()
+    gc.collect(1)
+    collector.after_batch()
+    assert gc.get_freeze_count() >= frozen + 1000
+    assert collector.full_collections == 0 and collector.freezes == 1
+    assert kept
 
 
 def test_acyclic_frozen_objects_are_freed_at_once(collector: FreezingCollector) -> None:
