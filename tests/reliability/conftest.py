@@ -67,12 +67,16 @@ class Bot:
     refused: int = 0
     n: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _open: list[int] | None = None
+    _open_at: dict[int, int] = field(default_factory=dict)
 
-    def step(self) -> None:
-        """Send one request (place, cancel or amend); record it if acknowledged."""
-        open_ids = [
-            i for i, o in self.orders.items() if o["status"] in ("open", "partially_filled")
-        ]
+    def step(self, intended: float | None = None) -> None:
+        """Send one request (place, cancel or amend); record it if acknowledged.
+
+        An order's latency runs from ``intended`` (a paced bot's schedule) when given, else
+        from the send: a bot that falls behind its schedule is charged for it.
+        """
+        open_ids = self.open_ids
         roll = self.rng.random()
         if open_ids and roll < 0.2:
             order_id = self.rng.choice(open_ids)
@@ -98,7 +102,7 @@ class Bot:
                 "client_order_id": f"{self.name}-{self.n}",
             }
             self.in_flight = body
-            started = time.perf_counter()
+            started = time.perf_counter() if intended is None else intended
             response = self.client.request("POST", "/v1/orders", body)
             if response.status_code == 201:
                 self.latencies.append(time.perf_counter() - started)
@@ -106,26 +110,68 @@ class Bot:
         self.sent += 1
         self.record(response)
 
+    @property
+    def open_ids(self) -> list[int]:
+        """Orders last acknowledged open, in a list kept as answers come (no scan per step)."""
+        if self._open is None:
+            self._open = [
+                i for i, o in self.orders.items() if o["status"] in ("open", "partially_filled")
+            ]
+            self._open_at = {order_id: n for n, order_id in enumerate(self._open)}
+        return self._open
+
     def record(self, response: httpx.Response) -> None:
         if response.status_code in (200, 201):
             order = response.json()
             with self.lock:
                 self.orders[order["order_id"]] = order
+                self._track(order["order_id"], order["status"] in ("open", "partially_filled"))
         else:
             assert response.status_code < 500, response.text
             self.refused += 1
 
-    def run(self, stop: threading.Event) -> None:
-        """Trade until ``stop`` is set or the server stops answering."""
+    def _track(self, order_id: int, is_open: bool) -> None:
+        open_ids, at = self.open_ids, self._open_at
+        if is_open and order_id not in at:
+            at[order_id] = len(open_ids)
+            open_ids.append(order_id)
+        elif not is_open and order_id in at:
+            n = at.pop(order_id)
+            last = open_ids.pop()
+            if last != order_id:  # move the last into the hole
+                open_ids[n], at[last] = last, n
+
+    def reset_orders(self, orders: dict[int, dict[str, Any]]) -> None:
+        """Replace what the bot knows of its orders (after a restart, from the exchange)."""
+        self.orders = orders
+        self._open = None
+
+    def run(self, stop: threading.Event, period_s: float | None = None) -> None:
+        """Trade until ``stop`` is set or the server stops answering.
+
+        With ``period_s`` the bot keeps a schedule, one request every ``period_s`` seconds
+        whether or not the last answer was slow (an open loop, as a trading bot on a timer
+        behaves); without, it sends the next request as soon as the last is answered.
+        """
+        # bots on the same period start out of phase, as independent bots would be
+        next_at = time.perf_counter() + (self.rng.random() * period_s if period_s else 0.0)
         while not stop.is_set():
+            if period_s is not None:
+                stop.wait(max(0.0, next_at - time.perf_counter()))
+                if stop.is_set():
+                    return
             try:
-                self.step()
+                self.step(next_at if period_s is not None else None)
             except httpx.HTTPError:
                 return
+            if period_s is not None:
+                next_at += period_s
 
 
-def run_bots(bots: list[Bot], stop: threading.Event) -> list[threading.Thread]:
-    threads = [threading.Thread(target=bot.run, args=(stop,), daemon=True) for bot in bots]
+def run_bots(
+    bots: list[Bot], stop: threading.Event, period_s: float | None = None
+) -> list[threading.Thread]:
+    threads = [threading.Thread(target=bot.run, args=(stop, period_s), daemon=True) for bot in bots]
     for thread in threads:
         thread.start()
     return threads
@@ -213,7 +259,7 @@ def verify_acknowledged(server: Server, bots: list[Bot], symbols: list[str]) -> 
             p["symbol"]: p["quantity"] for p in bot.client.request("GET", "/v1/positions").json()
         }
         assert positions == {s: q for s, q in net.items() if q}, (positions, dict(net))
-        bot.orders = listing
+        bot.reset_orders(listing)
     for trade_id, sides in fills_by_trade.items():  # each trade: one buyer, one seller
         assert sorted(s for s, _, _ in sides) == ["buy", "sell"], (trade_id, sides)
         assert len({(p, q) for _, p, q in sides}) == 1, (trade_id, sides)
