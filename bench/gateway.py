@@ -322,10 +322,20 @@ class Usage:
                 if self.process is not None:
                     self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
 
+    def _server_cpu(self) -> float:
+        """CPU seconds of the server and its child processes (the ledger writer, say)."""
+        assert self.process is not None
+        total = 0.0
+        for process in [self.process, *self.process.children(recursive=True)]:
+            with contextlib.suppress(Exception):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
     def __enter__(self) -> Usage:
         self.t0 = time.perf_counter()
         self.me0 = self.me.cpu_times()
-        self.cpu0 = self.process.cpu_times() if self.process else None
+        self.cpu0 = self._server_cpu() if self.process else None
         if self.process is not None:
             self.peak_rss = self.process.memory_info().rss
         self._thread.start()
@@ -340,8 +350,7 @@ class Usage:
         self.server_cpu = None
         if self.process is not None and self.cpu0 is not None:
             with contextlib.suppress(Exception):
-                now = self.process.cpu_times()
-                used = now.user + now.system - self.cpu0.user - self.cpu0.system
+                used = self._server_cpu() - self.cpu0
                 self.server_cpu = 100 * used / wall
 
     def result(self) -> dict[str, Any]:

@@ -80,6 +80,7 @@ def serve(
             snapshot_every=snapshot_every,
             batch_interval_s=batch_interval,
             tune_gc=True,
+            ledger_process=True,
         )
     except (DataDirBusy, ListingConflict) as exc:
         typer.echo(str(exc), err=True)

@@ -37,6 +37,7 @@ from exchange.gateway.auth import derive_secret, load_master_key, new_api_key
 from exchange.gateway.errors import ApiError
 from exchange.gateway.ratelimit import ReplayCache, TokenBucket
 from exchange.journal import JournalError
+from exchange.ledger.writer import LedgerProcess
 from exchange.marketdata import MarketData
 from exchange.reasons import Reason
 from exchange.sequencer.loop import Clock, Sequencer
@@ -117,6 +118,7 @@ class ExchangeService:
         batch_interval_s: int | None = None,
         background_snapshots: bool | None = None,
         tune_gc: bool = False,
+        ledger_process: bool = False,
     ) -> None:
         from exchange.journal import Journal
         from exchange.ledger import Ledger
@@ -156,6 +158,8 @@ class ExchangeService:
         )
         #: Freeze long-lived objects out of the cycle collector (one per process: the server).
         self.collector = FreezingCollector() if tune_gc else None
+        #: Post the write-behind batches from a child process (off the interpreter lock).
+        self.ledger_writer = LedgerProcess(self.db_url) if ledger_process else None
         self.subscribers: set[Any] = set()
         #: Authenticated websocket connections by account, for the private streams.
         self.private: dict[int, set[Any]] = {}
@@ -231,6 +235,8 @@ class ExchangeService:
             self._flush_ledger()
         except Exception:  # the next start replays the journal into the ledger
             log.exception("ledger not flushed at stop")
+        if self.ledger_writer is not None:
+            self.ledger_writer.close()
         self.journal.close()
         self._lock.close()
 
@@ -393,8 +399,9 @@ class ExchangeService:
             if not self._pending_postings:
                 return
             batch, self._pending_postings = self._pending_postings, []
+            post = self.ledger_writer.post_many if self.ledger_writer else self.ledger.post_many
             try:
-                await asyncio.get_running_loop().run_in_executor(None, self.ledger.post_many, batch)
+                await asyncio.get_running_loop().run_in_executor(None, post, batch)
             except BaseException:
                 self._pending_postings[:0] = batch
                 raise

@@ -124,7 +124,8 @@ async def _run(
                 (
                     r.status_code,
                     r.headers.get("content-type"),
-                    r.headers.get("retry-after"),
+                    # seconds to wait: from the wall clock, so only whether one is given
+                    "retry-after" in r.headers,
                     r.content,
                 )
                 for r in answers

@@ -1,0 +1,58 @@
+"""Posting from the writer process: the same batches land, refusals come back, a dead
+writer is replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exchange.ledger import Ledger
+from exchange.ledger.writer import LedgerProcess, LedgerWriteFailed
+from tests.ledger.postings import deposit, margin_lock
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[tuple[Ledger, LedgerProcess]]:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url, auto_open=True)
+    ledger.open_account("a")
+    writer = LedgerProcess(url)
+    yield ledger, writer
+    writer.close()
+    assert ledger.check()["balanced"]
+    ledger.close()
+
+
+def test_batches_posted_by_the_writer_are_in_the_ledger(
+    stores: tuple[Ledger, LedgerProcess],
+) -> None:
+    ledger, writer = stores
+    writer.post_many([deposit("d", "a", 5_00), margin_lock("m", "a", 1_00)])
+    writer.post_many([margin_lock("m", "a", 1_00)])  # a replayed key changes nothing
+    balances = ledger.balances("a")
+    assert (balances["available"], balances["margin"]) == (4_00, 1_00)
+    assert ledger.last_key() == "m"
+
+
+def test_a_refused_batch_raises_and_writes_nothing(stores: tuple[Ledger, LedgerProcess]) -> None:
+    ledger, writer = stores
+    with pytest.raises(LedgerWriteFailed, match="InsufficientFunds"):
+        writer.post_many([deposit("d", "a", 1_00), margin_lock("m", "a", 2_00)])
+    assert ledger.balances("a").get("available", 0) == 0
+    writer.post_many([deposit("d", "a", 1_00)])  # the same writer goes on
+    assert ledger.balances("a")["available"] == 1_00
+
+
+def test_a_writer_that_died_is_replaced(stores: tuple[Ledger, LedgerProcess]) -> None:
+    ledger, writer = stores
+    writer.post_many([deposit("d1", "a", 1_00)])
+    assert writer._process is not None
+    os.kill(writer._process.pid, signal.SIGKILL)
+    writer._process.join()
+    writer.post_many([deposit("d2", "a", 1_00)])
+    assert writer.restarts == 1
+    assert ledger.balances("a")["available"] == 2_00
