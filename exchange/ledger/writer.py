@@ -18,6 +18,7 @@ replay finds those keys posted or not: either way nothing is posted twice.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
@@ -58,7 +59,12 @@ class LedgerProcess:
         self._context = mp.get_context("spawn")
         self._conn: Connection | None = None
         self._process: Any = None
-        self.restarts = 0
+        self._starts = 0
+
+    @property
+    def restarts(self) -> int:
+        """Writers started after the first, each in place of one that died."""
+        return max(0, self._starts - 1)
 
     def _start(self) -> Connection:
         self._conn, child = self._context.Pipe()
@@ -67,18 +73,18 @@ class LedgerProcess:
         )
         self._process.start()
         child.close()
+        self._starts += 1
         return self._conn
 
     def post_many(self, batch: Sequence[Mapping[str, Any]]) -> None:
         """Post ``batch`` in the child; raise :class:`LedgerWriteFailed` if it was not."""
-        conn = self._conn
-        if conn is None or self._process is None or not self._process.is_alive():
-            if conn is not None:
-                self.restarts += 1
-            conn = self._start()
+        if self._process is None or not self._process.is_alive():
+            self._stop(kill=True)
+            self._start()
+        assert self._conn is not None
         try:
-            conn.send(list(batch))
-            answer = conn.recv()
+            self._conn.send(batch)
+            answer = self._conn.recv()
         except (EOFError, OSError) as exc:  # the child died: a fresh one takes the retry
             self._stop(kill=True)
             raise LedgerWriteFailed(f"the ledger writer process stopped: {exc!r}") from exc
@@ -86,16 +92,14 @@ class LedgerProcess:
             raise LedgerWriteFailed(answer)
 
     def _stop(self, kill: bool) -> None:
+        """Stop the child: after the batch it has (``kill=False``), or at once."""
         if self._conn is not None and not kill:
-            try:
+            with contextlib.suppress(OSError):
                 self._conn.send(None)
-            except OSError:
-                kill = True
         if self._process is not None:
-            self._process.join(timeout=None if not kill else 0)
-            if self._process.is_alive():
+            if kill:
                 self._process.kill()
-                self._process.join()
+            self._process.join()
         if self._conn is not None:
             self._conn.close()
         self._conn = self._process = None

@@ -3,8 +3,8 @@
 Requests from REST and websocket connections are put on one queue. The sequencer takes
 whatever is waiting (up to ``max_batch``), stamps each command with the clock, appends the
 whole batch to the journal with one write and one fsync (group commit: while one batch is
-being made durable and applied, the next one gathers), applies the commands to the state in order, and
-only then answers the requests: nothing is acknowledged before it is durable. Each outcome
+being made durable and applied, the next one gathers), applies the commands to the state in
+order, and only then answers the requests: nothing is acknowledged before it is durable. Each outcome
 then fans out to the listeners (private streams, the ledger's write-behind queue), and each
 batch, once applied, to the batch listeners (the market-data publisher).
 
