@@ -11,15 +11,18 @@ pipe and waits for the answer in an executor thread, which holds no lock while i
 Nothing about what is posted changes: the same batches, in the same order, each in one
 database transaction, with the same idempotency keys. A batch the child could not post comes
 back as :class:`LedgerWriteFailed` and is kept by the caller to try again; a child that died
-is started afresh on the next batch. Killed together with the server, a child that was in
-the middle of a batch finishes or abandons its transaction, and the restarted server's
-replay finds those keys posted or not: either way nothing is posted twice.
+is started afresh on the next batch. The child ignores SIGINT and SIGTERM, so Ctrl-C in the
+server's terminal does not take the ledger away from the server's last flush. Killed
+together with the server, a child that was in the middle of a batch finishes or abandons
+its transaction, and the restarted server's replay finds those keys posted or not: either
+way nothing is posted twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import signal
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -31,6 +34,12 @@ class LedgerWriteFailed(Exception):
 
 def _serve(url: str, conn: Connection) -> None:  # in the child
     from exchange.ledger import Ledger
+
+    # Ctrl-C in a terminal signals the whole process group, and a service manager may
+    # terminate the group: the server stops this child itself, after its last batch (a
+    # server that is gone closes the pipe, and the child ends on that).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
     ledger = Ledger(url, auto_open=True)
     try:

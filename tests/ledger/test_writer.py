@@ -56,3 +56,18 @@ def test_a_writer_that_died_is_replaced(stores: tuple[Ledger, LedgerProcess]) ->
     writer.post_many([deposit("d2", "a", 1_00)])
     assert writer.restarts == 1
     assert ledger.balances("a")["available"] == 2_00
+
+
+def test_the_writer_outlives_a_ctrl_c_sent_to_the_process_group(
+    stores: tuple[Ledger, LedgerProcess],
+) -> None:
+    """The server's stop still posts through the same child after Ctrl-C or a group SIGTERM."""
+    ledger, writer = stores
+    writer.post_many([deposit("d1", "a", 1_00)])
+    assert writer._process is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        os.kill(writer._process.pid, sig)
+    writer.post_many([deposit("d2", "a", 1_00)])
+    assert writer._process.is_alive()
+    assert writer.restarts == 0
+    assert ledger.balances("a")["available"] == 2_00
