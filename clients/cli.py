@@ -66,6 +66,7 @@ def serve(
     import uvicorn
 
     from exchange.gateway.app import create_app
+    from exchange.gateway.ws import DirectWebSocketProtocol
     from exchange.service import DataDirBusy, ExchangeService, ListingConflict
 
     if clock not in ("real", "sim"):
@@ -100,7 +101,7 @@ def serve(
         access_log=False,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws=DirectWebSocketProtocol,
         # Feed messages go to many subscribers as the same bytes; compressing them per
         # connection would cost more CPU than the whole exchange.
         ws_per_message_deflate=False,

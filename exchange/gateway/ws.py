@@ -14,7 +14,9 @@ journaled and applied.
 Under uvicorn's ``websockets-sansio`` protocol the frames go straight to the connection's
 transport (the server side of a websocket sends unmasked frames, and with per-message
 compression off a frame is the same bytes for every receiver); under any other ASGI server
-they go through ordinary ASGI sends from a writer task.
+they go through ordinary ASGI sends from a writer task. ``cfx serve`` runs
+:class:`DirectWebSocketProtocol`, which also hands incoming text messages to the connection
+as they are parsed, without the ASGI receive queue.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import WebSocket, WebSocketDisconnect
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from exchange.gateway import auth
 from exchange.gateway.errors import ApiError
@@ -100,7 +103,7 @@ class _Raw:
     def find(cls, websocket: WebSocket) -> _Raw | None:
         send = websocket.scope.get(RAW_SEND_KEY)
         protocol = getattr(send, "__self__", None)
-        if protocol is None or type(protocol).__name__ != "WebSocketsSansIOProtocol":
+        if not isinstance(protocol, WebSocketsSansIOProtocol):
             return None
         if not all(hasattr(protocol, a) for a in ("transport", "conn", "close_sent")):
             return None
@@ -110,6 +113,50 @@ class _Raw:
 
     def open(self) -> bool:
         return not (self.protocol.close_sent or self.transport.is_closing())
+
+
+class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's ``websockets-sansio`` protocol, handing text messages straight to the reader.
+
+    uvicorn gives each message to the ASGI app through a queue: a put, a wake-up of the
+    app's task, and reading paused until the app has taken it, then resumed (two changes to
+    the event loop's poller per read). Once :func:`serve_connection` has set :attr:`direct`,
+    a text message that finds the queue empty is handled in ``data_received`` itself, in
+    the order it came. Everything else (binary frames, a close, a message behind queued
+    ones) takes uvicorn's way, so the order of messages never changes.
+
+    Run it with ``uvicorn.run(app, ws=DirectWebSocketProtocol)``; under any other protocol
+    the connection reads through ASGI as usual.
+    """
+
+    #: Called with each text message while set (by the connection being served).
+    direct: Callable[[str], None] | None = None
+
+    def send_receive_event_to_app(self) -> None:
+        direct = self.direct
+        if (
+            direct is None
+            or self.curr_msg_data_type != "text"
+            or self.close_sent
+            or not self.queue.empty()
+        ):
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:  # as uvicorn does: close with 1007, invalid data
+            self.conn.send_close(1007)
+            self.handle_parser_exception()
+            return
+        try:
+            direct(text)
+        except Exception:  # a bug in the handler: close this connection as ASGI would (1011)
+            log.exception("websocket message handler failed")
+            self.direct = None
+            self.conn.send_close(1011)
+            self.handle_parser_exception()
 
 
 class Connection:
@@ -267,6 +314,11 @@ class Connection:
         )  # fmt: skip
 
     # -- incoming -----------------------------------------------------------------------
+    def receive_direct(self, raw: str) -> None:
+        """A message from :class:`DirectWebSocketProtocol`: none is read once closed."""
+        if not self.closed:
+            self.handle(raw)
+
     def handle(self, raw: str) -> None:
         if len(raw) > MAX_MESSAGE:
             self.error(
@@ -462,6 +514,9 @@ async def serve_connection(svc: ExchangeService, websocket: WebSocket) -> None:
     # the server's own receive when the middleware passed it on: the same ASGI events
     # without a second state machine around them
     receive = websocket.scope.get(RAW_RECEIVE_KEY) or websocket.receive
+    direct = connection._raw.protocol if connection._raw is not None else None
+    if isinstance(direct, DirectWebSocketProtocol):
+        direct.direct = connection.receive_direct
     try:
         while not connection.closed:
             message = await receive()
@@ -477,6 +532,8 @@ async def serve_connection(svc: ExchangeService, websocket: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        if isinstance(direct, DirectWebSocketProtocol):
+            direct.direct = None
         svc.subscribers.discard(connection)
         svc.unregister_private(connection)
         connection.flush()
