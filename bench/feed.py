@@ -209,12 +209,7 @@ class _DriverSession:
         self.flow = inner.flow
 
     async def send(self, op: str, body: dict[str, Any]) -> str | None:
-        ws_session = self.inner
-        request_id = next(ws_session.ids)
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        ws_session.pending[request_id] = future
-        await ws_session.ws.send(orjson.dumps({"op": op, "id": request_id} | body).decode())
-        return await future
+        return await self.inner.submit(op, body)
 
 
 async def _drive(url: str, token: str, book: Any, rate: float, duration: float, warmup: float,
