@@ -32,13 +32,16 @@ class Position:
         self.flow += price * signed_quantity
         q = self.quantity
         if q == 0 or (q > 0) == (signed_quantity > 0):
-            self.cost += Fraction(price * signed_quantity)
+            self.cost += price * signed_quantity
         else:
             closing = min(abs(signed_quantity), abs(q))
-            average = self.cost / q
-            sign = 1 if q > 0 else -1
-            self.realized += (price - average) * closing * sign
-            self.cost -= average * closing * sign
+            closed = closing if q > 0 else -closing  # signed like the position
+            # With the exact average entry price a = cost / q = n / (d q): realize
+            # (price - a) * closed, and the rest keeps cost - a * closed = n (q - closed) / (d q).
+            # Written as one fraction each: the same exact values, far fewer Fraction steps.
+            n, d = self.cost.numerator, self.cost.denominator
+            self.realized += Fraction((price * d * q - n) * closed, d * q)
+            self.cost = Fraction(n * (q - closed), d * q)
             opening = abs(signed_quantity) - closing
             if opening:
                 self.cost = Fraction(price * opening * (1 if signed_quantity > 0 else -1))
