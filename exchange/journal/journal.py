@@ -79,6 +79,17 @@ class RecoveryReport:
     skipped_snapshots: list[SkippedSnapshot] = field(default_factory=list)
 
 
+def _yield_cpu() -> None:
+    """Run this process (a forked snapshot writer) at the lowest priority, nice 19.
+
+    Pickling a large state takes a core for a second or more; at the server's priority that
+    core is taken from the sequencer and its clients, and acknowledgements queue behind it.
+    At nice 19 the writer gets what they leave idle (and a sliver when nothing is idle).
+    """
+    with contextlib.suppress(OSError):
+        os.nice(19)
+
+
 class Journal:
     """An append-only journal of opaque payloads numbered 1, 2, 3, ... in one directory.
 
@@ -415,7 +426,8 @@ class Journal:
         closes every inherited descriptor first, and this call returns only then: the
         listening socket and the data dir's locks never outlive this process through it. It
         writes the file as :meth:`write_snapshot` does and exits with status 0 on success.
-        Call :meth:`snapshot_forked` once it has exited.
+        Call :meth:`snapshot_forked` once it has exited. The child runs at nice 19, on the
+        CPU time that the server and its clients leave idle.
         """
         if self._closed:
             raise JournalClosed("the journal is closed")
@@ -439,6 +451,7 @@ class Journal:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
             gc.disable()
+            _yield_cpu()
             write_snapshot_file(directory, seq, produce(), fsync)
             status = 0
         except BaseException as exc:

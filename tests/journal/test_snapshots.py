@@ -204,3 +204,11 @@ def test_a_forked_writer_that_fails_exits_non_zero_and_leaves_no_file(tmp_path: 
         assert not list(tmp_path.glob("snapshot-*"))
         with pytest.raises(ValueError, match="not in the journal"):
             journal.fork_snapshot(4, lambda: b"")
+
+
+def test_a_forked_writer_runs_at_the_lowest_priority(tmp_path: Path) -> None:
+    """The writer takes the CPU the server leaves idle: it runs at nice 19."""
+    with journal_with(tmp_path, 3) as journal:
+        pid = journal.fork_snapshot(3, lambda: str(os.nice(0)).encode())
+        assert _exit_code(pid) == 0
+        assert journal.latest_snapshot() == (3, b"19")
