@@ -1,7 +1,7 @@
 """Gateway benchmark: order entry over the websocket and REST against a real server.
 
 ``cfx bench gateway [--url URL --token T] [--scenario file.toml] [--sweep 500,1000,...]``
-starts ``cfx serve`` on a simulated clock in a temporary data dir (or uses ``--url``, where
+starts ``cfx serve`` on the wall clock, as deployed, in a temporary data dir (or uses ``--url``, where
 accounts are created through the admin API with ``--token``), creates one account per
 connection, seeds each symbol's book with resting orders on both sides, and sends the
 scenario's order mix (:mod:`bench.scenario`): limit orders resting near the reference price,
@@ -541,7 +541,10 @@ def run(
         tmp = tempfile.TemporaryDirectory(prefix="cfx-bench-")
         # The benchmark measures the order path, not the per-key rate limiter: the server it
         # starts takes CFX_RATE_LIMIT from the environment, unlimited by default.
-        server = start_server(Path(tmp.name) / "data", env={"CFX_RATE_LIMIT": UNLIMITED})
+        # the wall clock, as deployed: every batch then moves the clock and runs what is due
+        server = start_server(
+            Path(tmp.name) / "data", clock="real", env={"CFX_RATE_LIMIT": UNLIMITED}
+        )
         url, token = server.url, ADMIN_TOKEN
     if token is None:
         raise ScenarioError(
