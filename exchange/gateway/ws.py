@@ -103,11 +103,7 @@ class _Raw:
     def find(cls, websocket: WebSocket) -> _Raw | None:
         send = websocket.scope.get(RAW_SEND_KEY)
         protocol = getattr(send, "__self__", None)
-        if not isinstance(protocol, WebSocketsSansIOProtocol):
-            return None
-        if not all(hasattr(protocol, a) for a in ("transport", "conn", "close_sent")):
-            return None
-        if protocol.transport is None or not hasattr(protocol.transport, "get_write_buffer_size"):
+        if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.transport is None:
             return None
         return cls(protocol)
 

@@ -79,17 +79,6 @@ class RecoveryReport:
     skipped_snapshots: list[SkippedSnapshot] = field(default_factory=list)
 
 
-def _yield_cpu() -> None:
-    """Run this process (a forked snapshot writer) at the lowest priority, nice 19.
-
-    Pickling a large state takes a core for a second or more; at the server's priority that
-    core is taken from the sequencer and its clients, and acknowledgements queue behind it.
-    At nice 19 the writer gets what they leave idle (and a sliver when nothing is idle).
-    """
-    with contextlib.suppress(OSError):
-        os.nice(19)
-
-
 class Journal:
     """An append-only journal of opaque payloads numbered 1, 2, 3, ... in one directory.
 
@@ -451,7 +440,9 @@ class Journal:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
             gc.disable()
-            _yield_cpu()
+            # pickling takes a core for a second or more: only what the server leaves idle
+            with contextlib.suppress(OSError):
+                os.nice(19)
             write_snapshot_file(directory, seq, produce(), fsync)
             status = 0
         except BaseException as exc:
