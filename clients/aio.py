@@ -263,7 +263,10 @@ class AsyncFeed:
             if resubscribe is not None:
                 await self._exchange(resubscribe)
         except BaseException:
+            # Refused, or cancelled mid-way: no `async with` block will close this
+            # connection, and a close handshake cannot be awaited under cancellation.
             reader.cancel()
+            self._ws.transport.abort()
             raise
         self._reader = reader
         self._connected.set()

@@ -181,22 +181,26 @@ class Feed:
             self._ws = connect(self.url, max_size=2**22, open_timeout=10, legacy=True)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
             raise _core.unreachable(self.url, error) from error
-        for attempt in range(3):
-            message, wait = self.core.auth()
-            while wait:
-                time.sleep(wait)
+        try:
+            for attempt in range(3):
                 message, wait = self.core.auth()
-            if message is None:
-                break
-            try:
-                self._request(message)
-                break
-            except CfxError as error:
-                if not signature_reused(error) or attempt == 2:
-                    raise
-        resubscribe = self.core.resubscribe()
-        if resubscribe is not None:
-            self._request(resubscribe)
+                while wait:
+                    time.sleep(wait)
+                    message, wait = self.core.auth()
+                if message is None:
+                    break
+                try:
+                    self._request(message)
+                    break
+                except CfxError as error:
+                    if not signature_reused(error) or attempt == 2:
+                        raise
+            resubscribe = self.core.resubscribe()
+            if resubscribe is not None:
+                self._request(resubscribe)
+        except BaseException:
+            self._ws.close()  # refused or interrupted: no `with` block will close it
+            raise
 
     def close(self) -> None:
         self._closed = True

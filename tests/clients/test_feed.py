@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 import pytest
 
 from bench.server import ADMIN_TOKEN, Server, start_server, stop_server
-from clients import AsyncClient, Client, Feed, Rejected
+from clients import AsyncClient, AsyncFeed, CfxError, Client, Feed, Rejected
 from tests.clients.conftest import Trader
 
 
@@ -122,3 +123,46 @@ def test_feeds_survive_a_server_restart(tmp_path: Path) -> None:
                 assert feed.next(timeout=10) is not None
     finally:
         stop_server(server)
+
+
+def test_a_refused_feed_closes_its_connection(server: Server, trader: Trader) -> None:
+    """Opening with a wrong secret raises, and leaves no socket behind for the GC to find."""
+    bot = trader("feed-refused")
+    feed = Feed(server.url, ["orders"], bot.key, "0" * 64)
+    with pytest.raises(CfxError):
+        feed.open()
+    assert feed._ws is not None and feed._ws.protocol.state.name == "CLOSED"
+
+    async def refused() -> AsyncFeed:
+        feed = AsyncFeed(server.url, ["orders"], bot.key, "0" * 64)
+        with pytest.raises(CfxError):
+            await feed.open()
+        return feed
+
+    feed_async = asyncio.run(refused())
+    assert feed_async._ws is not None and feed_async._ws.transport.is_closing()
+    gc.collect()  # an unclosed socket would warn here, and warnings are errors
+
+
+def test_a_feed_cancelled_while_opening_closes_its_connection(server: Server) -> None:
+    """A bot cancelled while its feed authenticates (the demo's end, say) leaks nothing."""
+
+    async def cancelled() -> AsyncFeed:
+        feed = AsyncFeed(server.url, ["orders"], "key", "secret")
+        answered = asyncio.Event()
+
+        async def no_reply(message: object, timeout: float = 30.0) -> None:
+            answered.set()
+            await asyncio.Event().wait()  # the exchange has not answered yet
+
+        feed._exchange = no_reply  # type: ignore[method-assign,assignment]
+        opening = asyncio.create_task(feed.open())
+        await answered.wait()
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        return feed
+
+    feed = asyncio.run(cancelled())
+    assert feed._ws is not None and feed._ws.transport.is_closing()
+    gc.collect()
