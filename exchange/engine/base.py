@@ -49,13 +49,14 @@ class Engine:
         raise _missing(self, "books")
 
     def remove_book(self, book: int) -> None:
-        """Close book ``book`` and give back its memory; it must have no resting orders.
+        """Close book ``book``, which must have no resting orders, and free its memory.
 
         Afterwards commands for it are refused with ``UNKNOWN_BOOK``, as for a book never
         opened. Raise ``KeyError`` for an unknown book
         and ``ValueError`` for one with resting orders. An exchange removes each contract's
         book once trading in it has ended, so memory follows the listed contracts, not
-        every contract ever listed.
+        every contract ever listed (the numba backend keeps a removed book's room for the
+        next book listed).
         """
         if book not in {b for b, _, _ in self.books()}:
             raise KeyError(f"unknown book {book}")

@@ -32,6 +32,10 @@ class NumbaEngine(Engine):
         self._orders = np.zeros(_INITIAL_SLOTS, dtype=k.SLOT_DTYPE)
         self._levels = np.zeros(0, dtype=k.LEVEL_DTYPE)
         self._words = np.zeros(0, dtype=np.uint64)
+        self._levels_used = 0  #: the ladders' extent in ``_levels``; room past it is spare
+        self._words_used = 0
+        #: Regions inside the extents left by removed books: (level base, levels, word base, words)
+        self._holes: list[tuple[int, int, int, int]] = []
         self._bk = np.zeros((0, k.BK_COLS), dtype=np.int64)
         self._book_index = np.full(0, -1, dtype=np.int64)
         self._hkeys = np.zeros(_INITIAL_HASH, dtype=np.int64)
@@ -60,19 +64,15 @@ class NumbaEngine(Engine):
         existing = {int(b) for b in self._bk[:, k.BK_ID]}
         self._check_book_args(book, n_ticks, mechanism, existing)
         n_words = (n_ticks + 63) // 64
+        level_base, word_base = self._allocate(2 * n_ticks, 2 * n_words)
         row = np.zeros(k.BK_COLS, dtype=np.int64)
         row[k.BK_ID] = book
         row[k.BK_N_TICKS] = n_ticks
-        row[k.BK_LEVEL_BASE] = len(self._levels)
-        row[k.BK_WORD_BASE] = len(self._words)
+        row[k.BK_LEVEL_BASE] = level_base
+        row[k.BK_WORD_BASE] = word_base
         row[k.BK_N_WORDS] = n_words
         row[k.BK_BEST : k.BK_BEST + 2] = -1
         row[k.BK_MECHANISM] = mechanism
-        levels = np.zeros(2 * n_ticks, dtype=k.LEVEL_DTYPE)
-        levels["head"] = -1
-        levels["tail"] = -1
-        self._levels = np.concatenate([self._levels, levels])
-        self._words = np.concatenate([self._words, np.zeros(2 * n_words, dtype=np.uint64)])
         self._bk = np.vstack([self._bk, row])
         if book >= len(self._book_index):
             grown = np.full(book + 1, -1, dtype=np.int64)
@@ -81,23 +81,84 @@ class NumbaEngine(Engine):
         self._book_index[book] = len(self._bk) - 1
 
     def _drop_book(self, book: int) -> None:
-        # Cut the book's ladder and bitmap out of the shared arrays, then move every later
-        # book's bases down and renumber the rows that slots and the index point at.
+        # Give the book's ladder and bitmap back as a hole, then renumber the rows after it
+        # (slots and the index point at rows).
         r = self._row(book)
         row = self._bk[r]
-        level_base, n_levels = int(row[k.BK_LEVEL_BASE]), 2 * int(row[k.BK_N_TICKS])
-        word_base, n_words = int(row[k.BK_WORD_BASE]), 2 * int(row[k.BK_N_WORDS])
-        self._levels = np.concatenate(
-            [self._levels[:level_base], self._levels[level_base + n_levels :]]
-        )
-        self._words = np.concatenate([self._words[:word_base], self._words[word_base + n_words :]])
-        self._bk[r + 1 :, k.BK_LEVEL_BASE] -= n_levels
-        self._bk[r + 1 :, k.BK_WORD_BASE] -= n_words
+        self._release(int(row[k.BK_LEVEL_BASE]), 2 * int(row[k.BK_N_TICKS]),
+                      int(row[k.BK_WORD_BASE]), 2 * int(row[k.BK_N_WORDS]))  # fmt: skip
         self._bk = np.delete(self._bk, r, axis=0)
         self._book_index[book] = -1
         self._book_index[self._book_index > r] -= 1
         slot_rows = self._orders["book"]
         slot_rows[slot_rows > r] -= 1  # live slots of later books; free slots are rewritten
+        live = self._levels_used - sum(hole[1] for hole in self._holes)
+        if live * 4 <= len(self._levels):
+            self._compact()
+
+    # -- ladder memory ------------------------------------------------------------------
+    # Books are listed and removed every day while the exchange runs (a ladder is 4.8 MB at
+    # the default 100,000 ticks). A new book takes a hole a removed one left, or room past
+    # the used extent, which grows by half at a time: listing one does not copy every
+    # other book's ladder, a pause of tens of milliseconds per book at a few dozen books.
+    def _allocate(self, n_levels: int, n_words: int) -> tuple[int, int]:
+        """Find room for one book's ladder and bitmap, cleared; return their bases."""
+        fits = [h for h in self._holes if h[1] >= n_levels and h[3] >= n_words]
+        if fits:
+            hole = min(fits, key=lambda h: (h[1], h[0]))  # the tightest fit
+            self._holes.remove(hole)
+            level_base, word_base = hole[0], hole[2]
+            if hole[1] > n_levels or hole[3] > n_words:
+                self._holes.append((level_base + n_levels, hole[1] - n_levels,
+                                    word_base + n_words, hole[3] - n_words))  # fmt: skip
+        else:
+            level_base, word_base = self._levels_used, self._words_used
+            self._levels_used += n_levels
+            self._words_used += n_words
+            self._levels = _with_room(self._levels, self._levels_used)
+            self._words = _with_room(self._words, self._words_used)
+        levels = self._levels[level_base : level_base + n_levels]
+        levels["qty"] = 0
+        levels["head"] = -1
+        levels["tail"] = -1
+        levels["count"] = 0
+        self._words[word_base : word_base + n_words] = 0
+        return level_base, word_base
+
+    def _release(self, level_base: int, n_levels: int, word_base: int, n_words: int) -> None:
+        """Make a removed book's region a hole, merged with its neighbours or the spare room."""
+        holes = sorted([*self._holes, (level_base, n_levels, word_base, n_words)])
+        merged: list[tuple[int, int, int, int]] = []
+        for hole in holes:
+            if merged:
+                lb, nl, wb, nw = merged[-1]
+                if lb + nl == hole[0] and wb + nw == hole[2]:
+                    merged[-1] = (lb, nl + hole[1], wb, nw + hole[3])
+                    continue
+            merged.append(hole)
+        if merged:
+            lb, nl, wb, nw = merged[-1]
+            if lb + nl == self._levels_used and wb + nw == self._words_used:
+                self._levels_used, self._words_used = lb, wb
+                merged.pop()
+        self._holes = merged
+
+    def _compact(self) -> None:
+        """Move every book's region together, into arrays with room for as many again."""
+        levels = np.zeros(2 * sum(2 * int(r[k.BK_N_TICKS]) for r in self._bk), k.LEVEL_DTYPE)
+        words = np.zeros(2 * sum(2 * int(r[k.BK_N_WORDS]) for r in self._bk), np.uint64)
+        level_at = word_at = 0
+        for row in self._bk:
+            n_levels, n_words = 2 * int(row[k.BK_N_TICKS]), 2 * int(row[k.BK_N_WORDS])
+            lb, wb = int(row[k.BK_LEVEL_BASE]), int(row[k.BK_WORD_BASE])
+            levels[level_at : level_at + n_levels] = self._levels[lb : lb + n_levels]
+            words[word_at : word_at + n_words] = self._words[wb : wb + n_words]
+            row[k.BK_LEVEL_BASE], row[k.BK_WORD_BASE] = level_at, word_at
+            level_at += n_levels
+            word_at += n_words
+        self._levels, self._words = levels, words
+        self._levels_used, self._words_used = level_at, word_at
+        self._holes = []
 
     def books(self) -> list[tuple[int, int, int]]:
         return sorted(
@@ -261,3 +322,12 @@ class NumbaEngine(Engine):
     def memory_bytes(self) -> int:
         """Bytes held by the engine's arrays."""
         return sum(a.nbytes for a in self._state())
+
+
+def _with_room(array: np.ndarray, size: int) -> np.ndarray:
+    """``array``, or a copy with half as much again when it is shorter than ``size``."""
+    if size <= len(array):
+        return array
+    grown = np.zeros(max(size, len(array) + len(array) // 2), dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown

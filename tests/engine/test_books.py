@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exchange.engine import BATCH, BUY, CONTINUOUS, SELL, Engine, Reason
 
@@ -135,11 +137,92 @@ def test_remove_book_frees_it_and_leaves_the_others_as_they_were(engine: Engine)
     assert engine.depth(1) == ([], [])
 
 
+def _ladder_bytes(engine: Engine) -> int:
+    return int(engine._levels.nbytes + engine._words.nbytes)  # type: ignore[attr-defined]
+
+
 def test_remove_book_gives_memory_back() -> None:
     engine = Engine(backend="numba")
     for b in range(4):
         engine.add_book(b)
-    size = engine._levels.nbytes + engine._words.nbytes  # type: ignore[attr-defined]
-    engine.remove_book(1)
-    engine.remove_book(2)
-    assert engine._levels.nbytes + engine._words.nbytes == size // 2  # type: ignore[attr-defined]
+    book_from(engine, 3, bids=[(100, [5])], asks=[(101, [5])], first_id=1)
+    before = book_table(engine, 3)
+    size = _ladder_bytes(engine)
+    for b in range(3):
+        engine.remove_book(b)
+    assert _ladder_bytes(engine) <= size // 2
+    assert book_table(engine, 3) == before
+    engine.check_invariants()
+
+
+def test_books_listed_and_removed_day_after_day_reuse_their_memory() -> None:
+    """A day's listings take the room of the day's expiries: nothing grows, nothing moves.
+
+    Listing a book must not copy every other book's ladder (at the default 100,000 ticks
+    that is tens of milliseconds per book, a daily stall of the whole exchange).
+    """
+    engine = Engine(backend="numba")
+    books = list(range(28))
+    for b in books:
+        engine.add_book(b, n_ticks=20_000)
+    book_from(engine, 27, bids=[(100, [5, 2])], asks=[(101, [5])], first_id=1)
+    resting = book_table(engine, 27)
+    levels, size = engine._levels, _ladder_bytes(engine)  # type: ignore[attr-defined]
+    for day in range(60):
+        for expired in books[:2]:
+            if expired == 27:
+                run(engine, *(cancel(i, book=27) for i in (1, 2, 3)))
+            engine.remove_book(expired)
+        books = [*books[2:], 28 + 2 * day, 29 + 2 * day]
+        for listed in books[-2:]:
+            engine.add_book(listed, n_ticks=20_000)
+            assert engine.depth(listed, ALL) == ([], [])
+        assert engine._levels is levels  # type: ignore[attr-defined]
+        if 27 in books:
+            assert book_table(engine, 27) == resting
+    assert _ladder_bytes(engine) == size
+    engine.check_invariants()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "add", "remove", "order"]),
+            st.integers(0, 7),
+            st.sampled_from([64, 65, 128, 200, 300]),
+            st.integers(0, 1),
+        ),
+        max_size=80,
+    )
+)
+def test_books_of_any_size_come_and_go_as_in_the_reference(
+    steps: list[tuple[str, int, int, int]],
+) -> None:
+    """Books of mixed sizes listed and removed in any order, with orders resting in them:
+    the compiled engine (holes, spare room, compaction) agrees with the reference."""
+    engines = [Engine(backend="reference"), Engine(backend="numba")]
+    order_id = 0
+    for action, book, n, side in steps:
+        listed = {b for b, _, _ in engines[0].books()}
+        if action == "add" and book not in listed:
+            for engine in engines:
+                engine.add_book(book, n_ticks=n)
+        elif action == "remove" and book in listed:
+            resting = engines[0].resting_orders()
+            ids = resting["order_id"][resting["book"] == book].tolist()
+            for engine in engines:
+                run(engine, *(cancel(i, account=1, book=book) for i in ids))
+                engine.remove_book(book)
+        elif action == "order" and book in listed:
+            n_ticks = dict((b, t) for b, t, _ in engines[0].books())[book]
+            order_id += 1
+            price = 1 + n % (n_ticks - 1)
+            command = add(order_id, BUY if side == 0 else SELL, price, 3, book=book)
+            assert run(engines[0], command) == run(engines[1], command)
+        for engine in engines:
+            engine.check_invariants()
+        assert engines[1].books() == engines[0].books()
+        assert engines[1].snapshot() == engines[0].snapshot()
+        for b, _, _ in engines[0].books():
+            assert engines[1].depth(b, ALL) == engines[0].depth(b, ALL)
