@@ -17,15 +17,23 @@ class Position:
     ``quantity`` is signed (long positive). Variation margin is settled against marks:
     ``mark_quantity`` and ``mark_price`` are the position and the price at the last mark,
     ``flow`` the sum of ``price * signed quantity`` of the trades since then (ticks x lots).
-    ``cost`` is the exact cost of the open position, for its average price.
+
+    ``cost`` (of the open position, for its average price) and ``realized`` P&L are integer
+    ticks x lots, on the average-cost method. Closing part of a position releases its share
+    of the cost, rounded half even to a whole tick x lot: exact rationals would do without
+    the rounding, but their denominators grow with every partial close (thousands of
+    digits after 10,000 trades, each trade slower than the last). No money is made or lost
+    by the rounding: ``realized - cost`` is always exactly the cash of every trade
+    (``-sum(price * signed quantity)``), so a position that goes flat has realized exactly
+    what it earned.
     """
 
     quantity: int = 0
     mark_quantity: int = 0
     mark_price: int = 0
     flow: int = 0
-    cost: Fraction = Fraction(0)
-    realized: Fraction = Fraction(0)
+    cost: int = 0
+    realized: int = 0
 
     def trade(self, signed_quantity: int, price: int) -> None:
         """Record a trade: ``signed_quantity`` lots (positive: bought) at ``price`` ticks."""
@@ -35,19 +43,13 @@ class Position:
             self.cost += price * signed_quantity
         else:
             closing = min(abs(signed_quantity), abs(q))
-            closed = closing if q > 0 else -closing  # signed like the position
-            # With the exact average entry price a = cost / q = n / (d q): realize
-            # (price - a) * closed, and the rest keeps cost - a * closed = n (q - closed) / (d q).
-            # Written as one fraction each: the same exact values, far fewer Fraction steps.
-            n, d = self.cost.numerator, self.cost.denominator
-            self.realized += Fraction((price * d * q - n) * closed, d * q)
-            self.cost = Fraction(n * (q - closed), d * q)
+            released = _share(self.cost, closing, abs(q))
+            self.realized += price * (closing if q > 0 else -closing) - released
+            self.cost -= released
             opening = abs(signed_quantity) - closing
-            if opening:
-                self.cost = Fraction(price * opening * (1 if signed_quantity > 0 else -1))
+            if opening:  # the position flipped: the rest opens at this price
+                self.cost = price * (opening if signed_quantity > 0 else -opening)
         self.quantity = q + signed_quantity
-        if self.quantity == 0:
-            self.cost = Fraction(0)
 
     def variation(self, price: int) -> int:
         """Ticks x lots owed to the holder if marked at ``price`` now (negative: owed by it)."""
@@ -62,8 +64,16 @@ class Position:
         return variation
 
     def average_price(self) -> Fraction | None:
-        """Exact average entry price in ticks, or ``None`` when flat."""
-        return self.cost / self.quantity if self.quantity else None
+        """Average entry price in ticks (``cost / quantity``), or ``None`` when flat."""
+        return Fraction(self.cost, self.quantity) if self.quantity else None
+
+
+def _share(amount: int, part: int, whole: int) -> int:
+    """``amount * part / whole`` rounded half to even, symmetric in sign (``0 < part <= whole``)."""
+    share, rest = divmod(abs(amount) * part, whole)
+    if 2 * rest > whole or (2 * rest == whole and share % 2):
+        share += 1
+    return share if amount >= 0 else -share
 
 
 def worst_case_quantity(position: int, open_buy: int, open_sell: int) -> int:

@@ -32,7 +32,8 @@ import orjson
 from exchange.reasons import Reason
 from exchange.sequencer.state import ExchangeState, Outcome, Refused
 
-SNAPSHOT_VERSION = 1
+#: 2: positions hold integer cost and realized P&L (1 held exact fractions).
+SNAPSHOT_VERSION = 2
 #: Journal appends faster than this on average are written on the loop, not in a thread.
 INLINE_APPEND_S = 0.001
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -1148,7 +1147,7 @@ class ExchangeState:
             average = position.average_price()
             out.append(
                 {"symbol": symbol, "quantity": position.quantity, "average_price": average,
-                 "unrealized_pnl": (Fraction(mark) - average) * position.quantity * contract.tick_cents if average is not None else 0,
+                 "unrealized_pnl": (mark * position.quantity - position.cost) * contract.tick_cents,
                  "realized_pnl": position.realized * contract.tick_cents,
                  "tick_cents": contract.tick_cents}
             )  # fmt: skip
