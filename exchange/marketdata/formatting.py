@@ -64,12 +64,23 @@ class TickFormat:
         return f"{sign}{whole}.{frac:0{self.decimals}d}"
 
 
+#: The last millisecond written and its text: a publication's trades, tickers and candles
+#: mostly share one batch's time, and ``strftime`` is most of the cost.
+_last_iso: tuple[int | None, str] = (None, "")
+
+
 def iso_ms(ns: int) -> str:
     """Write nanoseconds since the epoch as ISO 8601 UTC with milliseconds and ``Z``.
 
     Sub-millisecond digits are dropped (rounded toward the past), so a time and the start
     of its bucket never format the other way round.
     """
+    global _last_iso
     ms = ns // NS_PER_MS
+    last = _last_iso
+    if last[0] == ms:
+        return last[1]
     dt = _EPOCH + timedelta(milliseconds=ms)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    text = f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    _last_iso = (ms, text)
+    return text

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exchange.marketdata import TickFormat, iso_ms
 from tests.marketdata.helpers import ns
@@ -60,3 +63,14 @@ def test_float_tick_size_is_refused() -> None:
 )
 def test_iso_ms_is_utc_with_milliseconds(time_ns: int, text: str) -> None:
     assert iso_ms(time_ns) == text
+
+
+@given(st.lists(st.integers(-(10**15), 10**19), max_size=20).flatmap(
+    lambda times: st.permutations(times + times[:5])))  # fmt: skip
+def test_iso_ms_remembers_only_the_time_it_was_last_asked(times: list[int]) -> None:
+    """Times repeated, alternating and new, in any order: each is its own text."""
+    for time_ns in times:
+        dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=time_ns // 1_000_000)
+        assert (
+            iso_ms(time_ns) == dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+        )
