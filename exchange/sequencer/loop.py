@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import orjson
@@ -32,7 +33,8 @@ import orjson
 from exchange.reasons import Reason
 from exchange.sequencer.state import ExchangeState, Outcome, Refused
 
-#: 2: positions hold integer cost and realized P&L (1 held exact fractions).
+#: 2: positions hold integer cost and realized P&L (1 held exact fractions; a version 1
+#: snapshot still loads, its positions rounded as :func:`_whole_tick_positions` says).
 SNAPSHOT_VERSION = 2
 #: Journal appends faster than this on average are written on the loop, not in a thread.
 INLINE_APPEND_S = 0.001
@@ -339,12 +341,26 @@ def snapshot_state(state: ExchangeState) -> bytes:
 
 
 def restore_state(data: bytes) -> ExchangeState:
-    """Rebuild a state written by :func:`snapshot_state`."""
+    """Rebuild a state written by :func:`snapshot_state` (this version or version 1)."""
     from exchange.engine import Engine
 
     outer = pickle.loads(data)
-    if outer.get("version") != SNAPSHOT_VERSION:
-        raise ValueError(f"unsupported snapshot version {outer.get('version')}")
+    version = outer.get("version")
+    if version not in (1, SNAPSHOT_VERSION):
+        raise ValueError(f"unsupported snapshot version {version}")
     state: ExchangeState = pickle.loads(outer["state"])
+    if version == 1:
+        _whole_tick_positions(state)
     state.engine = Engine.restore(outer["engine"], backend=outer["backend"])
     return state
+
+
+def _whole_tick_positions(state: ExchangeState) -> None:
+    """Bring version 1's positions to this version: their cost and realized P&L were exact
+    fractions. The cost is rounded half to even to a whole tick per lot and the difference
+    moves into realized P&L, so ``realized - cost``, the trades' cash, stays exact."""
+    for account in state.accounts.values():
+        for position in account.positions.values():
+            cost, realized = Fraction(position.cost), Fraction(position.realized)
+            rounded = round(cost)
+            position.cost, position.realized = rounded, round(realized - cost + rounded)

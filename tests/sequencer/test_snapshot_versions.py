@@ -1,0 +1,72 @@
+"""Snapshots from the previous version still load: positions held exact fractions then."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import random
+from fractions import Fraction
+
+import pytest
+
+from contracts import ListingCalendar
+from exchange.sequencer.loop import SNAPSHOT_VERSION, restore_state, snapshot_state
+from exchange.sequencer.state import DAY_NS, NS, ExchangeState, Refused
+
+START = 1_796_083_200 * NS  # 2026-12-01T00:00:00Z
+
+
+def _trading_state() -> ExchangeState:
+    """Three accounts that have traded one contract back and forth."""
+    rng = random.Random(3)
+    state = ExchangeState(backend="reference", calendar=ListingCalendar())
+    seq = 0
+
+    def run(**command: object) -> None:
+        nonlocal seq
+        seq += 1
+        with contextlib.suppress(Refused):  # an order past the margin, say: refused, fine
+            state.apply(seq, dict(command))
+
+    run(op="advance", to=START - DAY_NS // 2)
+    for name in "abc":
+        run(op="create_account", name=name, deposit=10_000_000, ts=START - DAY_NS // 2)
+    symbol = sorted(s for s, c in state.contracts.items() if c.trading)[-1]
+    reference = state.contracts[symbol].reference
+    for _ in range(300):
+        run(op="place", account_id=rng.randint(1, 3), symbol=symbol,
+            side=rng.choice(["buy", "sell"]), type="limit",
+            price=reference + rng.randint(-2, 2), quantity=rng.randint(1, 7),
+            ts=START - DAY_NS // 2)  # fmt: skip
+    return state
+
+
+def _as_version(data: bytes, version: int) -> bytes:
+    outer = pickle.loads(data)
+    outer["version"] = version
+    return pickle.dumps(outer)
+
+
+def test_a_version_1_snapshot_loads_with_whole_tick_positions() -> None:
+    state = _trading_state()
+    positions = [p for a in state.accounts.values() for p in a.positions.values() if p.quantity]
+    assert positions and any(p.realized for p in positions)
+    want = state.state_hash()
+    cash = [p.realized - p.cost for p in positions]
+    # what version 1 held: exact fractions, with realized - cost the trades' cash
+    for position in positions:
+        position.cost = Fraction(position.cost) + Fraction(1, 3)  # type: ignore[assignment]
+        position.realized = Fraction(position.realized) + Fraction(1, 3)  # type: ignore[assignment]
+    old = _as_version(snapshot_state(state), 1)
+
+    restored = restore_state(old)
+    back = [p for a in restored.accounts.values() for p in a.positions.values() if p.quantity]
+    assert all(type(p.cost) is int and type(p.realized) is int for p in back)
+    assert [p.realized - p.cost for p in back] == cash
+    assert restored.state_hash() == want  # + 1/3 rounds back to the whole tick
+
+
+@pytest.mark.parametrize("version", [0, SNAPSHOT_VERSION + 1])
+def test_a_snapshot_of_another_version_is_refused(version: int) -> None:
+    with pytest.raises(ValueError, match="unsupported snapshot version"):
+        restore_state(_as_version(snapshot_state(_trading_state()), version))
