@@ -20,6 +20,8 @@ here (no ``alembic.ini``), on a connection of the ledger's own engine.
 from __future__ import annotations
 
 import functools
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +81,27 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     # the driver must not emit BEGIN itself; _sqlite_begin does (the SQLAlchemy recipe)
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting as long as a writer would for the write lock.
+
+    On a new database, connections opening at once race to switch it to WAL, and SQLite
+    answers the losers "database is locked" at once, without its busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _sqlite_begin(connection: Connection) -> None:

@@ -26,6 +26,9 @@ def run_and_kill(directory: Path, seed: int, delay: float) -> tuple[int, list[tu
         [sys.executable, str(CHILD), "crash", str(directory), str(seed)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # unbuffered: a buffered readline of "ready" could take the first acknowledged
+        # batches with it, and communicate() below reads the pipe itself, never that buffer
+        bufsize=0,
     )
     assert child.stdout is not None
     ready = child.stdout.readline().decode()
