@@ -39,6 +39,7 @@ from exchange.gateway.ratelimit import ReplayCache, TokenBucket
 from exchange.journal import JournalError
 from exchange.ledger.writer import LedgerProcess
 from exchange.marketdata import MarketData
+from exchange.marketdata.formatting import iso_ms
 from exchange.reasons import Reason
 from exchange.sequencer.loop import Clock, Sequencer
 from exchange.sequencer.state import NS, ExchangeState, Order, Outcome, iso, to_ns
@@ -171,7 +172,6 @@ class ExchangeService:
         self._md_timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._md_published = 0.0
         self._prices: dict[tuple[int, str], int] = {}  # (tick, text) -> ticks, parsed once
-        self._iso_last: tuple[int, str] = (-1, "")
         self._pending_postings: list[dict[str, Any]] = []
         self._ledger_lock = asyncio.Lock()  # one ledger batch at a time, in seq order
         self._tasks: list[asyncio.Task[None]] = []
@@ -482,12 +482,6 @@ class ExchangeService:
         self._prices[key] = ticks
         return ticks
 
-    def _iso(self, ns: int) -> str:
-        """``iso(ns)``, remembered for the last time asked (a batch's orders share it)."""
-        if ns != self._iso_last[0]:
-            self._iso_last = (ns, iso(ns))
-        return self._iso_last[1]
-
     def contract_view(self, symbol: str) -> dict[str, Any]:
         c = self.state.contracts[symbol]
         status = "halted" if c.halted and c.status == "trading" else c.status
@@ -579,10 +573,10 @@ class ExchangeService:
         symbol = view["symbol"]
         out = {k: v for k, v in view.items() if k not in ("tick_cents", "idempotent_replay")}
         out["price"] = self.price_str(symbol, view["price"])
-        out["created_at"] = self._iso(view["created_at"])
+        out["created_at"] = iso_ms(view["created_at"])  # remembers a batch's shared time
         out["fills"] = [
             {"trade_id": f["trade_id"], "price": self.price_str(symbol, f["price"]), "quantity": f["quantity"],
-             "liquidity": f["liquidity"], "time": iso(f["time"])}
+             "liquidity": f["liquidity"], "time": iso_ms(f["time"])}
             for f in view["fills"]
         ]  # fmt: skip
         return out
