@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ import orjson
 import pytest
 import uvicorn
 import websockets
+from websockets.frames import Frame, Opcode
+from websockets.server import ServerProtocol
 
 from bench.server import free_port
 from exchange.gateway import ws as ws_module
@@ -108,3 +111,101 @@ async def _invalid_utf8(tmp_path: Path) -> None:
         async with websockets.connect(url) as ws:
             await ws.send(orjson.dumps({"op": "ping", "id": 2}).decode())
             assert (await replies(ws, 1))[0]["id"] == 2
+
+
+def _client_frame(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
+    return Frame(opcode, data, fin).serialize(mask=True, extensions=[])
+
+
+def test_frames_split_anywhere_and_mixed_with_others_are_all_answered_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole text frames at the front of a read skip the websockets parser; the rest of the
+    read (a frame cut by the read's end, a fragmented message, a ping, a long frame) goes
+    through it, and the messages still come out one each, in order."""
+    parsed: list[bytes] = []  # what reached the websockets parser
+    receive_data = ServerProtocol.receive_data
+
+    def watched(self: ServerProtocol, data: bytes) -> None:
+        parsed.append(bytes(data))
+        receive_data(self, data)
+
+    monkeypatch.setattr(ServerProtocol, "receive_data", watched)
+
+    def ping(i: int, pad: int = 0) -> bytes:
+        return orjson.dumps({"op": "ping", "id": i, "pad": "x" * pad})
+
+    stream = b""
+    expected = []
+    to_parser: list[bytes] = []
+    for i in range(1, 301):
+        if i % 50 == 7:  # fragmented: a text frame without FIN, then a continuation
+            whole = ping(i)
+            to_parser += [
+                _client_frame(Opcode.TEXT, whole[:5], fin=False),
+                _client_frame(Opcode.CONT, whole[5:]),
+            ]
+            stream += b"".join(to_parser[-2:])
+        elif i % 50 == 21:  # a control frame between messages
+            to_parser.append(_client_frame(Opcode.PING, b"hi"))
+            stream += to_parser[-1] + _client_frame(Opcode.TEXT, ping(i))
+        elif i % 50 == 33:  # a 16-bit length
+            stream += _client_frame(Opcode.TEXT, ping(i, pad=400))
+        elif i % 50 == 44:  # not JSON: answered with an error without an id
+            stream += _client_frame(Opcode.TEXT, b"not json")
+            expected.append(None)
+            continue
+        else:
+            stream += _client_frame(Opcode.TEXT, ping(i))
+        expected.append(i)
+
+    async def run(seed: int) -> list[Any]:
+        rng = random.Random(seed)
+        async with serving(tmp_path / str(seed)) as url, websockets.connect(url) as ws:
+            await ws.send(orjson.dumps({"op": "ping", "id": 0}).decode())
+            await replies(ws, 1)
+            at = 0
+            while at < len(stream):  # reads cut at random places, headers included
+                step = rng.choice([1, 2, 3, 7, 40, 200, 1500, 9000])
+                ws.transport.write(stream[at : at + step])
+                at += step
+                if rng.random() < 0.3:
+                    await asyncio.sleep(0.001)
+            return [a.get("id") for a in await replies(ws, len(expected))]
+
+    for seed in range(4):
+        parsed.clear()
+        assert asyncio.run(run(seed)) == expected
+        # between the handshake and the client's close (and past the first ping, if it
+        # came before the connection was served), the parser got only the frames not
+        # taken here, each one whole
+        assert parsed[0].startswith(b"GET /v1/ws ") and parsed[-1][0] == 0x88
+        assert parsed[-1 - len(to_parser) : -1] == to_parser
+        assert len(parsed) - len(to_parser) in (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (Frame(Opcode.TEXT, b'{"op": "ping"}').serialize(mask=False, extensions=[]), 1002),
+        (b"\xc1" + _client_frame(Opcode.TEXT, b'{"op": "ping"}')[1:], 1002),  # reserved bit
+        (_client_frame(Opcode.TEXT, b" " * (64 * 1024 + 1)), 1009),
+        (_client_frame(Opcode.TEXT, b"\xff\xfe"), 1007),
+    ],
+    ids=["unmasked", "reserved-bit", "too-long", "not-utf8"],
+)
+def test_frames_the_parser_refuses_close_the_connection_as_it_would(
+    tmp_path: Path, frame: bytes, code: int
+) -> None:
+    async def run() -> None:
+        async with serving(tmp_path) as url, websockets.connect(url, max_size=None) as ws:
+            await ws.send(orjson.dumps({"op": "ping", "id": 1}).decode())
+            await replies(ws, 1)  # served directly from now on
+            # behind a frame taken directly, in the same read
+            ws.transport.write(_client_frame(Opcode.TEXT, b'{"op": "ping", "id": 2}') + frame)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:  # the answer to 2 may or may not go out before the close
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+
+    asyncio.run(run())
