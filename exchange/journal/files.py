@@ -27,6 +27,19 @@ def write_all(fd: int, data: bytes) -> None:
         written += n
 
 
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` to ``fd`` at ``offset``, as :func:`write_all` does."""
+    written = os.pwrite(fd, data, offset)
+    if written == len(data):
+        return
+    view = memoryview(data)
+    while written < len(data):
+        n = os.pwrite(fd, view[written:], offset + written)
+        if n <= 0:
+            raise OSError(errno.EIO, "write made no progress")
+        written += n
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a directory's entries (created, renamed, removed files) durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

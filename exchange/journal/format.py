@@ -3,12 +3,17 @@
 A segment file ``journal-<first seq, 12+ digits>.log`` is a 16-byte header followed by
 records, all little endian::
 
-    segment header  magic b"CFXJ" | u32 version (1) | u64 base seq (= the name's number)
+    segment header  magic b"CFXJ" | u32 version (1 or 2) | u64 base seq (= the name's number)
     record          u32 payload length | u32 crc32 | u64 seq | payload bytes
 
 The crc32 (zlib) covers the 8 seq bytes followed by the payload, which sit next to each
 other, so one ``crc32`` call over ``record[8:]`` checks both. Sequence numbers rise by
 exactly 1 from the segment's base to its last record, and across segments.
+
+In a version 1 segment the records run to the end of the file. A version 2 segment may
+end in zeros after its last record (written ahead of the records, so that appends do not
+grow the file): zeros where the next record would start, through the end of the file,
+end it just as the end of the file does.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from typing import BinaryIO
 
 #: First bytes of every segment file.
 SEGMENT_MAGIC = b"CFXJ"
-#: Segment format version written in the header.
+#: Segment format version of records to the end of the file.
 SEGMENT_VERSION = 1
+#: Segment format version of records, then possibly zeros to the end of the file.
+ZERO_PADDED_VERSION = 2
 #: ``magic | version | base seq``.
 SEGMENT_HEADER = struct.Struct("<4sIQ")
 #: ``payload length | crc32(seq bytes + payload) | seq``.
@@ -48,9 +55,14 @@ def parse_segment_name(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def segment_header(base: int) -> bytes:
+def segment_header(base: int, version: int = SEGMENT_VERSION) -> bytes:
     """Return the header of a new segment starting at ``base``."""
-    return SEGMENT_HEADER.pack(SEGMENT_MAGIC, SEGMENT_VERSION, base)
+    return SEGMENT_HEADER.pack(SEGMENT_MAGIC, version, base)
+
+
+def segment_version(header: bytes) -> int:
+    """The version in a segment header that :func:`check_segment_header` accepted."""
+    return int(SEGMENT_HEADER.unpack_from(header)[1])
 
 
 def check_segment_header(header: bytes, base: int) -> str | None:
@@ -60,7 +72,7 @@ def check_segment_header(header: bytes, base: int) -> str | None:
     magic, version, stored = SEGMENT_HEADER.unpack_from(header)
     if magic != SEGMENT_MAGIC:
         return f"bad segment magic {magic!r}"
-    if version != SEGMENT_VERSION:
+    if version not in (SEGMENT_VERSION, ZERO_PADDED_VERSION):
         return f"unsupported segment version {version}"
     if stored != base:
         return f"segment header says base {stored}, file name says {base}"

@@ -4,13 +4,22 @@ One writer appends batches; each batch is one ``write`` and one ``fsync`` before
 :meth:`Journal.append_batch` returns, so a returned sequence number is durable. Opening a
 journal recovers it: the last segment is verified record by record and a torn or corrupt
 tail is cut and reported. See ``docs/journal.md`` for the format and the guarantees.
+
+A thread keeps the last segment written with zeros (and fsynced) a little ahead of its
+last record. An append that lands inside those zeros changes neither the file's size nor
+its blocks, so ``fdatasync`` makes it durable without a file-system journal commit: about
+half the time of an ``fsync`` that grows the file, and without waiting for other files'
+metadata (the ledger's, say). A zeroed tail therefore ends the last segment like the end
+of the file does; rotation cuts it off the segment it closes.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import gc
+import logging
 import os
 import signal
 import threading
@@ -21,9 +30,10 @@ from pathlib import Path
 from types import TracebackType
 
 from exchange.journal.errors import JournalClosed, JournalCorrupt, JournalWriteError
-from exchange.journal.files import fsync_dir, lock_directory, write_all
+from exchange.journal.files import fsync_dir, lock_directory, pwrite_all, write_all
 from exchange.journal.format import (
     SEGMENT_HEADER,
+    ZERO_PADDED_VERSION,
     Cursor,
     Damage,
     check_segment_header,
@@ -32,6 +42,7 @@ from exchange.journal.format import (
     scan_records,
     segment_header,
     segment_name,
+    segment_version,
 )
 from exchange.journal.snapshots import (
     SnapshotInvalid,
@@ -42,6 +53,8 @@ from exchange.journal.snapshots import (
     write_snapshot_file,
 )
 
+log = logging.getLogger("cfx")
+
 #: Default size at which the journal starts a new segment file.
 DEFAULT_SEGMENT_BYTES = 64 << 20
 #: Default number of snapshots kept.
@@ -50,6 +63,11 @@ DEFAULT_KEEP_SNAPSHOTS = 3
 _HEADER = SEGMENT_HEADER.size
 #: Descriptors a forked snapshot writer closes: all it inherited (``close_range`` on Linux).
 _MAX_FD = 1 << 20
+#: Zeros kept written ahead of the last record, when fsyncing: at least this much, topped
+#: up to twice as much (by default; see :class:`Journal`).
+RUNWAY_BYTES = 1 << 20
+#: Zeros written per call.
+_ZERO_CHUNK = bytes(256 << 10)
 
 
 @dataclass
@@ -96,27 +114,39 @@ class Journal:
         fsync: bool = True,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
+        runway_bytes: int = RUNWAY_BYTES,
     ) -> None:
         """Open (creating if needed) the journal in ``directory`` and recover its tail.
 
         ``fsync=False`` skips every fsync: for tests and benchmarks only, since an
-        acknowledged append may then be lost by a machine crash.
+        acknowledged append may then be lost by a machine crash. ``runway_bytes`` is how
+        many zeros to keep written ahead of the last record when fsyncing (0: none, every
+        append grows the file).
         """
         if segment_bytes <= _HEADER:
             raise ValueError(f"segment_bytes must exceed the {_HEADER}-byte segment header")
         if keep_snapshots < 1:
             raise ValueError("keep_snapshots must be at least 1")
+        if runway_bytes < 0:
+            raise ValueError("runway_bytes must not be negative")
         self.directory = Path(directory)
         self.fsync = fsync
         self.segment_bytes = segment_bytes
         self.keep_snapshots = keep_snapshots
+        self.runway_bytes = runway_bytes if fsync else 0
         self._make_directory()
         self._lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._lock_file = lock_directory(self.directory)
         self._fd: int | None = None
         self._bases: list[int] = []
-        self._size = 0  # durable size of the last segment
+        self._size = 0  # end of the last record in the last segment
+        self._zeroed = 0  # the last segment's durable size: zeros past ``_size``
+        self._zeroing: tuple[int, int] | None = None  # bytes the runway thread writes now
+        self._runway: threading.Thread | None = None
+        #: No zeros for this segment: full, writing them failed, or a version 1 segment.
+        self._runway_off = False
+        self._changed = threading.Condition(self._lock)  # the runway moved, or is wanted
         self._next_seq = 1
         self._broken: str | None = None
         self._closed = False
@@ -180,16 +210,86 @@ class Journal:
                 self._rotate()
             assert self._fd is not None
             before = self._size
+            stop = before + len(data)
+            while self._zeroing is not None and stop > self._zeroing[0]:
+                self._changed.wait()  # the runway thread is writing zeros there
             try:
-                write_all(self._fd, data)
+                pwrite_all(self._fd, data, before)
                 if self.fsync:
-                    os.fsync(self._fd)
+                    if stop <= self._zeroed:  # size and blocks are durable already
+                        os.fdatasync(self._fd)
+                    else:
+                        os.fsync(self._fd)
+                        self._zeroed = stop
             except BaseException as exc:
                 self._roll_back(before, exc)
                 raise
-            self._size = before + len(data)
+            self._size = stop
             self._next_seq = first + len(payloads)
+            if (
+                self._zeroed - stop < self.runway_bytes
+                and self._zeroing is None
+                and not self._runway_off
+            ):
+                self._want_runway()
             return first, self._next_seq - 1
+
+    # -- the zeroed runway ---------------------------------------------------------------
+    def _want_runway(self) -> None:
+        """Have the runway thread top up the zeros ahead of the last record (lock held)."""
+        if self._runway is None:
+            self._runway = threading.Thread(
+                target=self._keep_runway, name="journal-runway", daemon=True
+            )
+            self._runway.start()
+        self._changed.notify_all()
+
+    def _keep_runway(self) -> None:
+        """Write and fsync zeros ahead of the last record while appends come near them."""
+        zeros = _ZERO_CHUNK
+        with self._lock:
+            while True:
+                while not self._closed and (
+                    self._fd is None
+                    or self._runway_off
+                    or self._zeroed - self._size >= self.runway_bytes
+                ):
+                    self._changed.wait()
+                if self._closed:
+                    return
+                fd = self._fd
+                assert fd is not None
+                start = max(self._zeroed, self._size)
+                end = min(self._size + 2 * self.runway_bytes, self.segment_bytes)
+                if end <= start:  # the segment is full: the next one gets a runway
+                    self._runway_off = True
+                    continue
+                self._zeroing = (start, end)
+                self._lock.release()
+                try:
+                    at = start
+                    while at < end:
+                        written = os.pwrite(fd, zeros[: end - at], at)
+                        if written <= 0:
+                            raise OSError(errno.EIO, "write made no progress")
+                        at += written
+                    os.fsync(fd)
+                except OSError as exc:  # a full disk, say: appends grow the file instead
+                    log.warning("journal: no zeros written ahead of the last record: %s", exc)
+                    end = start
+                finally:
+                    self._lock.acquire()
+                    self._zeroing = None
+                    self._changed.notify_all()
+                if end == start:
+                    self._runway_off = True  # until the next segment
+                else:
+                    self._zeroed = max(self._zeroed, end)
+
+    def _quiet_runway(self) -> None:
+        """Wait (lock held) until the runway thread is not writing into the segment."""
+        while self._zeroing is not None:
+            self._changed.wait()
 
     def _check_writable(self) -> None:
         if self._closed:
@@ -200,8 +300,10 @@ class Journal:
     def _roll_back(self, before: int, exc: BaseException) -> None:
         """Cut the last segment back to ``before`` bytes; raise the error the caller sees."""
         assert self._fd is not None
+        self._quiet_runway()
         try:
             os.ftruncate(self._fd, before)
+            self._zeroed = min(self._zeroed, before)
             if self.fsync:
                 os.fsync(self._fd)
         except OSError as undo:
@@ -217,15 +319,29 @@ class Journal:
             ) from exc
 
     def _rotate(self) -> None:
-        """Start a new segment at ``next_seq``: create, write the header, fsync it and the dir."""
+        """Start a new segment at ``next_seq``: create, write the header, fsync it and the dir.
+
+        The segment before it is first cut to its last record, zeros ahead of it dropped.
+        """
+        if self._fd is not None:
+            self._quiet_runway()
+            try:
+                if os.fstat(self._fd).st_size > self._size:
+                    os.ftruncate(self._fd, self._size)
+                    if self.fsync:
+                        os.fsync(self._fd)
+            except OSError as exc:
+                raise JournalWriteError(
+                    f"segment {segment_name(self._bases[-1])} not closed: {exc.strerror or exc}",
+                    errno=exc.errno,
+                ) from exc
+            self._zeroed = min(self._zeroed, self._size)
         base = self._next_seq
         path = self.directory / segment_name(base)
         fd = -1
         try:
-            fd = os.open(
-                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
-            )
-            write_all(fd, segment_header(base))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            write_all(fd, segment_header(base, ZERO_PADDED_VERSION if self.runway_bytes else 1))
             if self.fsync:
                 os.fsync(fd)
                 fsync_dir(self.directory)
@@ -246,7 +362,8 @@ class Journal:
             os.close(self._fd)
         self._fd = fd
         self._bases.append(base)
-        self._size = _HEADER
+        self._size = self._zeroed = _HEADER
+        self._runway_off = False
 
     # -- recovery --------------------------------------------------------------------------
     def _recover(self) -> RecoveryReport:
@@ -259,12 +376,15 @@ class Journal:
         reasons: list[str] = []
         cut_file: str | None = None
         cursor = Cursor(_HEADER, 1)
+        padded = False
         while self._bases:
             base = self._bases[-1]
             path = self.directory / segment_name(base)
             with open(path, "rb", buffering=0) as file:
                 size = os.fstat(file.fileno()).st_size
-                problem = check_segment_header(file.read(_HEADER), base)
+                header = file.read(_HEADER)
+                problem = check_segment_header(header, base)
+                padded = problem is None and segment_version(header) == ZERO_PADDED_VERSION
                 if problem is not None:
                     if size > _HEADER:
                         raise JournalCorrupt(f"{path.name}: {problem}, with {size} bytes after it")
@@ -282,15 +402,22 @@ class Journal:
                         pass
                 except Damage as damage:
                     cursor = damage.cursor
-                    truncated += size - cursor.offset
-                    reasons.append(f"{damage} in {path.name}; cut {size - cursor.offset} bytes")
-                    cut_file = self._cut(path, cursor.offset, size)
+                    file.seek(cursor.offset)
+                    if not padded or file.read(size - cursor.offset).strip(b"\0"):
+                        truncated += size - cursor.offset
+                        reasons.append(f"{damage} in {path.name}; cut {size - cursor.offset} bytes")
+                        cut_file = self._cut(path, cursor.offset, size)
+                    # else only zeros follow: written ahead of the records, not damage
             break
         self._next_seq = cursor.next_seq
         self._size = cursor.offset
         if self._bases:
             path = self.directory / segment_name(self._bases[-1])
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            self._runway_off = not padded  # zeros must not follow version 1 records
+            if self.fsync:  # whatever the zeros' state at the crash, they are durable now
+                os.fsync(self._fd)
+                self._zeroed = os.fstat(self._fd).st_size
         return RecoveryReport(
             segments=len(self._bases),
             records=self._next_seq - self.first_seq,
@@ -530,6 +657,8 @@ class Journal:
             if self._closed:
                 return
             self._closed = True
+            self._changed.notify_all()
+            self._quiet_runway()
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None

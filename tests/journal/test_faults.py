@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ def is_segment(fd: int) -> bool:
 
 
 class FailingDisk:
-    """Stands in for ``os.write``: lets ``room`` more bytes reach segment files, then ENOSPC.
+    """Stands in for ``os.write`` and ``os.pwrite``: lets ``room`` more bytes reach segment
+    files, then ENOSPC.
 
     Like a real full disk, the write that crosses the limit is short; the next one fails.
     ``abrupt`` fails the crossing write itself after writing part of it.
@@ -37,19 +39,39 @@ class FailingDisk:
         self.room = room
         self.abrupt = abrupt
         self.real_write = os.write
+        self.real_pwrite = os.pwrite
 
-    def __call__(self, fd: int, data: Any) -> int:
+    def install(self, patch: pytest.MonkeyPatch) -> None:
+        patch.setattr(os, "write", self.write)
+        patch.setattr(os, "pwrite", self.pwrite)
+
+    def write(self, fd: int, data: Any) -> int:
+        return self._take(fd, data, lambda chunk: self.real_write(fd, chunk))
+
+    def pwrite(self, fd: int, data: Any, offset: int) -> int:
+        return self._take(fd, data, lambda chunk: self.real_pwrite(fd, chunk, offset))
+
+    def _take(self, fd: int, data: Any, write: Callable[[bytes], int]) -> int:
         if not is_segment(fd):
-            return self.real_write(fd, data)
+            return write(data)
         data = bytes(data)
         if len(data) <= self.room:
             self.room -= len(data)
-            return self.real_write(fd, data)
-        written = self.real_write(fd, data[: self.room]) if self.room else 0
+            return write(data)
+        written = write(data[: self.room]) if self.room else 0
         self.room = 0
         if written and not self.abrupt:
             return written
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def with_runway(journal: Journal) -> Journal:
+    """``journal`` once its zeros ahead of the last record are written: appends land there."""
+    deadline = time.monotonic() + 10
+    while journal._zeroed - journal._size < journal.runway_bytes:
+        assert time.monotonic() < deadline, "no zeros were written ahead of the records"
+        time.sleep(0.005)
+    return journal
 
 
 def fail_once(
@@ -70,12 +92,12 @@ def fail_once(
 def test_a_full_disk_leaves_no_partial_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, abrupt: bool
 ) -> None:
-    with Journal(tmp_path) as journal:
+    with Journal(tmp_path, runway_bytes=0) as journal:  # every append grows the file
         journal.append_batch([b"a", b"b"])
         segment = journal.segments[-1]
         size = segment.stat().st_size
         with monkeypatch.context() as patch:
-            patch.setattr(os, "write", FailingDisk(room=25, abrupt=abrupt))
+            FailingDisk(room=25, abrupt=abrupt).install(patch)
             with pytest.raises(JournalWriteError) as raised:
                 journal.append_batch([b"c" * 40, b"d" * 40])
         assert raised.value.code == "JOURNAL_WRITE_FAILED"
@@ -101,7 +123,7 @@ def test_a_full_disk_at_any_byte_keeps_exactly_the_whole_batches(
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         kept: list[bytes] = []
-        patch.setattr(os, "write", FailingDisk(room=room, abrupt=abrupt))
+        FailingDisk(room=room, abrupt=abrupt).install(patch)
         with Journal(tmp, fsync=False, segment_bytes=200) as journal:
             for batch in batches:
                 try:
@@ -119,7 +141,7 @@ def test_a_full_disk_at_any_byte_keeps_exactly_the_whole_batches(
 def test_a_failed_fsync_rolls_the_batch_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Journal(tmp_path) as journal:
+    with Journal(tmp_path, runway_bytes=0) as journal:
         journal.append(b"a")
         size = journal.segments[-1].stat().st_size
         monkeypatch.setattr(os, "fsync", fail_once(os.fsync, errno.EIO, is_segment))
@@ -131,13 +153,46 @@ def test_a_failed_fsync_rolls_the_batch_back(
     assert read_all(tmp_path) == numbered([b"a", b"b"])
 
 
-def test_a_failed_rollback_breaks_the_journal_until_reopened(
+@pytest.mark.parametrize("abrupt", [False, True])
+def test_a_failed_write_into_the_zeros_ahead_is_rolled_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, abrupt: bool
+) -> None:
+    with Journal(tmp_path) as journal:
+        journal.append_batch([b"a", b"b"])
+        with_runway(journal)
+        with monkeypatch.context() as patch:
+            FailingDisk(room=25, abrupt=abrupt).install(patch)
+            with pytest.raises(JournalWriteError) as raised:
+                journal.append_batch([b"c" * 40, b"d" * 40])
+        assert raised.value.errno == errno.ENOSPC
+        assert journal.next_seq == 3
+        assert journal.append_batch([b"e"]) == (3, 3)
+    with Journal(tmp_path) as journal:
+        assert journal.recovery.reason is None
+        assert list(journal.replay()) == numbered([b"a", b"b", b"e"])
+
+
+def test_a_failed_fdatasync_into_the_zeros_ahead_rolls_the_batch_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Journal(tmp_path) as journal:
         journal.append(b"a")
+        with_runway(journal)
+        monkeypatch.setattr(os, "fdatasync", fail_once(os.fdatasync, errno.EIO, is_segment))
+        with pytest.raises(JournalWriteError) as raised:
+            journal.append(b"lost")
+        assert raised.value.errno == errno.EIO
+        assert journal.append(b"b") == 2
+    assert read_all(tmp_path) == numbered([b"a", b"b"])
+
+
+def test_a_failed_rollback_breaks_the_journal_until_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Journal(tmp_path, runway_bytes=0) as journal:
+        journal.append(b"a")
         with monkeypatch.context() as patch:
-            patch.setattr(os, "write", FailingDisk(room=20, abrupt=True))
+            FailingDisk(room=20, abrupt=True).install(patch)
             patch.setattr(os, "ftruncate", fail_once(os.ftruncate, errno.EIO, lambda *a: True))
             with pytest.raises(JournalWriteError) as raised:
                 journal.append(b"x" * 50)
@@ -158,7 +213,7 @@ def test_a_failed_new_segment_is_removed_and_retried(
     with Journal(tmp_path, segment_bytes=60) as journal:
         journal.append(bytes(30))
         with monkeypatch.context() as patch:
-            patch.setattr(os, "write", FailingDisk(room=5))
+            FailingDisk(room=5).install(patch)
             with pytest.raises(JournalWriteError, match="new segment"):
                 journal.append(bytes(30))
         assert [p.name for p in journal.segments] == ["journal-000000000001.log"]

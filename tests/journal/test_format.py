@@ -14,6 +14,7 @@ from exchange.journal.format import (
     MAX_PAYLOAD,
     RECORD_HEADER,
     SEGMENT_HEADER,
+    ZERO_PADDED_VERSION,
     Cursor,
     Damage,
     check_segment_header,
@@ -22,6 +23,7 @@ from exchange.journal.format import (
     scan_records,
     segment_header,
     segment_name,
+    segment_version,
 )
 
 
@@ -56,8 +58,11 @@ def test_segment_header_checks_magic_version_and_base() -> None:
     assert check_segment_header(header, 6) == "segment header says base 5, file name says 6"
     assert check_segment_header(header[:9], 5) == "torn segment header (9 of 16 bytes)"
     assert check_segment_header(b"XXXX" + header[4:], 5) == "bad segment magic b'XXXX'"
-    wrong_version = header[:4] + struct.pack("<I", 2) + header[8:]
-    assert check_segment_header(wrong_version, 5) == "unsupported segment version 2"
+    padded = segment_header(5, ZERO_PADDED_VERSION)
+    assert check_segment_header(padded, 5) is None
+    assert (segment_version(header), segment_version(padded)) == (1, 2)
+    wrong_version = header[:4] + struct.pack("<I", 3) + header[8:]
+    assert check_segment_header(wrong_version, 5) == "unsupported segment version 3"
 
 
 @settings(max_examples=60, deadline=None)

@@ -219,6 +219,15 @@ class Disk:
 
         write_all(fd, data)
 
+    def pwrite_all(self, fd: int, data: bytes, offset: int) -> None:
+        if self.full:
+            self.refused += 1
+            os.pwrite(fd, data[: len(data) // 2], offset)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        from exchange.journal.files import pwrite_all
+
+        pwrite_all(fd, data, offset)
+
 
 def test_a_full_disk_refuses_with_503_changes_nothing_and_recovers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -226,6 +235,7 @@ def test_a_full_disk_refuses_with_503_changes_nothing_and_recovers(
     data = tmp_path / "cfx"
     disk = Disk()
     monkeypatch.setattr(journal_module, "write_all", disk.write_all)
+    monkeypatch.setattr(journal_module, "pwrite_all", disk.pwrite_all)
     monkeypatch.setattr(snapshot_module, "write_all", disk.write_all)
 
     async def run() -> str:
@@ -240,8 +250,9 @@ def test_a_full_disk_refuses_with_503_changes_nothing_and_recovers(
                          "quantity": 2}  # fmt: skip
                 assert (await trader.request("POST", "/v1/orders", order)).status_code == 201
                 segment = max((data / "journal").glob("journal-*.log"))
-                size, seq, picture = (
-                    segment.stat().st_size,
+                # the records, without the zeros the journal keeps written after them
+                records, seq, picture = (
+                    segment.read_bytes().rstrip(b"\0"),
                     svc.journal.last_seq,
                     _picture(svc, symbol),
                 )
@@ -256,7 +267,7 @@ def test_a_full_disk_refuses_with_503_changes_nothing_and_recovers(
                                           headers=admin_headers(), json={"amount": "5.00"})  # fmt: skip
                 assert deposit.status_code == 503
                 assert (await trader.request("GET", "/v1/orders")).status_code == 200  # reads go on
-                assert segment.stat().st_size == size, "no half-written record is kept"
+                assert segment.read_bytes().rstrip(b"\0") == records, "no half-written record"
                 assert (svc.journal.last_seq, _picture(svc, symbol)) == (seq, picture)
                 disk.full = False  # room again: the same exchange takes orders
                 for attempt in range(10):  # passes a snapshot point, and writes it
