@@ -28,10 +28,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from exchange.journal.errors import JournalClosed, JournalCorrupt, JournalWriteError
 from exchange.journal.files import fsync_dir, lock_directory, pwrite_all, write_all
 from exchange.journal.format import (
+    READ_CHUNK,
+    RECORD_HEADER,
     SEGMENT_HEADER,
     ZERO_PADDED_VERSION,
     Cursor,
@@ -61,6 +64,7 @@ DEFAULT_SEGMENT_BYTES = 64 << 20
 DEFAULT_KEEP_SNAPSHOTS = 3
 
 _HEADER = SEGMENT_HEADER.size
+_RECORD = RECORD_HEADER.size
 #: Descriptors a forked snapshot writer closes: all it inherited (``close_range`` on Linux).
 _MAX_FD = 1 << 20
 #: Zeros kept written ahead of the last record, when fsyncing: at least this much, topped
@@ -200,19 +204,27 @@ class Journal:
         """
         if not payloads:
             raise ValueError("append_batch needs at least one payload")
+        size = sum(_RECORD + len(payload) for payload in payloads)
         with self._lock:
-            self._check_writable()
+            # Wait first, while the runway thread writes zeros where this batch would go (or
+            # in the segment it would close): nothing is read before, so no other caller's
+            # append that runs meanwhile can be overwritten or numbered twice.
+            while True:
+                self._check_writable()
+                rotate = self._fd is None or (
+                    self._size > _HEADER and self._size + size > self.segment_bytes
+                )
+                zeroing = self._zeroing
+                if zeroing is None or (not rotate and self._size + size <= zeroing[0]):
+                    break
+                self._changed.wait()
             first = self._next_seq
             data = encode_records(first, payloads)
-            if self._fd is None or (
-                self._size > _HEADER and self._size + len(data) > self.segment_bytes
-            ):
+            if rotate:
                 self._rotate()
             assert self._fd is not None
             before = self._size
             stop = before + len(data)
-            while self._zeroing is not None and stop > self._zeroing[0]:
-                self._changed.wait()  # the runway thread is writing zeros there
             try:
                 pwrite_all(self._fd, data, before)
                 if self.fsync:
@@ -227,7 +239,8 @@ class Journal:
             self._size = stop
             self._next_seq = first + len(payloads)
             if (
-                self._zeroed - stop < self.runway_bytes
+                self.runway_bytes
+                and self._zeroed - stop < self.runway_bytes
                 and self._zeroing is None
                 and not self._runway_off
             ):
@@ -245,7 +258,11 @@ class Journal:
         self._changed.notify_all()
 
     def _keep_runway(self) -> None:
-        """Write and fsync zeros ahead of the last record while appends come near them."""
+        """Write and fsync zeros ahead of the last record while appends come near them.
+
+        One chunk at a time, each reserved in ``_zeroing`` while it is written: an append
+        waits for at most one chunk, and only when it would reach into it.
+        """
         zeros = _ZERO_CHUNK
         with self._lock:
             while True:
@@ -260,7 +277,8 @@ class Journal:
                 fd = self._fd
                 assert fd is not None
                 start = max(self._zeroed, self._size)
-                end = min(self._size + 2 * self.runway_bytes, self.segment_bytes)
+                end = min(start + len(zeros), self._size + 2 * self.runway_bytes)
+                end = min(end, self.segment_bytes)
                 if end <= start:  # the segment is full: the next one gets a runway
                     self._runway_off = True
                     continue
@@ -283,7 +301,7 @@ class Journal:
                     self._changed.notify_all()
                 if end == start:
                     self._runway_off = True  # until the next segment
-                else:
+                elif start <= self._zeroed:  # not after a rollback cut below ``start``
                     self._zeroed = max(self._zeroed, end)
 
     def _quiet_runway(self) -> None:
@@ -300,7 +318,9 @@ class Journal:
     def _roll_back(self, before: int, exc: BaseException) -> None:
         """Cut the last segment back to ``before`` bytes; raise the error the caller sees."""
         assert self._fd is not None
-        self._quiet_runway()
+        # No wait for the runway thread (another append could run meanwhile): it writes
+        # only past this batch, and what it writes past the cut reads as zeros, a hole
+        # before it too. ``_zeroed`` stops below the cut until an fsync raises it again.
         try:
             os.ftruncate(self._fd, before)
             self._zeroed = min(self._zeroed, before)
@@ -324,7 +344,7 @@ class Journal:
         The segment before it is first cut to its last record, zeros ahead of it dropped.
         """
         if self._fd is not None:
-            self._quiet_runway()
+            assert self._zeroing is None  # append_batch waited for it
             try:
                 if os.fstat(self._fd).st_size > self._size:
                     os.ftruncate(self._fd, self._size)
@@ -402,8 +422,7 @@ class Journal:
                         pass
                 except Damage as damage:
                     cursor = damage.cursor
-                    file.seek(cursor.offset)
-                    if not padded or file.read(size - cursor.offset).strip(b"\0"):
+                    if not padded or not _zeros_to_end(file, cursor.offset, size):
                         truncated += size - cursor.offset
                         reasons.append(f"{damage} in {path.name}; cut {size - cursor.offset} bytes")
                         cut_file = self._cut(path, cursor.offset, size)
@@ -513,14 +532,24 @@ class Journal:
                 )
             last = index == len(bases) - 1
             with open(path, "rb", buffering=0) as file:
-                problem = check_segment_header(file.read(_HEADER), base)
+                header = file.read(_HEADER)
+                problem = check_segment_header(header, base)
                 if problem is not None:
                     raise JournalCorrupt(f"{path.name}: {problem}")
                 end = last_end if last else os.fstat(file.fileno()).st_size
                 try:
                     yield from scan_records(file, end, base, after_seq, cursor)
                 except Damage as damage:
-                    raise JournalCorrupt(f"{path.name}: {damage}") from None
+                    # A closed version 2 segment may still end in zeros (its cut to the last
+                    # record not durable at a crash): the end, if the next segment goes on
+                    # from there, which the check above makes sure of.
+                    if (
+                        last
+                        or segment_version(header) != ZERO_PADDED_VERSION
+                        or not _zeros_to_end(file, damage.cursor.offset, end)
+                    ):
+                        raise JournalCorrupt(f"{path.name}: {damage}") from None
+                    cursor.offset, cursor.next_seq = damage.cursor.offset, damage.cursor.next_seq
 
     # -- snapshots -------------------------------------------------------------------------
     def write_snapshot(self, seq: int, data: bytes) -> Path:
@@ -674,6 +703,17 @@ class Journal:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _zeros_to_end(file: BinaryIO, offset: int, end: int) -> bool:
+    """Whether bytes ``offset:end`` of ``file`` are all zeros."""
+    file.seek(offset)
+    while offset < end:
+        chunk = file.read(min(READ_CHUNK, end - offset))
+        if not chunk or chunk.count(0) != len(chunk):
+            return False
+        offset += len(chunk)
+    return True
 
 
 def _readable(path: Path, seq: int) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.journal import Journal
+from exchange.journal import Journal, JournalClosed, JournalCorrupt
 from exchange.journal.format import (
     SEGMENT_HEADER,
     ZERO_PADDED_VERSION,
@@ -188,3 +189,103 @@ def test_any_appends_read_back_the_same_across_reopening(
             with open(path, "rb") as file:
                 size = os.fstat(file.fileno()).st_size
                 list(scan_records(file, size, base, 0, Cursor(0, 0)))  # Damage if not
+
+
+def slow_runway_fsync(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Make the runway thread's fsync slow, so appends meet it writing zeros."""
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if threading.current_thread().name == "journal-runway":
+            time.sleep(seconds)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_appends_waiting_for_the_zeros_are_numbered_and_written_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow_runway_fsync(monkeypatch, 0.2)
+    with Journal(tmp_path, runway_bytes=4096, segment_bytes=64 << 10) as journal:
+        journal.append(b"a")
+        deadline = time.monotonic() + 5
+        while journal._zeroing is None:  # the thread is writing zeros, slowly
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        told: dict[bytes, tuple[int, int]] = {}
+
+        def append(payload: bytes) -> None:
+            told[payload] = journal.append_batch([payload])
+
+        writers = [
+            threading.Thread(target=append, args=(bytes([65 + i]) * (3000 + 500 * i),))
+            for i in range(4)
+        ]
+        for writer in writers:
+            writer.start()
+            time.sleep(0.01)
+        for writer in writers:
+            writer.join()
+        assert sorted(first for first, _ in told.values()) == [2, 3, 4, 5]
+        by_seq = {first: payload for payload, (first, _) in told.items()}
+        expected = numbered([b"a", *(by_seq[seq] for seq in range(2, 6))])
+        assert list(journal.replay()) == expected
+    with Journal(tmp_path) as journal:
+        assert journal.recovery.reason is None
+        assert list(journal.replay()) == expected
+
+
+def test_closing_while_an_append_waits_for_the_zeros_refuses_it_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow_runway_fsync(monkeypatch, 0.3)
+    journal = Journal(tmp_path, runway_bytes=4096, segment_bytes=4096 + 100)
+    journal.append(b"a")
+    deadline = time.monotonic() + 5
+    while journal._zeroing is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    outcome: list[BaseException | tuple[int, int]] = []
+
+    def append() -> None:
+        try:
+            outcome.append(journal.append_batch([b"b" * 5000]))  # waits: a new segment
+        except BaseException as exc:  # the outcome is what is checked
+            outcome.append(exc)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    time.sleep(0.05)
+    journal.close()
+    writer.join()
+    assert len(outcome) == 1 and isinstance(outcome[0], JournalClosed)
+    assert read_all(tmp_path) == numbered([b"a"])
+
+
+def test_a_closed_segment_still_ending_in_zeros_replays_when_the_next_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A crash can leave the cut of a closed segment undone; the seqs still join up."""
+    payloads = [bytes([i]) * 700 for i in range(1, 12)]
+    with Journal(tmp_path, segment_bytes=3000, runway_bytes=1000) as journal:
+        for payload in payloads:
+            journal.append(payload)
+        segments = journal.segments
+    assert len(segments) > 2
+    with open(segments[0], "ab") as file:  # zeros after its last record, as before the cut
+        file.write(bytes(5000))
+    with Journal(tmp_path) as journal:
+        assert list(journal.replay()) == numbered(payloads)
+    records = segments[1].read_bytes()  # but a record lost to zeros is still damage
+    segments[1].write_bytes(records[: SEGMENT_HEADER.size] + bytes(len(records) - 16))
+    with Journal(tmp_path) as journal, pytest.raises(JournalCorrupt, match="starts at seq"):
+        list(journal.replay())
+
+
+def test_no_thread_when_no_zeros_are_wanted(tmp_path: Path) -> None:
+    for options in ({"fsync": False}, {"runway_bytes": 0}):
+        with Journal(tmp_path / str(options), **options) as journal:  # type: ignore[arg-type]
+            for i in range(50):
+                journal.append(bytes(i))
+            assert journal._runway is None
