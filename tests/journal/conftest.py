@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from exchange.journal import Journal
@@ -40,3 +41,21 @@ def truncate(path: Path, size: int) -> None:
     """Cut ``path`` to ``size`` bytes."""
     with open(path, "r+b") as file:
         file.truncate(size)
+
+
+def wait_for_runway(journal: Journal) -> Journal:
+    """``journal`` once its zeros reach a runway past the last record, or the segment's end:
+    appends land in them from then on."""
+    deadline = time.monotonic() + 10
+    while journal._zeroed < min(journal._size + journal.runway_bytes, journal.segment_bytes):
+        assert time.monotonic() < deadline, "no zeros were written ahead of the records"
+        time.sleep(0.005)
+    return journal
+
+
+def wait_for_zeroing(journal: Journal) -> None:
+    """Return while the runway thread is writing zeros."""
+    deadline = time.monotonic() + 5
+    while journal._zeroing is None:
+        assert time.monotonic() < deadline, "the runway thread wrote no zeros"
+        time.sleep(0.001)

@@ -32,15 +32,13 @@ from exchange.journal.format import (
     segment_header,
     segment_version,
 )
-from tests.journal.conftest import numbered, read_all, record_ends
-
-
-def wait_for_runway(journal: Journal) -> None:
-    """Wait until the zeros reach a runway ahead of the last record, or the segment's end."""
-    deadline = time.monotonic() + 10
-    while journal._zeroed < min(journal._size + journal.runway_bytes, journal.segment_bytes):
-        assert time.monotonic() < deadline, "no zeros were written ahead of the records"
-        time.sleep(0.005)
+from tests.journal.conftest import (
+    numbered,
+    read_all,
+    record_ends,
+    wait_for_runway,
+    wait_for_zeroing,
+)
 
 
 def counting(real: Callable[..., Any], calls: list[str], name: str) -> Callable[..., Any]:
@@ -209,10 +207,7 @@ def test_appends_waiting_for_the_zeros_are_numbered_and_written_once(
     slow_runway_fsync(monkeypatch, 0.2)
     with Journal(tmp_path, runway_bytes=4096, segment_bytes=64 << 10) as journal:
         journal.append(b"a")
-        deadline = time.monotonic() + 5
-        while journal._zeroing is None:  # the thread is writing zeros, slowly
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
+        wait_for_zeroing(journal)  # slowly
         told: dict[bytes, tuple[int, int]] = {}
 
         def append(payload: bytes) -> None:
@@ -242,10 +237,7 @@ def test_closing_while_an_append_waits_for_the_zeros_refuses_it_cleanly(
     slow_runway_fsync(monkeypatch, 0.3)
     journal = Journal(tmp_path, runway_bytes=4096, segment_bytes=4096 + 100)
     journal.append(b"a")
-    deadline = time.monotonic() + 5
-    while journal._zeroing is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
+    wait_for_zeroing(journal)
     outcome: list[BaseException | tuple[int, int]] = []
 
     def append() -> None:
