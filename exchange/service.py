@@ -22,7 +22,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -257,12 +257,7 @@ class ExchangeService:
         self.md = MarketData()
         for symbol in self.symbols():
             self._add_symbol(symbol)
-        trades = sorted(
-            (fill["trade_id"], order.symbol, fill["price"], fill["quantity"], order.side, fill["time"])
-            for order in self.state.orders.values()
-            for fill in order.fills
-            if fill["liquidity"] == "taker"
-        )  # fmt: skip
+        trades = self.state.orders.taker_fills()
         for trade_id, symbol, price, quantity, side, ts in trades:
             market = self.md[symbol]
             market.tape.record(trade_id, price, quantity, side, ts)
@@ -584,17 +579,22 @@ class ExchangeService:
     def orders_view(
         self, account: int, symbol: str | None, status: str | None
     ) -> list[dict[str, Any]]:
+        store = self.state.orders
+        if status in ("open", "partially_filled"):  # only live orders: no scan of closed ones
+            candidates: Iterable[Order] = [o for o in store.open() if o.account == account]
+        else:
+            candidates = store.of_account(account)
         orders = [
-            o for o in self.state.orders.values()
-            if o.account == account and (symbol is None or o.symbol == symbol)
+            o for o in candidates
+            if (symbol is None or o.symbol == symbol)
             and (status is None or o.status == status or (status == "open" and o.status == "partially_filled"))
         ]  # fmt: skip
         return [self.order_out(self.state.order_view(o)) for o in orders]
 
     def fills_view(self, account: int, symbol: str | None) -> list[dict[str, Any]]:
         out = []
-        for order in self.state.orders.values():
-            if order.account != account or (symbol is not None and order.symbol != symbol):
+        for order in self.state.orders.of_account(account):
+            if symbol is not None and order.symbol != symbol:
                 continue
             for fill in order.fills:
                 out.append(

@@ -31,11 +31,14 @@ from typing import Any
 import orjson
 
 from exchange.reasons import Reason
+from exchange.sequencer.orders import OrderStore
 from exchange.sequencer.state import ExchangeState, Outcome, Refused
 
 #: 2: positions hold integer cost and realized P&L (1 held exact fractions; a version 1
 #: snapshot still loads, its positions rounded as :func:`_whole_tick_positions` says).
-SNAPSHOT_VERSION = 2
+#: 3: orders in an :class:`OrderStore`, closed ones in columns (1 and 2 held a dict of
+#: objects; they still load, converted).
+SNAPSHOT_VERSION = 3
 #: Journal appends faster than this on average are written on the loop, not in a thread.
 INLINE_APPEND_S = 0.001
 
@@ -341,14 +344,16 @@ def snapshot_state(state: ExchangeState) -> bytes:
 
 
 def restore_state(data: bytes) -> ExchangeState:
-    """Rebuild a state written by :func:`snapshot_state` (this version or version 1)."""
+    """Rebuild a state written by :func:`snapshot_state` (this version or an older one)."""
     from exchange.engine import Engine
 
     outer = pickle.loads(data)
     version = outer.get("version")
-    if version not in (1, SNAPSHOT_VERSION):
+    if version not in (1, 2, SNAPSHOT_VERSION):
         raise ValueError(f"unsupported snapshot version {version}")
     state: ExchangeState = pickle.loads(outer["state"])
+    if isinstance(state.orders, dict):  # before version 3: every order an object
+        state.orders = OrderStore.of(state.orders.values())
     if version == 1:
         _whole_tick_positions(state)
     state.engine = Engine.restore(outer["engine"], backend=outer["backend"])

@@ -46,6 +46,7 @@ from exchange.engine import (
     Engine,
 )
 from exchange.reasons import Reason
+from exchange.sequencer.orders import Order, OrderStore
 
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
@@ -137,31 +138,6 @@ class Account:
     open_sell: dict[str, int] = field(default_factory=dict)
     open_orders: int = 0
     cancel_deadline: int = 0  # ns; 0 when the dead man's switch is disarmed
-
-
-@dataclass
-class Order:
-    order_id: int
-    account: int
-    symbol: str
-    side: int
-    type: str
-    price: int  # ticks, 0 for market
-    quantity: int
-    time_in_force: str
-    post_only: bool
-    client_order_id: str | None
-    created_at: int
-    stp: int
-    filled: int = 0
-    status: str = "open"
-    fills: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def remaining(self) -> int:
-        return (
-            0 if self.status in ("filled", "cancelled", "rejected") else self.quantity - self.filled
-        )
 
 
 @dataclass
@@ -260,7 +236,7 @@ class ExchangeState:
         self.contracts: dict[str, Contract] = {}
         self.by_book: dict[int, str] = {}
         self.accounts: dict[int, Account] = {}
-        self.orders: dict[int, Order] = {}
+        self.orders = OrderStore()
         self.client_ids: dict[tuple[int, str], int] = {}
         self.deliveries: dict[int, Delivery] = {}
         self.api_keys: dict[str, int] = {}
@@ -559,7 +535,7 @@ class ExchangeState:
             created_at=self.now,
             stp=stp,
         )
-        self.orders[order_id] = order
+        self.orders.add(order)
         if client_order_id is not None:
             self.client_ids[(acc.account_id, client_order_id)] = order_id
         self._track_open(order, +1)
@@ -594,6 +570,7 @@ class ExchangeState:
                 order = self.orders[row[_ORDER_ID]]
                 self._track_open(order, -1)
                 order.status = "cancelled"
+                self.orders.close(order)
                 accounts.add(order.account)
             elif kind in (AMENDED, ACCEPTED):
                 accounts.add(row[_ACCOUNT])
@@ -616,6 +593,7 @@ class ExchangeState:
             order.status = "filled" if order.filled == order.quantity else "partially_filled"
             if order.remaining == 0:
                 acc.open_orders -= 1
+                self.orders.close(order)
             order.fills.append(
                 {
                     "trade_id": trade_id,
@@ -695,7 +673,7 @@ class ExchangeState:
 
     def _cancel_where(self, predicate: Any) -> list[Order]:
         cancelled = []
-        for order in list(self.orders.values()):
+        for order in self.orders.open():
             if order.remaining and predicate(order):
                 self._cancel_in_engine(order)
                 cancelled.append(order)

@@ -72,3 +72,17 @@ def test_a_version_1_snapshot_loads_with_whole_tick_positions() -> None:
 def test_a_snapshot_of_another_version_is_refused(version: int) -> None:
     with pytest.raises(ValueError, match="unsupported snapshot version"):
         restore_state(_as_version(snapshot_state(_trading_state()), version))
+
+
+def test_a_version_2_snapshot_with_every_order_an_object_loads() -> None:
+    state = _trading_state()
+    orders = list(state.orders.values())
+    assert any(o.remaining == 0 for o in orders) and any(o.remaining for o in orders)
+    want = state.state_hash()
+    state.orders = {o.order_id: o for o in orders}  # type: ignore[assignment]  # as in version 2
+    old = _as_version(snapshot_state(state), 2)
+
+    restored = restore_state(old)
+    assert list(restored.orders.values()) == orders
+    assert restored.orders.open() == [o for o in orders if o.remaining]
+    assert restored.state_hash() == want

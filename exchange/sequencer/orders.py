@@ -1,0 +1,313 @@
+"""Every order the exchange has accepted: open ones as objects, closed ones in columns.
+
+An exchange that acknowledges 20,000 orders a second accepts 72 million an hour, and every
+one stays queryable by id, with its fills, for as long as the exchange runs. Kept as Python
+objects (an :class:`Order` and a dict per fill) that is about 500 bytes an order: the state
+grows by gigabytes an hour, and with it the snapshot's fork and pickling and the
+collector's walks. A closed order never changes again, so :class:`OrderStore` keeps it as
+one row of a numpy record array (64 bytes) and its fills as rows of another (41 bytes each):
+
+- **live**: orders that may still change (open, partially filled), as :class:`Order`
+  objects, in order id order;
+- **recent**: the last closed orders, still objects, until :data:`FLUSH_EVERY` of them are
+  moved to the columns at once (one array write per batch, not one per order);
+- **columns**: closed orders in fixed-size chunks indexed by order id, and their fills in
+  append-only chunks. No chunk is ever copied to grow: a new one is added.
+
+Reading a closed order builds a fresh, equal :class:`Order`; nothing may change it, and the
+state never does (a closed order takes no further event). What the store holds depends only
+on the commands applied, so replays and snapshots see the same orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Closed orders kept as objects before they are moved into the columns together.
+FLUSH_EVERY = 1024
+#: Rows per chunk of the closed-order and fill columns (a power of two).
+CHUNK = 1 << 16
+_SHIFT = CHUNK.bit_length() - 1
+
+#: One closed order; ``order_id`` 0 marks a row no closed order has filled.
+CLOSED_DTYPE = np.dtype(
+    [
+        ("order_id", "<i8"),
+        ("account", "<i8"),
+        ("price", "<i8"),
+        ("quantity", "<i8"),
+        ("filled", "<i8"),
+        ("created_at", "<i8"),
+        ("fill_start", "<i8"),
+        ("n_fills", "<i4"),
+        ("symbol", "<i4"),
+        ("side", "i1"),
+        ("type", "i1"),
+        ("time_in_force", "i1"),
+        ("status", "i1"),
+        ("post_only", "i1"),
+        ("stp", "i1"),
+    ]
+)
+#: One fill of a closed order; ``maker`` is 1 for the maker side of the trade.
+FILL_DTYPE = np.dtype(
+    [
+        ("trade_id", "<i8"),
+        ("order_id", "<i8"),
+        ("price", "<i8"),
+        ("quantity", "<i8"),
+        ("time", "<i8"),
+        ("maker", "i1"),
+    ]
+)
+
+_TYPES = ("limit", "market")
+_TIFS = ("GTC", "IOC", "FOK")
+_STATUSES = ("filled", "cancelled", "rejected", "open", "partially_filled")
+_LIQUIDITY = ("taker", "maker")
+
+
+@dataclass
+class Order:
+    order_id: int
+    account: int
+    symbol: str
+    side: int
+    type: str
+    price: int  # ticks, 0 for market
+    quantity: int
+    time_in_force: str
+    post_only: bool
+    client_order_id: str | None
+    created_at: int
+    stp: int
+    filled: int = 0
+    status: str = "open"
+    fills: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return (
+            0 if self.status in ("filled", "cancelled", "rejected") else self.quantity - self.filled
+        )
+
+
+class OrderStore:
+    """Orders by id: a mapping for lookups, plus the scans the exchange needs."""
+
+    def __init__(self, flush_every: int = FLUSH_EVERY) -> None:
+        self.flush_every = flush_every
+        self._live: dict[int, Order] = {}
+        self._recent: dict[int, Order] = {}
+        self._rows: list[np.ndarray | None] = []  # chunk i: ids i * CHUNK .. (i + 1) * CHUNK - 1
+        self._fills: list[np.ndarray] = []
+        self._n_fills = 0
+        self._n_closed = 0  # orders in the columns
+        self._symbols: list[str] = []
+        self._symbol_ids: dict[str, int] = {}
+        self._client_order_ids: dict[int, str] = {}  # of orders in the columns that had one
+
+    @classmethod
+    def of(cls, orders: Iterable[Order]) -> OrderStore:
+        """A store holding ``orders`` (given in order id order), closed ones in the columns."""
+        store = cls()
+        for order in orders:
+            store.add(order)
+            if order.remaining == 0:
+                store.close(order)
+        store.flush()
+        return store
+
+    # -- changes ---------------------------------------------------------------------------
+    def add(self, order: Order) -> None:
+        """Add a new order; its id must be higher than every id already here."""
+        self._live[order.order_id] = order
+
+    def close(self, order: Order) -> None:
+        """Note that ``order`` (live) is closed: it will never change again."""
+        del self._live[order.order_id]
+        self._recent[order.order_id] = order
+        if len(self._recent) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Move the recently closed orders into the columns."""
+        if not self._recent:
+            return
+        orders = sorted(self._recent.values(), key=lambda o: o.order_id)
+        rows = []
+        fills = []
+        start = self._n_fills
+        for o in orders:
+            n = len(o.fills)
+            rows.append((
+                o.order_id, o.account, o.price, o.quantity, o.filled, o.created_at,
+                start, n, self._symbol_id(o.symbol), o.side, _TYPES.index(o.type),
+                _TIFS.index(o.time_in_force), _STATUSES.index(o.status), o.post_only, o.stp,
+            ))  # fmt: skip
+            for f in o.fills:
+                fills.append((f["trade_id"], o.order_id, f["price"], f["quantity"], f["time"],
+                              f["liquidity"] == "maker"))  # fmt: skip
+            start += n
+            if o.client_order_id is not None:
+                self._client_order_ids[o.order_id] = o.client_order_id
+        table = np.array(rows, dtype=CLOSED_DTYPE)
+        ids = table["order_id"]
+        chunks = ids >> _SHIFT
+        for c in np.unique(chunks):
+            chunk = self._rows_chunk(int(c))
+            at = chunks == c
+            chunk[ids[at] & (CHUNK - 1)] = table[at]
+        if fills:
+            self._append_fills(np.array(fills, dtype=FILL_DTYPE))
+        self._n_closed += len(orders)
+        self._recent.clear()
+
+    def _rows_chunk(self, c: int) -> np.ndarray:
+        while len(self._rows) <= c:
+            self._rows.append(None)
+        chunk = self._rows[c]
+        if chunk is None:
+            chunk = self._rows[c] = np.zeros(CHUNK, dtype=CLOSED_DTYPE)
+        return chunk
+
+    def _append_fills(self, fills: np.ndarray) -> None:
+        done = 0
+        while done < len(fills):
+            at = self._n_fills & (CHUNK - 1)
+            if at == 0 and len(self._fills) <= self._n_fills >> _SHIFT:
+                self._fills.append(np.zeros(CHUNK, dtype=FILL_DTYPE))
+            n = min(CHUNK - at, len(fills) - done)
+            self._fills[self._n_fills >> _SHIFT][at : at + n] = fills[done : done + n]
+            done += n
+            self._n_fills += n
+
+    def _symbol_id(self, symbol: str) -> int:
+        i = self._symbol_ids.get(symbol)
+        if i is None:
+            i = self._symbol_ids[symbol] = len(self._symbols)
+            self._symbols.append(symbol)
+        return i
+
+    # -- lookups ---------------------------------------------------------------------------
+    def get(self, order_id: int, default: Order | None = None) -> Order | None:
+        """The order with this id, or ``default``; a closed order comes back as a copy."""
+        order = self._live.get(order_id)
+        if order is not None:
+            return order
+        order = self._recent.get(order_id)
+        if order is not None:
+            return order
+        row = self._row(order_id)
+        return default if row is None else self._order(row)
+
+    def __getitem__(self, order_id: int) -> Order:
+        order = self.get(order_id)
+        if order is None:
+            raise KeyError(order_id)
+        return order
+
+    def __contains__(self, order_id: object) -> bool:
+        if not isinstance(order_id, int):
+            return False
+        return order_id in self._live or order_id in self._recent or self._row(order_id) is not None
+
+    def __len__(self) -> int:
+        return len(self._live) + len(self._recent) + self._n_closed
+
+    def open(self) -> list[Order]:
+        """The orders that are not closed, in order id order."""
+        return list(self._live.values())
+
+    def values(self) -> Iterator[Order]:
+        """Every order, in order id order (closed ones as copies)."""
+        return self._merge(None)
+
+    def of_account(self, account: int) -> Iterator[Order]:
+        """Every order of ``account``, in order id order (closed ones as copies)."""
+        return self._merge(account)
+
+    def _merge(self, account: int | None) -> Iterator[Order]:
+        objects = [
+            o for o in (*self._live.values(), *self._recent.values())
+            if account is None or o.account == account
+        ]  # fmt: skip
+        objects.sort(key=lambda o: o.order_id)
+        i = 0
+        for chunk in self._rows:
+            if chunk is None:
+                continue
+            used = chunk["order_id"] != 0
+            if account is not None:
+                used &= chunk["account"] == account
+            for row in chunk[used]:
+                order_id = int(row["order_id"])
+                while i < len(objects) and objects[i].order_id < order_id:
+                    yield objects[i]
+                    i += 1
+                yield self._order(row)
+        yield from objects[i:]
+
+    def taker_fills(self) -> list[tuple[int, str, int, int, int, int]]:
+        """Every trade once, from its taker's fill: ``(trade_id, symbol, price, quantity,
+        taker side, time)``, in trade id order."""
+        out = [
+            (f["trade_id"], o.symbol, f["price"], f["quantity"], o.side, f["time"])
+            for o in (*self._live.values(), *self._recent.values())
+            for f in o.fills
+            if f["liquidity"] == "taker"
+        ]
+        for c, fills in enumerate(self._fills):
+            fills = fills[: max(0, min(CHUNK, self._n_fills - c * CHUNK))]
+            fills = fills[fills["maker"] == 0]
+            for trade_id, order_id, price, quantity, ts in zip(
+                fills["trade_id"].tolist(), fills["order_id"].tolist(), fills["price"].tolist(),
+                fills["quantity"].tolist(), fills["time"].tolist(), strict=True,
+            ):  # fmt: skip
+                row = self._row(order_id)
+                assert row is not None
+                out.append((trade_id, self._symbols[int(row["symbol"])], price, quantity,
+                            int(row["side"]), ts))  # fmt: skip
+        out.sort()
+        return out
+
+    def _row(self, order_id: int) -> np.void | None:
+        c = order_id >> _SHIFT
+        if order_id <= 0 or c >= len(self._rows):
+            return None
+        chunk = self._rows[c]
+        if chunk is None:
+            return None
+        row = chunk[order_id & (CHUNK - 1)]
+        return row if row["order_id"] else None
+
+    def _order(self, row: np.void) -> Order:
+        (order_id, account, price, quantity, filled, created_at, fill_start, n_fills, symbol,
+         side, type_, tif, status, post_only, stp) = row.tolist()  # fmt: skip
+        fills = []
+        for at in range(fill_start, fill_start + n_fills):
+            f = self._fills[at >> _SHIFT][at & (CHUNK - 1)]
+            trade_id, _, fill_price, fill_quantity, ts, maker = f.tolist()
+            fills.append({"trade_id": trade_id, "price": fill_price, "quantity": fill_quantity,
+                          "liquidity": _LIQUIDITY[maker], "time": ts})  # fmt: skip
+        return Order(
+            order_id=order_id,
+            account=account,
+            symbol=self._symbols[symbol],
+            side=side,
+            type=_TYPES[type_],
+            price=price,
+            quantity=quantity,
+            time_in_force=_TIFS[tif],
+            post_only=bool(post_only),
+            client_order_id=self._client_order_ids.get(order_id),
+            created_at=created_at,
+            stp=stp,
+            filled=filled,
+            status=_STATUSES[status],
+            fills=fills,
+        )

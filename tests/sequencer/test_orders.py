@@ -1,0 +1,118 @@
+"""The order store answers exactly as a dict of every order would, closed orders included."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exchange.sequencer.orders import CHUNK, Order, OrderStore
+
+SYMBOLS = ["A100-2026-12-01", "H100-2026-W49", "H100-2026-12"]
+
+
+def _order(order_id: int, account: int, symbol: str, client: str | None) -> Order:
+    return Order(order_id=order_id, account=account, symbol=symbol, side=order_id % 2,
+                 type="market" if order_id % 7 == 0 else "limit", price=0 if order_id % 7 == 0 else 400 + order_id % 13,
+                 quantity=5 + order_id % 4, time_in_force=("GTC", "IOC", "FOK")[order_id % 3],
+                 post_only=order_id % 5 == 0, client_order_id=client, created_at=1_000 * order_id,
+                 stp=order_id % 4)  # fmt: skip
+
+
+def _fill(order: Order, trade_id: int, quantity: int, maker: bool) -> None:
+    order.filled += quantity
+    order.fills.append({"trade_id": trade_id, "price": order.price + trade_id % 3,
+                        "quantity": quantity, "liquidity": "maker" if maker else "taker",
+                        "time": 7 * trade_id})  # fmt: skip
+    if order.filled == order.quantity:
+        order.status = "filled"
+    else:
+        order.status = "partially_filled"
+
+
+# steps: ("new", account, symbol, client?) | ("fill", which, quantity, maker) | ("cancel", which)
+_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("new"), st.integers(1, 3), st.sampled_from(SYMBOLS), st.booleans()),
+        st.tuples(st.just("fill"), st.integers(0, 50), st.integers(1, 3), st.booleans()),
+        st.tuples(st.just("cancel"), st.integers(0, 50)),
+    ),
+    max_size=120,
+)
+
+
+def _run(steps: list[Any], store: OrderStore) -> dict[int, Order]:
+    """Apply ``steps`` to ``store`` and to a plain dict; return the dict (deep copies)."""
+    model: dict[int, Order] = {}
+    trade_id = 0
+    for step in steps:
+        if step[0] == "new":
+            order_id = len(model) + 1
+            order = _order(order_id, step[1], step[2], f"c{order_id}" if step[3] else None)
+            model[order_id] = order
+            store.add(order)
+            continue
+        live = store.open()
+        if not live:
+            continue
+        order = live[step[1] % len(live)]
+        if step[0] == "fill":
+            trade_id += 1
+            _fill(order, trade_id, min(step[2], order.remaining), step[3])
+        else:
+            order.status = "cancelled"
+        if order.remaining == 0:
+            store.close(order)
+    return {i: pickle.loads(pickle.dumps(o)) for i, o in model.items()}
+
+
+def _same(store: OrderStore, model: dict[int, Order]) -> None:
+    assert len(store) == len(model)
+    assert list(store.values()) == list(model.values())
+    for order_id, order in model.items():
+        assert store.get(order_id) == order
+        assert store[order_id] == order
+        assert order_id in store
+    assert store.get(len(model) + 1) is None and len(model) + 1 not in store
+    assert store.get(0) is None and store.get(-3) is None and "1" not in store
+    assert store.open() == [o for o in model.values() if o.remaining]
+    for account in (1, 2, 3, 4):
+        assert list(store.of_account(account)) == [
+            o for o in model.values() if o.account == account
+        ]
+    assert store.taker_fills() == sorted(
+        (f["trade_id"], o.symbol, f["price"], f["quantity"], o.side, f["time"])
+        for o in model.values() for f in o.fills if f["liquidity"] == "taker"
+    )  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(_steps, st.integers(1, 8))
+def test_the_store_answers_as_a_dict_of_every_order(steps: list[Any], flush_every: int) -> None:
+    store = OrderStore(flush_every=flush_every)
+    model = _run(steps, store)
+    _same(store, model)
+    _same(pickle.loads(pickle.dumps(store)), model)
+    store.flush()
+    _same(store, model)
+    assert not store._recent  # everything closed is in the columns now
+
+
+def test_closed_orders_span_chunks_and_keep_their_fills() -> None:
+    store = OrderStore(flush_every=1000)
+    model = {}
+    for order_id in range(1, CHUNK + 2500):
+        order = _order(order_id, 1 + order_id % 2, SYMBOLS[order_id % 3], None)
+        store.add(order)
+        model[order_id] = order
+        if order_id % 10:  # one in ten stays open; the others fill in two trades
+            _fill(order, 2 * order_id, 1, order_id % 3 == 0)
+            _fill(order, 2 * order_id + 1, order.remaining, order_id % 3 == 1)
+            store.close(order)
+    model = {i: pickle.loads(pickle.dumps(o)) for i, o in model.items()}
+    assert len(store._rows) == 2 and len(store._fills) == 2
+    assert store.get(CHUNK - 1) == model[CHUNK - 1] and store.get(CHUNK + 1) == model[CHUNK + 1]
+    _same(store, model)
+    assert OrderStore.of(model.values()).open() == store.open()
