@@ -21,6 +21,7 @@ on the commands applied, so replays and snapshots see the same orders.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,13 @@ _TYPES = ("limit", "market")
 _TIFS = ("GTC", "IOC", "FOK")
 _STATUSES = ("filled", "cancelled", "rejected", "open", "partially_filled")
 _LIQUIDITY = ("taker", "maker")
+_TYPE_CODES = {name: i for i, name in enumerate(_TYPES)}
+_TIF_CODES = {name: i for i, name in enumerate(_TIFS)}
+_STATUS_CODES = {name: i for i, name in enumerate(_STATUSES)}
+#: The same layouts as struct formats, to pack rows without numpy's per-row conversion.
+_ROW = struct.Struct("<7q2i6b")
+_FILL = struct.Struct("<5qb")
+assert _ROW.size == CLOSED_DTYPE.itemsize and _FILL.size == FILL_DTYPE.itemsize
 
 
 @dataclass
@@ -138,33 +146,36 @@ class OrderStore:
         """Move the recently closed orders into the columns."""
         if not self._recent:
             return
-        orders = sorted(self._recent.values(), key=lambda o: o.order_id)
-        rows = []
-        fills = []
+        rows, fills = [], []
+        pack_row, pack_fill = _ROW.pack, _FILL.pack
+        symbol_ids, client_order_ids = self._symbol_ids, self._client_order_ids
         start = self._n_fills
-        for o in orders:
-            n = len(o.fills)
-            rows.append((
-                o.order_id, o.account, o.price, o.quantity, o.filled, o.created_at,
-                start, n, self._symbol_id(o.symbol), o.side, _TYPES.index(o.type),
-                _TIFS.index(o.time_in_force), _STATUSES.index(o.status), o.post_only, o.stp,
+        for o in self._recent.values():  # struct, not numpy: a third of the time per order
+            order_id, n = o.order_id, len(o.fills)
+            symbol = symbol_ids.get(o.symbol)
+            if symbol is None:
+                symbol = self._symbol_id(o.symbol)
+            rows.append(pack_row(
+                order_id, o.account, o.price, o.quantity, o.filled, o.created_at, start, n,
+                symbol, o.side, _TYPE_CODES[o.type], _TIF_CODES[o.time_in_force],
+                _STATUS_CODES[o.status], o.post_only, o.stp,
             ))  # fmt: skip
             for f in o.fills:
-                fills.append((f["trade_id"], o.order_id, f["price"], f["quantity"], f["time"],
-                              f["liquidity"] == "maker"))  # fmt: skip
+                fills.append(pack_fill(f["trade_id"], order_id, f["price"], f["quantity"],
+                                       f["time"], f["liquidity"] == "maker"))  # fmt: skip
             start += n
             if o.client_order_id is not None:
-                self._client_order_ids[o.order_id] = o.client_order_id
-        table = np.array(rows, dtype=CLOSED_DTYPE)
+                client_order_ids[order_id] = o.client_order_id
+        table = np.frombuffer(b"".join(rows), dtype=CLOSED_DTYPE)
         ids = table["order_id"]
         chunks = ids >> _SHIFT
-        for c in np.unique(chunks):
-            chunk = self._rows_chunk(int(c))
+        first, last = int(chunks.min()), int(chunks.max())
+        for c in range(first, last + 1):
             at = chunks == c
-            chunk[ids[at] & (CHUNK - 1)] = table[at]
+            self._rows_chunk(c)[ids[at] & (CHUNK - 1)] = table[at]
         if fills:
-            self._append_fills(np.array(fills, dtype=FILL_DTYPE))
-        self._n_closed += len(orders)
+            self._append_fills(np.frombuffer(b"".join(fills), dtype=FILL_DTYPE))
+        self._n_closed += len(table)
         self._recent.clear()
 
     def _rows_chunk(self, c: int) -> np.ndarray:
