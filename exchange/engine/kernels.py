@@ -4,6 +4,9 @@ State (owned by :class:`exchange.engine.numba_engine.NumbaEngine`, passed in eve
 
 - ``orders``: order slots (:data:`SLOT_DTYPE`); free slots form a list through ``next``.
 - ``levels``: one row per (book, side, tick): FIFO head/tail slot, order count, total quantity.
+  An empty level is all zeros (``count`` 0 says it is empty; ``head`` and ``tail`` mean
+  nothing then), so the pages of a ladder no order has reached are never written, and the
+  operating system never allocates them: most of a 100,000-tick ladder stays untouched.
 - ``words``: a bitmap of non-empty levels per (book, side), 64 ticks per word, to find the
   next best price without walking empty ticks.
 - ``bk``: one row per book (``BK_*`` columns): ladder geometry, best price and order count
@@ -343,14 +346,15 @@ def _push(orders, levels, words, bk, b, slot):
     side = orders[slot].side
     price = orders[slot].price
     li = bk[b, BK_LEVEL_BASE] + side * bk[b, BK_N_TICKS] + price
-    tail = levels[li].tail
-    orders[slot].prev = tail
     orders[slot].next = -1
-    if tail == -1:
+    if levels[li].count == 0:
+        orders[slot].prev = -1
         levels[li].head = slot
         wi = bk[b, BK_WORD_BASE] + side * bk[b, BK_N_WORDS] + (price >> 6)
         words[wi] |= _U1 << np.uint64(price & 63)
     else:
+        tail = levels[li].tail
+        orders[slot].prev = tail
         orders[tail].next = slot
     levels[li].tail = slot
     levels[li].count += 1
@@ -381,6 +385,8 @@ def _unlink(orders, levels, words, bk, b, slot):
     levels[li].qty -= orders[slot].remaining
     bk[b, BK_COUNT + side] -= 1
     if levels[li].count == 0:
+        levels[li].head = 0  # empty is all zeros
+        levels[li].tail = 0
         wi = bk[b, BK_WORD_BASE] + side * bk[b, BK_N_WORDS] + (price >> 6)
         words[wi] &= ~(_U1 << np.uint64(price & 63))
         if bk[b, BK_BEST + side] == price:
@@ -806,8 +812,8 @@ def check(orders, levels, words, bk, hkeys, hvals, meta):
                 if (lv.count > 0) != (bit == _U1):
                     return 1  # bitmap disagrees with the level
                 if lv.count == 0:
-                    if lv.head != -1 or lv.tail != -1 or lv.qty != 0:
-                        return 2  # empty level holds something
+                    if lv.head != 0 or lv.tail != 0 or lv.qty != 0:
+                        return 2  # empty level holds something (empty is all zeros)
                     continue
                 if price == 0:
                     return 3  # price 0 is off the ladder
@@ -1001,3 +1007,32 @@ def _settle_fills(orders, levels, words, bk, hkeys, meta, ev, seq, ts, b, side, 
         if qtys[i] > 0 and prices[i] != last:
             _emit_level(ev, meta, levels, bk, b, seq, ts, side, prices[i])
             last = prices[i]
+
+
+#: Bytes the zero-skipping copies below look at together: one page.
+_PAGE_WORDS = 512
+
+
+@njit(cache=True)
+def copy_nonzero(src, dst):
+    """Copy ``src`` into the zeroed ``dst`` (both uint64, ``dst`` at least as long), skipping
+    every all-zero page: those pages of ``dst`` are never written, so never allocated."""
+    n = len(src)
+    for start in range(0, n, _PAGE_WORDS):
+        end = min(start + _PAGE_WORDS, n)
+        for i in range(start, end):
+            if src[i] != 0:
+                dst[start:end] = src[start:end]
+                break
+
+
+@njit(cache=True)
+def clear_nonzero(buf):
+    """Zero ``buf`` (uint64) writing only the pages that are not already all zeros."""
+    n = len(buf)
+    for start in range(0, n, _PAGE_WORDS):
+        end = min(start + _PAGE_WORDS, n)
+        for i in range(start, end):
+            if buf[i] != 0:
+                buf[start:end] = 0
+                break

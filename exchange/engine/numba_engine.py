@@ -117,12 +117,9 @@ class NumbaEngine(Engine):
             self._words_used += n_words
             self._levels = _with_room(self._levels, self._levels_used)
             self._words = _with_room(self._words, self._words_used)
-        levels = self._levels[level_base : level_base + n_levels]
-        levels["qty"] = 0
-        levels["head"] = -1
-        levels["tail"] = -1
-        levels["count"] = 0
-        self._words[word_base : word_base + n_words] = 0
+        # empty is all zeros: pages already zero (never touched) are left unwritten
+        k.clear_nonzero(self._levels[level_base : level_base + n_levels].view(np.uint64))
+        k.clear_nonzero(self._words[word_base : word_base + n_words])
         return level_base, word_base
 
     def _release(self, level_base: int, n_levels: int, word_base: int, n_words: int) -> None:
@@ -151,8 +148,9 @@ class NumbaEngine(Engine):
         for row in self._bk:
             n_levels, n_words = 2 * int(row[k.BK_N_TICKS]), 2 * int(row[k.BK_N_WORDS])
             lb, wb = int(row[k.BK_LEVEL_BASE]), int(row[k.BK_WORD_BASE])
-            levels[level_at : level_at + n_levels] = self._levels[lb : lb + n_levels]
-            words[word_at : word_at + n_words] = self._words[wb : wb + n_words]
+            k.copy_nonzero(self._levels[lb : lb + n_levels].view(np.uint64),
+                           levels[level_at : level_at + n_levels].view(np.uint64))  # fmt: skip
+            k.copy_nonzero(self._words[wb : wb + n_words], words[word_at : word_at + n_words])
             row[k.BK_LEVEL_BASE], row[k.BK_WORD_BASE] = level_at, word_at
             level_at += n_levels
             word_at += n_words
@@ -325,9 +323,16 @@ class NumbaEngine(Engine):
 
 
 def _with_room(array: np.ndarray, size: int) -> np.ndarray:
-    """``array``, or a copy with half as much again when it is shorter than ``size``."""
+    """``array``, or a copy with half as much again when it is shorter than ``size``.
+
+    Pages of ``array`` that are all zeros (ladder no order reached) are not copied, so the
+    copy's stay unallocated too.
+    """
     if size <= len(array):
         return array
     grown = np.zeros(max(size, len(array) + len(array) // 2), dtype=array.dtype)
-    grown[: len(array)] = array
+    if array.dtype.itemsize % 8 == 0:
+        k.copy_nonzero(array.view(np.uint64), grown[: len(array)].view(np.uint64))
+    else:
+        grown[: len(array)] = array
     return grown

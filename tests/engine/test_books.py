@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import os
+
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.engine import BATCH, BUY, CONTINUOUS, SELL, Engine, Reason
+from exchange.engine import BATCH, BUY, CONTINUOUS, SELL, Engine, Reason, kernels
 
 from .helpers import (
     ALL,
@@ -226,3 +230,47 @@ def test_books_of_any_size_come_and_go_as_in_the_reference(
         assert engines[1].snapshot() == engines[0].snapshot()
         for b, _, _ in engines[0].books():
             assert engines[1].depth(b, ALL) == engines[0].depth(b, ALL)
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_ladder_pages_no_order_reached_are_never_allocated() -> None:
+    """An empty level is all zeros, so listing a book writes nothing to its ladder: 20 books
+    of 100,000 ticks take 96 MB of address space, and only the pages orders reach are real
+    (4 KiB each, or 2 MiB where numpy asked for transparent huge pages)."""
+    engine = Engine(backend="numba")
+    engine.add_book(0)  # compiles what adding a book needs
+    gc.collect()
+    before = _resident_bytes()
+    for b in range(1, 21):
+        engine.add_book(b, n_ticks=100_000)
+    book_from(engine, 7, bids=[(50_000, [5])], asks=[(50_001, [5])], first_id=1)
+    grown = _resident_bytes() - before
+    assert _ladder_bytes(engine) >= 20 * 2 * 100_000 * 24
+    assert grown < 16 * 2**20, f"{grown / 2**20:.1f} MiB resident for 20 nearly empty books"
+    engine.check_invariants()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=40), st.integers(0, 700))
+def test_the_zero_skipping_copy_and_clear_equal_plain_ones(pages: list[int], extra: int) -> None:
+    """Page by page (512 words): 0 all zeros, 1 one word set, 2 all set, 3 the last word."""
+    words = np.zeros(512 * len(pages) + extra, dtype=np.uint64)
+    for i, kind in enumerate(pages):
+        page = words[512 * i : 512 * (i + 1)]
+        if kind == 1:
+            page[7] = 1 + i
+        elif kind == 2:
+            page[:] = 0xFFFF_FFFF_FFFF_FFFF
+        elif kind == 3:
+            page[-1] = 2**63
+    words[len(words) - extra :] = np.arange(extra, dtype=np.uint64) % 3
+    copied = np.zeros(len(words) + 5, dtype=np.uint64)
+    kernels.copy_nonzero(words, copied)
+    assert copied[: len(words)].tolist() == words.tolist() and not copied[len(words) :].any()
+    kernels.clear_nonzero(words)
+    assert not words.any()
