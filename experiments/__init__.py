@@ -18,6 +18,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from exchange.engine.numba_cache import use_versioned_cache
+
+use_versioned_cache()  # before any compiled function is defined
+
 _LAZY = {
     "ConfigError": "experiments.config",
     "load": "experiments.config",

@@ -4,8 +4,12 @@ See ``docs/engine.md``. ``Engine(backend="numba")`` is the compiled engine,
 ``Engine(backend="reference")`` the plain Python oracle.
 """
 
-from exchange.engine.base import BACKENDS, Engine
-from exchange.engine.types import (
+from exchange.engine.numba_cache import use_versioned_cache
+
+use_versioned_cache()  # before any compiled function is defined
+
+from exchange.engine.base import BACKENDS, Engine  # noqa: E402
+from exchange.engine.types import (  # noqa: E402
     ACCEPTED,
     ADD,
     ALL_FLAGS,
@@ -43,7 +47,7 @@ from exchange.engine.types import (
     commands,
     describe,
 )
-from exchange.reasons import Reason
+from exchange.reasons import Reason  # noqa: E402
 
 __all__ = [
     "ACCEPTED",
