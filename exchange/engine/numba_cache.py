@@ -52,4 +52,4 @@ def use_versioned_cache() -> None:
     """Point numba's cache at this version's directory, unless ``NUMBA_CACHE_DIR`` is set."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
-    numba.config.CACHE_DIR = str(cache_root() / sources_digest())
+    numba.config.CACHE_DIR = str(cache_root() / sources_digest())  # type: ignore[attr-defined]

@@ -275,14 +275,20 @@ class OrderStore:
         for c, fills in enumerate(self._fills):
             fills = fills[: max(0, min(CHUNK, self._n_fills - c * CHUNK))]
             fills = fills[fills["maker"] == 0]
-            for trade_id, order_id, price, quantity, ts in zip(
-                fills["trade_id"].tolist(), fills["order_id"].tolist(), fills["price"].tolist(),
-                fills["quantity"].tolist(), fills["time"].tolist(), strict=True,
-            ):  # fmt: skip
-                row = self._row(order_id)
-                assert row is not None
-                out.append((trade_id, self._symbols[int(row["symbol"])], price, quantity,
-                            int(row["side"]), ts))  # fmt: skip
+            ids = fills["order_id"]
+            symbols = np.empty(len(fills), dtype=np.int64)
+            sides = np.empty(len(fills), dtype=np.int64)
+            chunks = ids >> _SHIFT
+            for r in np.unique(chunks).tolist():  # each order's row, chunk by chunk
+                at = chunks == r
+                rows = self._rows[r][ids[at] & (CHUNK - 1)]  # type: ignore[index]
+                symbols[at], sides[at] = rows["symbol"], rows["side"]
+            names = self._symbols
+            out.extend(zip(
+                fills["trade_id"].tolist(), [names[i] for i in symbols.tolist()],
+                fills["price"].tolist(), fills["quantity"].tolist(), sides.tolist(),
+                fills["time"].tolist(), strict=True,
+            ))  # fmt: skip
         out.sort()
         return out
 
