@@ -163,9 +163,20 @@ def place_order(
     return Call("POST", "/v1/orders", Order.parse, body=body, signed=True)
 
 
-def orders(symbol: str | None = None, status: str | None = None) -> Call[list[Order]]:
-    """``GET /v1/orders``: the account's orders, filtered by symbol and status (``open``...)."""
-    return Call("GET", "/v1/orders", Order.parse, {"symbol": symbol, "status": status}, signed=True)
+def orders(
+    symbol: str | None = None,
+    status: str | None = None,
+    *,
+    limit: int | None = None,
+    before: int | None = None,
+) -> Call[list[Order]]:
+    """``GET /v1/orders``: the account's orders, filtered by symbol and status (``open``...).
+
+    The newest ``limit`` (at most and by default 1,000) in order id order; ``before=`` the
+    first order id of a page reads the page before it.
+    """
+    query = {"symbol": symbol, "status": status, "limit": limit, "before": before}
+    return Call("GET", "/v1/orders", Order.parse, query, signed=True)
 
 
 def order(order_id: int) -> Call[Order]:
@@ -198,9 +209,16 @@ def cancel_after(timeout_s: int) -> Call[dict[str, Any]]:
     return Call("POST", "/v1/orders/cancel-after", _raw, body={"timeout_s": timeout_s}, signed=True)
 
 
-def fills(symbol: str | None = None) -> Call[list[Fill]]:
-    """``GET /v1/fills``: the account's fills, newest first."""
-    return Call("GET", "/v1/fills", Fill.parse, {"symbol": symbol}, signed=True)
+def fills(
+    symbol: str | None = None, *, limit: int | None = None, before: int | None = None
+) -> Call[list[Fill]]:
+    """``GET /v1/fills``: the account's fills, newest first.
+
+    At most ``limit`` (at most and by default 1,000); ``before=`` the last trade id of a page
+    reads the next one.
+    """
+    query = {"symbol": symbol, "limit": limit, "before": before}
+    return Call("GET", "/v1/fills", Fill.parse, query, signed=True)
 
 
 def account() -> Call[Account]:

@@ -201,6 +201,8 @@ def orders_amend(
 def orders_list(
     symbol: str | None = typer.Option(None, help="Only this contract."),
     status: str | None = typer.Option("open", help="open, filled, cancelled, or 'all'."),
+    limit: int | None = typer.Option(None, help="The newest N (at most 1,000, the default)."),
+    before: int | None = typer.Option(None, help="Only orders with a lower id."),
     url: str = URL,
     key: str | None = KEY,
     secret: str | None = SECRET,
@@ -208,7 +210,7 @@ def orders_list(
 ) -> None:
     """List your orders (open ones by default)."""
     with exchange(url, key, secret) as cfx:
-        orders = cfx.orders(symbol, None if status == "all" else status)
+        orders = cfx.orders(symbol, None if status == "all" else status, limit=limit, before=before)
     print_json(orders) if json else _orders_table(f"{len(orders)} orders", orders)
 
 
@@ -230,6 +232,8 @@ def account(
 
 def fills(
     symbol: str | None = typer.Option(None, help="Only this contract."),
+    limit: int | None = typer.Option(None, help="The newest N (at most 1,000, the default)."),
+    before: int | None = typer.Option(None, help="Only fills with a lower trade id."),
     url: str = URL,
     key: str | None = KEY,
     secret: str | None = SECRET,
@@ -237,7 +241,7 @@ def fills(
 ) -> None:
     """Your fills, newest first."""
     with exchange(url, key, secret) as cfx:
-        rows = cfx.fills(symbol)
+        rows = cfx.fills(symbol, limit=limit, before=before)
     if json:
         print_json(rows)
     else:

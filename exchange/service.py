@@ -22,10 +22,11 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from contracts import ContractError, ListingCalendar, format_cents, to_cents, to
 from exchange.collector import FreezingCollector
 from exchange.gateway.auth import derive_secret, load_master_key, new_api_key
 from exchange.gateway.errors import ApiError
+from exchange.gateway.models import PAGE_LIMIT
 from exchange.gateway.ratelimit import ReplayCache, TokenBucket
 from exchange.journal import JournalError
 from exchange.ledger.writer import LedgerProcess
@@ -52,6 +54,8 @@ FEED_INTERVAL_S = 0.01
 
 #: Requests per second per API key, unless CFX_RATE_LIMIT says otherwise.
 DEFAULT_RATE_LIMIT = 200.0
+#: What ``GET /v1/orders?status=`` means in order statuses.
+STATUS_FILTERS = {"open": ("open", "partially_filled")}
 
 
 def fraction_str(value: Fraction, places: int = 4) -> str:
@@ -577,33 +581,31 @@ class ExchangeService:
         return out
 
     def orders_view(
-        self, account: int, symbol: str | None, status: str | None
+        self,
+        account: int,
+        symbol: str | None,
+        status: str | None,
+        limit: int = PAGE_LIMIT,
+        before: int | None = None,
     ) -> list[dict[str, Any]]:
-        store = self.state.orders
-        if status in ("open", "partially_filled"):  # only live orders: no scan of closed ones
-            candidates: Iterable[Order] = [o for o in store.open() if o.account == account]
-        else:
-            candidates = store.of_account(account)
-        orders = [
-            o for o in candidates
-            if (symbol is None or o.symbol == symbol)
-            and (status is None or o.status == status or (status == "open" and o.status == "partially_filled"))
-        ]  # fmt: skip
-        return [self.order_out(self.state.order_view(o)) for o in orders]
+        """The newest ``limit`` matching orders (ids below ``before``), in order id order."""
+        statuses = None if status is None else STATUS_FILTERS.get(status, (status,))
+        found = self.state.orders.select(account, symbol=symbol, statuses=statuses, before=before)
+        page = list(islice(found, limit))
+        page.reverse()
+        return [self.order_out(self.state.order_view(o)) for o in page]
 
-    def fills_view(self, account: int, symbol: str | None) -> list[dict[str, Any]]:
-        out = []
-        for order in self.state.orders.of_account(account):
-            if symbol is not None and order.symbol != symbol:
-                continue
-            for fill in order.fills:
-                out.append(
-                    {"trade_id": fill["trade_id"], "order_id": order.order_id, "symbol": order.symbol,
-                     "side": "buy" if order.side == 0 else "sell", "price": self.price_str(order.symbol, fill["price"]),
-                     "quantity": fill["quantity"], "liquidity": fill["liquidity"], "time": iso(fill["time"])}
-                )  # fmt: skip
-        out.sort(key=lambda f: f["trade_id"], reverse=True)
-        return out
+    def fills_view(
+        self, account: int, symbol: str | None, limit: int = PAGE_LIMIT, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` fills (trade ids below ``before``), newest first."""
+        return [
+            {"trade_id": trade_id, "order_id": order_id, "symbol": name,
+             "side": "buy" if side == 0 else "sell", "price": self.price_str(name, price),
+             "quantity": quantity, "liquidity": liquidity, "time": iso(ts)}
+            for trade_id, order_id, name, side, price, quantity, liquidity, ts
+            in self.state.orders.fills_of(account, symbol=symbol, before=before, limit=limit)
+        ]  # fmt: skip
 
     def positions_out(self, account: int) -> list[dict[str, Any]]:
         out = []

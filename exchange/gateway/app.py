@@ -18,6 +18,7 @@ from exchange.gateway import auth, fastpath
 from exchange.gateway import schemas as S
 from exchange.gateway.errors import ApiError, error_body
 from exchange.gateway.models import (
+    PAGE_LIMIT,
     AmendOrder,
     Amount,
     Attestation,
@@ -176,6 +177,9 @@ async def admin(request: Request) -> None:
 Account = Annotated[int, Depends(account_id)]
 #: An id in a path: a positive 64-bit integer.
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+PageLimit = Annotated[int, Query(ge=1, le=PAGE_LIMIT, description="At most this many.")]
+BEFORE_ORDER = "Only orders with a lower order id."
+BEFORE_FILL = "Only fills with a lower trade id."
 Admin = Depends(admin)
 
 
@@ -274,8 +278,12 @@ def create_app(svc: ExchangeService) -> FastAPI:
         status: Annotated[
             str | None, Query(pattern="^(open|partially_filled|filled|cancelled)$")
         ] = None,
+        limit: PageLimit = PAGE_LIMIT,
+        before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description=BEFORE_ORDER)] = None,
     ) -> list[dict[str, Any]]:
-        return svc.orders_view(account, symbol, status)
+        """The account's orders in order id order: the newest ``limit`` that match, with ids
+        below ``before`` if given (pass the first id of a page to read the one before it)."""
+        return svc.orders_view(account, symbol, status, limit, before)
 
     @app.post("/v1/orders/cancel-after", tags=["orders"], responses=S.ok(S.CancelAfterState))
     async def cancel_after(body: CancelAfter, account: Account) -> dict[str, Any]:
@@ -323,8 +331,15 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return svc.order_out(outcome.reply)
 
     @app.get("/v1/fills", tags=["orders"], responses=S.ok(list[S.Fill]))
-    async def fills(account: Account, symbol: str | None = None) -> list[dict[str, Any]]:
-        return svc.fills_view(account, symbol)
+    async def fills(
+        account: Account,
+        symbol: str | None = None,
+        limit: PageLimit = PAGE_LIMIT,
+        before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description=BEFORE_FILL)] = None,
+    ) -> list[dict[str, Any]]:
+        """The account's fills, newest first: at most ``limit``, with trade ids below ``before``
+        if given (pass the last trade id of a page to read the next)."""
+        return svc.fills_view(account, symbol, limit, before)
 
     @app.get("/v1/account", tags=["account"], responses=S.ok(S.Account))
     async def get_account(account: Account) -> dict[str, Any]:

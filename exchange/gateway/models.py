@@ -10,6 +10,9 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+#: The most orders or fills one GET returns; older ones are read page by page with ``before``.
+PAGE_LIMIT = 1000
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -21,6 +21,7 @@ on the commands applied, so replays and snapshots see the same orders.
 
 from __future__ import annotations
 
+import heapq
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ _LIQUIDITY = ("taker", "maker")
 _TYPE_CODES = {name: i for i, name in enumerate(_TYPES)}
 _TIF_CODES = {name: i for i, name in enumerate(_TIFS)}
 _STATUS_CODES = {name: i for i, name in enumerate(_STATUSES)}
+_CLOSED = frozenset(("filled", "cancelled", "rejected"))
 #: The same layouts as struct formats, to pack rows without numpy's per-row conversion.
 _ROW = struct.Struct("<7q2i6b")
 _FILL = struct.Struct("<5qb")
@@ -114,10 +116,15 @@ class OrderStore:
         self._rows: list[np.ndarray | None] = []  # chunk i: ids i * CHUNK .. (i + 1) * CHUNK - 1
         self._fills: list[np.ndarray] = []
         self._n_fills = 0
+        self._fill_top: dict[int, int] = {}  # full fill chunk -> its highest trade id
         self._n_closed = 0  # orders in the columns
         self._symbols: list[str] = []
         self._symbol_ids: dict[str, int] = {}
         self._client_order_ids: dict[int, str] = {}  # of orders in the columns that had one
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_fill_top", {})  # not in snapshots from before it was kept
+        self.__dict__.update(state)
 
     @classmethod
     def of(cls, orders: Iterable[Order]) -> OrderStore:
@@ -236,32 +243,153 @@ class OrderStore:
 
     def values(self) -> Iterator[Order]:
         """Every order, in order id order (closed ones as copies)."""
-        return self._merge(None)
-
-    def of_account(self, account: int) -> Iterator[Order]:
-        """Every order of ``account``, in order id order (closed ones as copies)."""
-        return self._merge(account)
-
-    def _merge(self, account: int | None) -> Iterator[Order]:
-        objects = [
-            o for o in (*self._live.values(), *self._recent.values())
-            if account is None or o.account == account
-        ]  # fmt: skip
-        objects.sort(key=lambda o: o.order_id)
+        objects = sorted((*self._live.values(), *self._recent.values()), key=lambda o: o.order_id)
         i = 0
         for chunk in self._rows:
             if chunk is None:
                 continue
-            used = chunk["order_id"] != 0
-            if account is not None:
-                used &= chunk["account"] == account
-            for row in chunk[used]:
+            for row in chunk[chunk["order_id"] != 0]:
                 order_id = int(row["order_id"])
                 while i < len(objects) and objects[i].order_id < order_id:
                     yield objects[i]
                     i += 1
                 yield self._order(row)
         yield from objects[i:]
+
+    def select(
+        self,
+        account: int,
+        *,
+        symbol: str | None = None,
+        statuses: Iterable[str] | None = None,
+        before: int | None = None,
+    ) -> Iterator[Order]:
+        """The orders of ``account``, newest first: only of ``symbol``, in ``statuses`` and
+        with ids below ``before``, where given.
+
+        The columns are filtered chunk by chunk with numpy and an order is built only when it
+        is read, so taking the first few of an account with millions costs little.
+        """
+        wanted = None if statuses is None else frozenset(statuses)
+        closed = wanted is None or not wanted.isdisjoint(_CLOSED)
+
+        def keep(o: Order) -> bool:
+            return (
+                o.account == account
+                and (symbol is None or o.symbol == symbol)
+                and (wanted is None or o.status in wanted)
+                and (before is None or o.order_id < before)
+            )
+
+        objects = [o for o in self._live.values() if keep(o)]
+        if closed:
+            objects.extend(o for o in self._recent.values() if keep(o))
+        objects.sort(key=lambda o: -o.order_id)
+        if not closed:
+            return iter(objects)
+        return heapq.merge(
+            objects, self._select_rows(account, symbol, wanted, before), key=lambda o: -o.order_id
+        )
+
+    def _select_rows(
+        self, account: int, symbol: str | None, wanted: frozenset[str] | None, before: int | None
+    ) -> Iterator[Order]:
+        symbol_id = None if symbol is None else self._symbol_ids.get(symbol)
+        if symbol is not None and symbol_id is None:
+            return
+        codes = None if wanted is None else [_STATUS_CODES[s] for s in wanted if s in _CLOSED]
+        last = len(self._rows) if before is None else min(len(self._rows), (before >> _SHIFT) + 1)
+        for c in range(last - 1, -1, -1):
+            chunk = self._rows[c]
+            if chunk is None:
+                continue
+            used = (chunk["account"] == account) & (chunk["order_id"] != 0)
+            if symbol_id is not None:
+                used &= chunk["symbol"] == symbol_id
+            if codes is not None:
+                used &= np.isin(chunk["status"], codes)
+            if before is not None:
+                used &= chunk["order_id"] < before
+            for row in chunk[used][::-1]:
+                yield self._order(row)
+
+    def fills_of(
+        self, account: int, *, symbol: str | None = None, before: int | None = None, limit: int
+    ) -> list[tuple[int, int, str, int, int, int, str, int]]:
+        """The newest ``limit`` fills of ``account`` (of ``symbol``, with trade ids below
+        ``before``, where given): ``(trade_id, order_id, symbol, side, price, quantity,
+        liquidity, time)``, newest first.
+
+        Both fills of a trade between two orders of the account stay on the same page, so a
+        page can hold ``limit + 1`` fills; the next page starts below its last trade id.
+        """
+        rows = [
+            (f["trade_id"], o.order_id, o.symbol, o.side, f["price"], f["quantity"],
+             f["liquidity"], f["time"])
+            for o in (*self._live.values(), *self._recent.values())
+            if o.account == account and (symbol is None or o.symbol == symbol)
+            for f in o.fills
+            if before is None or f["trade_id"] < before
+        ]  # fmt: skip
+        symbol_id = None if symbol is None else self._symbol_ids.get(symbol, -1)
+        names = self._symbols
+        found: list[np.ndarray] = []  # trade ids from the columns, to skip older chunks
+        n_found = 0
+        for c in range(len(self._fills) - 1, -1, -1):  # newest chunk first
+            if n_found > limit:
+                newest = np.concatenate(found)
+                if self._fill_max(c) < np.partition(newest, len(newest) - limit - 1)[-limit - 1]:
+                    continue  # all older than the page already found
+            fills, accounts, symbols, sides = self._fill_chunk(c)
+            used = accounts == account
+            if symbol_id is not None:
+                used &= symbols == symbol_id
+            if before is not None:
+                used &= fills["trade_id"] < before
+            fills, symbols, sides = fills[used], symbols[used], sides[used]
+            if len(fills) > limit + 1:  # only the newest can make the page
+                newest = np.argsort(-fills["trade_id"], kind="stable")[: limit + 1]
+                fills, symbols, sides = fills[newest], symbols[newest], sides[newest]
+            found.append(fills["trade_id"])
+            n_found += len(fills)
+            rows.extend(zip(
+                fills["trade_id"].tolist(), fills["order_id"].tolist(),
+                [names[i] for i in symbols.tolist()], sides.tolist(), fills["price"].tolist(),
+                fills["quantity"].tolist(), [_LIQUIDITY[m] for m in fills["maker"].tolist()],
+                fills["time"].tolist(), strict=True,
+            ))  # fmt: skip
+        rows.sort(key=lambda f: (-f[0], f[1]))
+        if len(rows) > limit and rows[limit][0] == rows[limit - 1][0]:
+            limit += 1  # a self-trade's two fills are never split across pages
+        return rows[:limit]
+
+    def _fill_columns(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Each chunk of column fills with its orders' account, symbol id and side."""
+        for c in range(len(self._fills)):
+            yield self._fill_chunk(c)
+
+    def _fill_chunk(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        fills = self._fills[c][: max(0, min(CHUNK, self._n_fills - c * CHUNK))]
+        ids = fills["order_id"]
+        accounts = np.empty(len(fills), dtype=np.int64)
+        symbols = np.empty(len(fills), dtype=np.int64)
+        sides = np.empty(len(fills), dtype=np.int64)
+        chunks = ids >> _SHIFT
+        for r in np.unique(chunks).tolist():  # each order's row, chunk by chunk
+            at = chunks == r
+            rows = self._rows[r][ids[at] & (CHUNK - 1)]  # type: ignore[index]
+            accounts[at], symbols[at], sides[at] = rows["account"], rows["symbol"], rows["side"]
+        return fills, accounts, symbols, sides
+
+    def _fill_max(self, c: int) -> int:
+        """The highest trade id in fill chunk ``c`` (kept once the chunk is full)."""
+        top = self._fill_top.get(c)
+        if top is None:
+            used = self._fills[c][: max(0, min(CHUNK, self._n_fills - c * CHUNK))]
+            top = int(used["trade_id"].max()) if len(used) else 0
+            if len(used) == CHUNK:
+                self._fill_top[c] = top
+        return top
 
     def taker_fills(self) -> list[tuple[int, str, int, int, int, int]]:
         """Every trade once, from its taker's fill: ``(trade_id, symbol, price, quantity,
@@ -272,18 +400,10 @@ class OrderStore:
             for f in o.fills
             if f["liquidity"] == "taker"
         ]
-        for c, fills in enumerate(self._fills):
-            fills = fills[: max(0, min(CHUNK, self._n_fills - c * CHUNK))]
-            fills = fills[fills["maker"] == 0]
-            ids = fills["order_id"]
-            symbols = np.empty(len(fills), dtype=np.int64)
-            sides = np.empty(len(fills), dtype=np.int64)
-            chunks = ids >> _SHIFT
-            for r in np.unique(chunks).tolist():  # each order's row, chunk by chunk
-                at = chunks == r
-                rows = self._rows[r][ids[at] & (CHUNK - 1)]  # type: ignore[index]
-                symbols[at], sides[at] = rows["symbol"], rows["side"]
-            names = self._symbols
+        names = self._symbols
+        for fills, _, symbols, sides in self._fill_columns():
+            taker = fills["maker"] == 0
+            fills, symbols, sides = fills[taker], symbols[taker], sides[taker]
             out.extend(zip(
                 fills["trade_id"].tolist(), [names[i] for i in symbols.tolist()],
                 fills["price"].tolist(), fills["quantity"].tolist(), sides.tolist(),

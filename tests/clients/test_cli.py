@@ -67,6 +67,11 @@ def test_account_fills_deliveries_book_trades_contracts(
     assert code == 0 and "margin_locked" in out and symbol in out
     code, out = cfx("fills", *creds, "--json")
     assert orjson.loads(out)[0]["price"] == "3.33"
+    trade_id = orjson.loads(out)[0]["trade_id"]
+    code, out = cfx("fills", "--limit", "1", "--before", str(trade_id), *creds, "--json")
+    assert (code, orjson.loads(out)) == (0, [])
+    code, out = cfx("orders", "list", "--status", "all", "--limit", "1", *creds, "--json")
+    assert code == 0 and [o["status"] for o in orjson.loads(out)] == ["filled"]
     assert cfx("deliveries", *creds, "--json") == (0, "[]\n")
     code, out = cfx("trades", symbol, "--url", server.url, "--json")
     assert orjson.loads(out)[0]["quantity"] == 2

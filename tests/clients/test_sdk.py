@@ -51,7 +51,11 @@ def test_trading_round_trip(trader: Trader, admin: Client, symbol: str) -> None:
     account = alice.account()
     assert account.margin_locked > 0 and account.cash <= Decimal("100000.00")
     assert alice.cancel_order(bid.order_id).status == "cancelled"
-    assert alice.cancel_all(symbol) == []
+    later = alice.place_order(symbol, "buy", 1, "3.30")
+    assert [o.order_id for o in alice.orders(symbol, limit=1)] == [later.order_id]
+    assert [o.order_id for o in alice.orders(symbol, before=later.order_id)] == [bid.order_id]
+    assert alice.fills(limit=1, before=hit.fills[0].trade_id) == []
+    assert alice.cancel_all(symbol) == [alice.order(later.order_id)]
     assert alice.cancel_after(30)["cancel_at"] == "2026-12-01T00:00:30.000Z"
     assert alice.cancel_after(0)["cancel_at"] is None
     assert alice.deliveries() == []

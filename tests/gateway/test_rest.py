@@ -83,6 +83,48 @@ def test_cancel_amend_and_cancel_all(server: Server, symbol: str) -> None:
     assert trader.request("GET", "/v1/orders?status=open").json() == []
 
 
+def test_orders_and_fills_are_read_page_by_page(server: Server) -> None:
+    contracts = httpx.get(server.url + "/v1/contracts").json()
+    symbol = max(c["symbol"] for c in contracts if c["product"] == "H100")  # a book of its own
+    maker, taker = server.account("pager-maker"), server.account("pager-taker")
+    asks = [maker.place(symbol, "sell", "3.50", 2).json()["order_id"] for _ in range(4)]
+    for _ in range(7):  # each buy takes 1 GPU-hour: fills on every ask but the last
+        taker.place(symbol, "buy", "3.50", 1)
+    rests = [maker.place(symbol, "sell", "3.70", 1).json()["order_id"] for _ in range(3)]
+    every = [o["order_id"] for o in maker.request("GET", "/v1/orders").json()]
+    assert every == asks + rests  # in order id order
+    newest = maker.request("GET", "/v1/orders?limit=2").json()
+    assert [o["order_id"] for o in newest] == rests[1:]  # the newest two, oldest first
+    page = maker.request("GET", f"/v1/orders?limit=3&before={rests[0]}").json()
+    assert [o["order_id"] for o in page] == asks[1:]
+    filled = maker.request("GET", "/v1/orders?status=filled&limit=2").json()
+    assert [(o["order_id"], o["status"]) for o in filled] == [
+        (asks[1], "filled"),
+        (asks[2], "filled"),
+    ]
+    open_ = maker.request("GET", "/v1/orders?status=open").json()
+    assert [o["order_id"] for o in open_] == [asks[3], *rests]  # partially filled counts as open
+
+    fills = maker.request("GET", "/v1/fills").json()
+    assert len(fills) == 7 and [f["trade_id"] for f in fills] == sorted(
+        (f["trade_id"] for f in fills), reverse=True
+    )
+    read, before = [], None
+    while page := maker.request(
+        "GET", "/v1/fills?limit=3" + (f"&before={before}" if before else "")
+    ).json():
+        assert len(page) <= 3
+        read += page
+        before = page[-1]["trade_id"]
+    assert read == fills
+
+    for query in ("limit=0", "limit=1001", "limit=x", "before=0", "before=-1", f"before={2**63}"):
+        for path in ("/v1/orders", "/v1/fills"):
+            response = maker.request("GET", f"{path}?{query}")
+            assert response.status_code == 400, query
+            assert response.json()["error"]["code"] == "INVALID_REQUEST"
+
+
 def test_another_accounts_order_is_not_found(server: Server, symbol: str) -> None:
     alice, mallory = server.account("alice"), server.account("mallory")
     order = alice.place(symbol, "buy", "3.00", 1).json()

@@ -206,12 +206,22 @@ def assert_ledger_matches(clients: list[Client], seen: dict[int, dict[str, int]]
         assert got == want, (client.account_id, got, want)
 
 
+def all_orders(client: Client) -> list[dict[str, Any]]:
+    """Every order of the account, oldest first, read page by page."""
+    orders: list[dict[str, Any]] = []
+    path = "/v1/orders"
+    while page := client.request("GET", path).json():
+        orders[:0] = page
+        path = f"/v1/orders?before={page[0]['order_id']}"
+    return orders
+
+
 def _retry_in_flight(bot: Bot) -> int:
     """Resend the place whose answer died with the server; return 1 if it was a replay."""
     if bot.in_flight is None:
         return 0
     body, bot.in_flight = bot.in_flight, None
-    listing = bot.client.request("GET", "/v1/orders").json()
+    listing = all_orders(bot.client)
     before = [o for o in listing if o["client_order_id"] == body["client_order_id"]]
     response = bot.client.request("POST", "/v1/orders", body)
     if response.status_code != 201:  # refused now (say, margin): then it never went in either
@@ -229,7 +239,7 @@ def verify_acknowledged(server: Server, bots: list[Bot], symbols: list[str]) -> 
     fills_by_trade: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
     resting: dict[str, int] = defaultdict(int)
     for bot in bots:
-        listing = {o["order_id"]: o for o in bot.client.request("GET", "/v1/orders").json()}
+        listing = {o["order_id"]: o for o in all_orders(bot.client)}
         for order_id, acked in bot.orders.items():
             now = listing.get(order_id)
             assert now is not None, f"acknowledged order {order_id} of {bot.name} is gone"

@@ -68,7 +68,7 @@ def _run(steps: list[Any], store: OrderStore) -> dict[int, Order]:
     return {i: pickle.loads(pickle.dumps(o)) for i, o in model.items()}
 
 
-def _same(store: OrderStore, model: dict[int, Order]) -> None:
+def _same(store: OrderStore, model: dict[int, Order], pages: bool = True) -> None:
     assert len(store) == len(model)
     assert list(store.values()) == list(model.values())
     for order_id, order in model.items():
@@ -78,14 +78,47 @@ def _same(store: OrderStore, model: dict[int, Order]) -> None:
     assert store.get(len(model) + 1) is None and len(model) + 1 not in store
     assert store.get(0) is None and store.get(-3) is None and "1" not in store
     assert store.open() == [o for o in model.values() if o.remaining]
+    newest_first = sorted(model.values(), key=lambda o: -o.order_id)
     for account in (1, 2, 3, 4):
-        assert list(store.of_account(account)) == [
-            o for o in model.values() if o.account == account
+        mine = [o for o in newest_first if o.account == account]
+        assert list(store.select(account)) == mine
+        for symbol, statuses, before in (
+            (SYMBOLS[1], None, None), (None, ("filled",), None), (None, ("open", "partially_filled"), 9),
+            (SYMBOLS[0], ("cancelled", "open"), 30), (None, None, 1), ("X", None, None),
+        ):  # fmt: skip
+            assert list(store.select(account, symbol=symbol, statuses=statuses, before=before)) == [
+                o for o in mine
+                if (symbol is None or o.symbol == symbol) and (statuses is None or o.status in statuses)
+                and (before is None or o.order_id < before)
+            ]  # fmt: skip
+        fills = sorted(
+            ((f["trade_id"], o.order_id, o.symbol, o.side, f["price"], f["quantity"],
+              f["liquidity"], f["time"]) for o in mine for f in o.fills),
+            key=lambda f: (-f[0], f[1]),
+        )  # fmt: skip
+        assert store.fills_of(account, limit=len(fills) + 1) == fills
+        assert store.fills_of(account, symbol=SYMBOLS[2], limit=len(fills) + 1) == [
+            f for f in fills if f[2] == SYMBOLS[2]
         ]
+        if pages:
+            _pages_cover(store, account, fills)
     assert store.taker_fills() == sorted(
         (f["trade_id"], o.symbol, f["price"], f["quantity"], o.side, f["time"])
         for o in model.values() for f in o.fills if f["liquidity"] == "taker"
     )  # fmt: skip
+
+
+def _pages_cover(store: OrderStore, account: int, fills: list[Any]) -> None:
+    """Reading fills page by page, each below the last trade id of the one before, reads them
+    all once, and a page splits no trade."""
+    for limit in (1, 2, 3):
+        read: list[Any] = []
+        before = None
+        while page := store.fills_of(account, before=before, limit=limit):
+            assert len(page) <= limit or (len(page) == limit + 1 and page[-1][0] == page[-2][0])
+            read += page
+            before = page[-1][0]
+        assert read == fills
 
 
 @settings(max_examples=150, deadline=None)
@@ -114,5 +147,20 @@ def test_closed_orders_span_chunks_and_keep_their_fills() -> None:
     model = {i: pickle.loads(pickle.dumps(o)) for i, o in model.items()}
     assert len(store._rows) == 2 and len(store._fills) == 2
     assert store.get(CHUNK - 1) == model[CHUNK - 1] and store.get(CHUNK + 1) == model[CHUNK + 1]
-    _same(store, model)
+    _same(store, model, pages=False)
+    newest = sorted(  # account 1: the even ids, and in one in ten of them no fill
+        ((2 * i + j, i) for i in range(2, CHUNK + 2500, 2) if i % 10 for j in (0, 1)), reverse=True
+    )[:3]
+    assert [(f[0], f[1]) for f in store.fills_of(1, limit=3)] == newest
     assert OrderStore.of(model.values()).open() == store.open()
+
+
+def test_a_store_pickled_without_the_fill_chunk_maxima_still_loads() -> None:
+    store = OrderStore(flush_every=1)
+    order = _order(1, 1, SYMBOLS[0], None)
+    store.add(order)
+    _fill(order, 1, order.remaining, False)
+    store.close(order)
+    del store.__dict__["_fill_top"]  # as in a snapshot written before the store kept them
+    loaded = pickle.loads(pickle.dumps(store))
+    assert [f[0] for f in loaded.fills_of(1, limit=5)] == [1]
