@@ -4,8 +4,9 @@ numba drops a cached function when its own source file changes, but not when a f
 calls from another file does: a simulation loop in ``experiments/`` cached before an update
 to ``kernels.py`` would go on running the old kernels (inlined into it) against arrays laid
 out the new way, and can loop forever. So, unless ``NUMBA_CACHE_DIR`` is set, cfx keeps its
-cache in a directory named after a digest of every source file with compiled code
-(:data:`SOURCES`): an update to any of them starts a fresh cache, compiled once.
+cache in a directory named after a digest of every source file with compiled code or with
+constants compiled code reads (:func:`sources`): an update to any of them starts a fresh
+cache, compiled once.
 
 :func:`use_versioned_cache` must run before the first ``@njit(cache=True)`` decorator does;
 ``exchange.engine`` and ``experiments`` call it on import.
@@ -20,21 +21,28 @@ from pathlib import Path
 import numba
 
 _ROOT = Path(__file__).resolve().parents[2]
-#: Files with numba-compiled code, relative to the repository (or site-packages) root.
-SOURCES = (
-    "exchange/engine/types.py",
-    "exchange/engine/kernels.py",
-    "experiments/_engine.py",
-    "experiments/allocation.py",
-    "experiments/gode_sunder.py",
-    "experiments/market.py",
-)
+#: Packages whose every Python file counts: compiled code, and the constants it reads (numba
+#: bakes a global's value into the machine code), relative to the repository (or
+#: site-packages) root.
+PACKAGES = ("exchange/engine", "experiments")
+#: Single modules outside them that compiled code reads constants from.
+MODULES = ("exchange/reasons.py",)
+
+
+def sources(root: Path = _ROOT) -> list[str]:
+    """The files the digest covers, relative to ``root``."""
+    found = [
+        path.relative_to(root).as_posix()
+        for package in PACKAGES
+        for path in sorted((root / package).glob("*.py"))
+    ]
+    return found + list(MODULES)
 
 
 def sources_digest(root: Path = _ROOT) -> str:
-    """A digest of :data:`SOURCES` under ``root`` (missing files count as empty)."""
+    """A digest of :func:`sources` under ``root`` (missing files count as empty)."""
     digest = hashlib.blake2b(digest_size=8)
-    for name in SOURCES:
+    for name in sources(root):
         path = root / name
         digest.update(name.encode() + b"\0")
         if path.exists():
