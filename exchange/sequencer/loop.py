@@ -38,7 +38,12 @@ from exchange.sequencer.state import ExchangeState, Outcome, Refused
 #: snapshot still loads, its positions rounded as :func:`_whole_tick_positions` says).
 #: 3: orders in an :class:`OrderStore`, closed ones in columns (1 and 2 held a dict of
 #: objects; they still load, converted).
-SNAPSHOT_VERSION = 3
+#: 4: as 3. Version 3 could lack the fill that closed an order (the store moved the order
+#: into its columns before the fill was added): it is passed over while an older snapshot or
+#: the whole journal can rebuild the state, and loaded only when nothing else can.
+SNAPSHOT_VERSION = 4
+#: Snapshot versions that load but may be missing fills (see above).
+LOSSY_VERSIONS = (3,)
 #: Journal appends faster than this on average are written on the loop, not in a thread.
 INLINE_APPEND_S = 0.001
 
@@ -121,14 +126,24 @@ class Sequencer:
         started = time.perf_counter()
         after = 0
         unloadable: list[dict[str, Any]] = []
+        lossy: tuple[int, bytes] | None = None
+        used_lossy = False
         for seq, data in self.journal.snapshots(at_most):
             try:
                 self.state = restore_state(data)
             except Exception as exc:  # a snapshot from another version, or damaged inside
                 unloadable.append({"seq": seq, "reason": f"{type(exc).__name__}: {exc}"})
+                if isinstance(exc, LossySnapshot) and lossy is None:
+                    lossy = (seq, data)
                 continue
             after = seq
             break
+        else:
+            if lossy is not None and getattr(self.journal, "first_seq", 1) > 1:
+                # the journal no longer starts at record 1: a lossy snapshot beats none
+                after, self.state = lossy[0], restore_state(lossy[1], lossy=True)
+                used_lossy = True
+                log.warning("recovered from snapshot %d, which may lack some fills", after)
         replayed = 0
         for seq, payload in self.journal.replay(after):
             command = orjson.loads(payload)
@@ -139,6 +154,7 @@ class Sequencer:
         return {
             "snapshot_seq": after,
             "unloadable_snapshots": unloadable,
+            "lossy_snapshot": used_lossy,  # loaded one that may lack fills: nothing else could
             "replayed": replayed,
             "seconds": round(time.perf_counter() - started, 3),
             "recovery": getattr(self.journal, "recovery", None),
@@ -343,13 +359,25 @@ def snapshot_state(state: ExchangeState) -> bytes:
                          "engine": engine.snapshot(), "state": body})  # fmt: skip
 
 
-def restore_state(data: bytes) -> ExchangeState:
-    """Rebuild a state written by :func:`snapshot_state` (this version or an older one)."""
+class LossySnapshot(ValueError):
+    """A snapshot of a version that may lack fills (:data:`LOSSY_VERSIONS`)."""
+
+
+def restore_state(data: bytes, *, lossy: bool = False) -> ExchangeState:
+    """Rebuild a state written by :func:`snapshot_state` (this version or an older one).
+
+    A snapshot of a :data:`LOSSY_VERSIONS` version raises :class:`LossySnapshot`, unless
+    ``lossy`` says to load it all the same.
+    """
     from exchange.engine import Engine
 
     outer = pickle.loads(data)
     version = outer.get("version")
-    if version not in (1, 2, SNAPSHOT_VERSION):
+    if version in LOSSY_VERSIONS and not lossy:
+        raise LossySnapshot(
+            f"snapshot version {version} may lack the last fill of some closed orders"
+        )
+    if version not in (1, 2, *LOSSY_VERSIONS, SNAPSHOT_VERSION):
         raise ValueError(f"unsupported snapshot version {version}")
     state: ExchangeState = pickle.loads(outer["state"])
     if isinstance(state.orders, dict):  # before version 3: every order an object

@@ -10,7 +10,8 @@ one row of a numpy record array (64 bytes) and its fills as rows of another (41 
 - **live**: orders that may still change (open, partially filled), as :class:`Order`
   objects, in order id order;
 - **recent**: the last closed orders, still objects, until :data:`FLUSH_EVERY` of them are
-  moved to the columns at once (one array write per batch, not one per order);
+  moved to the columns at once, as the next order is added (one array write per batch, not
+  one per order);
 - **columns**: closed orders in fixed-size chunks indexed by order id, and their fills in
   append-only chunks. No chunk is ever copied to grow: a new one is added.
 
@@ -139,15 +140,20 @@ class OrderStore:
 
     # -- changes ---------------------------------------------------------------------------
     def add(self, order: Order) -> None:
-        """Add a new order; its id must be higher than every id already here."""
+        """Add a new order; its id must be higher than every id already here.
+
+        This is where closed orders are moved into the columns, once enough wait: no command
+        is then half-way through changing one (a trade closes an order and then records the
+        fill on it, say), so nothing written to an order after its close is ever lost.
+        """
+        if len(self._recent) >= self.flush_every:
+            self.flush()
         self._live[order.order_id] = order
 
     def close(self, order: Order) -> None:
         """Note that ``order`` (live) is closed: it will never change again."""
         del self._live[order.order_id]
         self._recent[order.order_id] = order
-        if len(self._recent) >= self.flush_every:
-            self.flush()
 
     def flush(self) -> None:
         """Move the recently closed orders into the columns."""
@@ -230,8 +236,9 @@ class OrderStore:
         return order
 
     def __contains__(self, order_id: object) -> bool:
-        if not isinstance(order_id, int):
+        if not isinstance(order_id, int | np.integer):
             return False
+        order_id = int(order_id)
         return order_id in self._live or order_id in self._recent or self._row(order_id) is not None
 
     def __len__(self) -> int:

@@ -88,6 +88,9 @@ class Refused(Exception):
         #: what the command's time ran before the refusal (scheduled events), if anything
         self.outcome: Outcome | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Refused, (self.reason, self.message))
+
 
 @dataclass
 class Contract:
@@ -253,6 +256,12 @@ class ExchangeState:
         self.next_settlement = 0  # ns of the next daily settlement (00:00 UTC)
         self._out: Outcome = Outcome()
         self._posting_index = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a snapshot holds: everything but the last command's outcome."""
+        state = self.__dict__.copy()
+        state["_out"] = Outcome()
+        return state
 
     # -- the single entry point ---------------------------------------------------------
     def apply(self, seq: int, command: dict[str, Any]) -> Outcome:
@@ -591,9 +600,6 @@ class ExchangeState:
             self._track_open(order, -1, quantity)
             order.filled += quantity
             order.status = "filled" if order.filled == order.quantity else "partially_filled"
-            if order.remaining == 0:
-                acc.open_orders -= 1
-                self.orders.close(order)
             order.fills.append(
                 {
                     "trade_id": trade_id,
@@ -603,6 +609,9 @@ class ExchangeState:
                     "time": self.now,
                 }
             )
+            if order.remaining == 0:  # last: a closed order is never changed again
+                acc.open_orders -= 1
+                self.orders.close(order)
             position = acc.positions.get(contract.symbol)
             if position is None:
                 position = acc.positions[contract.symbol] = Position(mark_price=contract.reference)

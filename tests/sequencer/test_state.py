@@ -109,6 +109,27 @@ def test_day_contract_from_first_trade_to_settled_delivery(ex: Exchange) -> None
     assert contract.status == "settled"
 
 
+@pytest.mark.parametrize("flush_every", [1, 2, 3, 1024])
+def test_every_fill_is_kept_when_the_order_it_closes_moves_to_the_columns(
+    ex: Exchange, flush_every: int
+) -> None:
+    ex.state.orders.flush_every = flush_every
+    replies, trades = [], 0
+    for i in range(1, 1100 if flush_every == 1024 else 60):
+        maker, taker = (1, 2) if i % 2 else (2, 1)  # by turns, so no position grows
+        maker_side, taker_side = ("sell", "buy") if i % 4 < 2 else ("buy", "sell")
+        for _ in range(1 + i % 3):  # one to three resting orders, swept by one
+            replies.append(ex.order(maker, maker_side, 350, 1 + i % 5))
+        replies.append(ex.order(taker, taker_side, 350, (1 + i % 3) * (1 + i % 5)))
+        trades += 1 + i % 3
+    assert len(ex.state.orders.taker_fills()) == trades
+    for reply in replies:
+        order = ex.state.orders[reply["order_id"]]
+        assert order.status == "filled" and sum(f["quantity"] for f in order.fills) == order.filled
+        if reply["status"] == "filled":  # a taker: its reply showed every fill
+            assert order.fills == reply["fills"]
+
+
 def test_daily_settlement_moves_variation_margin(ex: Exchange) -> None:
     ex(op="advance", to=ns("2026-12-01T23:40:00"))  # inside the last 30 minutes of the day
     ex.order(1, "sell", 350, 10)
