@@ -1163,10 +1163,13 @@ class ExchangeState:
         for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
             h.update(repr((acc.account_id, acc.available, acc.margin, acc.escrow, sorted(
                 (s, p.quantity, p.flow, p.mark_quantity, p.mark_price) for s, p in acc.positions.items()))).encode())  # fmt: skip
-        for order in sorted(self.orders.values(), key=lambda o: o.order_id):
+        for order in self.orders.values():  # in order id order
+            fills = [
+                (f["trade_id"], f["price"], f["quantity"], f["liquidity"]) for f in order.fills
+            ]
             h.update(
                 repr(
-                    (order.order_id, order.filled, order.status, order.price, order.quantity)
+                    (order.order_id, order.filled, order.status, order.price, order.quantity, fills)
                 ).encode()
             )
         for d in sorted(self.deliveries.values(), key=lambda d: d.delivery_id):
