@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from exchange.reasons import Reason
+from exchange.sequencer.client_ids import ClientOrderIds
 from exchange.sequencer.orders import OrderStore
 from exchange.sequencer.state import ExchangeState, Outcome, Refused
 
@@ -38,9 +39,10 @@ from exchange.sequencer.state import ExchangeState, Outcome, Refused
 #: snapshot still loads, its positions rounded as :func:`_whole_tick_positions` says).
 #: 3: orders in an :class:`OrderStore`, closed ones in columns (1 and 2 held a dict of
 #: objects; they still load, converted).
-#: 4: as 3. Version 3 could lack the fill that closed an order (the store moved the order
-#: into its columns before the fill was added): it is passed over while an older snapshot or
-#: the whole journal can rebuild the state, and loaded only when nothing else can.
+#: 4: client order ids in a compact table and arena (they load from older versions). Version
+#: 3 could lack the fill that closed an order (the store moved the order into its columns
+#: before the fill was added): it is passed over while an older snapshot or the whole
+#: journal can rebuild the state, and loaded only when nothing else can.
 SNAPSHOT_VERSION = 4
 #: Snapshot versions that load but may be missing fills (see above).
 LOSSY_VERSIONS = (3,)
@@ -382,6 +384,8 @@ def restore_state(data: bytes, *, lossy: bool = False) -> ExchangeState:
     state: ExchangeState = pickle.loads(outer["state"])
     if isinstance(state.orders, dict):  # before version 3: every order an object
         state.orders = OrderStore.of(state.orders.values())
+    if isinstance(state.client_ids, dict):  # before version 4: a dict of (account, id) pairs
+        state.client_ids = ClientOrderIds.of(state.client_ids.items())
     if version == 1:
         _whole_tick_positions(state)
     state.engine = Engine.restore(outer["engine"], backend=outer["backend"])

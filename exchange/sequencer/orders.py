@@ -5,7 +5,8 @@ one stays queryable by id, with its fills, for as long as the exchange runs. Kep
 objects (an :class:`Order` and a dict per fill) that is about 500 bytes an order: the state
 grows by gigabytes an hour, and with it the snapshot's fork and pickling and the
 collector's walks. A closed order never changes again, so :class:`OrderStore` keeps it as
-one row of a numpy record array (64 bytes) and its fills as rows of another (41 bytes each):
+one row of a numpy record array (80 bytes, and its ``client_order_id`` in a byte arena) and
+its fills as rows of another (41 bytes each):
 
 - **live**: orders that may still change (open, partially filled), as :class:`Order`
   objects, in order id order;
@@ -46,8 +47,10 @@ CLOSED_DTYPE = np.dtype(
         ("filled", "<i8"),
         ("created_at", "<i8"),
         ("fill_start", "<i8"),
+        ("client_at", "<i8"),  # where its client_order_id's UTF-8 bytes start in the arena
         ("n_fills", "<i4"),
         ("symbol", "<i4"),
+        ("client_len", "<i2"),  # their length; -1: no client_order_id
         ("side", "i1"),
         ("type", "i1"),
         ("time_in_force", "i1"),
@@ -77,7 +80,7 @@ _TIF_CODES = {name: i for i, name in enumerate(_TIFS)}
 _STATUS_CODES = {name: i for i, name in enumerate(_STATUSES)}
 _CLOSED = frozenset(("filled", "cancelled", "rejected"))
 #: The same layouts as struct formats, to pack rows without numpy's per-row conversion.
-_ROW = struct.Struct("<7q2i6b")
+_ROW = struct.Struct("<8q2ih6b")
 _FILL = struct.Struct("<5qb")
 assert _ROW.size == CLOSED_DTYPE.itemsize and _FILL.size == FILL_DTYPE.itemsize
 
@@ -121,11 +124,30 @@ class OrderStore:
         self._n_closed = 0  # orders in the columns
         self._symbols: list[str] = []
         self._symbol_ids: dict[str, int] = {}
-        self._client_order_ids: dict[int, str] = {}  # of orders in the columns that had one
+        self._client_bytes = bytearray()  # the client_order_ids of orders in the columns
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("_fill_top", {})  # not in snapshots from before it was kept
         self.__dict__.update(state)
+        if "_client_order_ids" in state:  # as pickled before the arena: upgrade the rows
+            self._upgrade(self.__dict__.pop("_client_order_ids"))
+
+    def _upgrade(self, client_order_ids: dict[int, str]) -> None:
+        """Bring a store pickled with 64-byte rows and client ids in a dict to this layout."""
+        self._fill_top = {}
+        self._client_bytes = bytearray()
+        for c, old in enumerate(self._rows):
+            if old is not None:
+                new = self._rows[c] = np.zeros(CHUNK, dtype=CLOSED_DTYPE)
+                for name in old.dtype.names or ():
+                    new[name] = old[name]
+                new["client_len"] = -1
+        for order_id, client_order_id in sorted(client_order_ids.items()):
+            data = client_order_id.encode()
+            chunk = self._rows[order_id >> _SHIFT]
+            assert chunk is not None
+            chunk["client_at"][order_id & (CHUNK - 1)] = len(self._client_bytes)
+            chunk["client_len"][order_id & (CHUNK - 1)] = len(data)
+            self._client_bytes += data
 
     @classmethod
     def of(cls, orders: Iterable[Order]) -> OrderStore:
@@ -161,24 +183,32 @@ class OrderStore:
             return
         rows, fills = [], []
         pack_row, pack_fill = _ROW.pack, _FILL.pack
-        symbol_ids, client_order_ids = self._symbol_ids, self._client_order_ids
+        symbol_ids = self._symbol_ids
         start = self._n_fills
+        clients: list[bytes] = []
+        client_at = len(self._client_bytes)
         for o in self._recent.values():  # struct, not numpy: a third of the time per order
             order_id, n = o.order_id, len(o.fills)
             symbol = symbol_ids.get(o.symbol)
             if symbol is None:
                 symbol = self._symbol_id(o.symbol)
+            if o.client_order_id is None:
+                at, length = 0, -1
+            else:
+                client = o.client_order_id.encode()
+                at, length = client_at, len(client)
+                clients.append(client)
+                client_at += length
             rows.append(pack_row(
-                order_id, o.account, o.price, o.quantity, o.filled, o.created_at, start, n,
-                symbol, o.side, _TYPE_CODES[o.type], _TIF_CODES[o.time_in_force],
+                order_id, o.account, o.price, o.quantity, o.filled, o.created_at, start, at, n,
+                symbol, length, o.side, _TYPE_CODES[o.type], _TIF_CODES[o.time_in_force],
                 _STATUS_CODES[o.status], o.post_only, o.stp,
             ))  # fmt: skip
             for f in o.fills:
                 fills.append(pack_fill(f["trade_id"], order_id, f["price"], f["quantity"],
                                        f["time"], f["liquidity"] == "maker"))  # fmt: skip
             start += n
-            if o.client_order_id is not None:
-                client_order_ids[order_id] = o.client_order_id
+        self._client_bytes += b"".join(clients)
         table = np.frombuffer(b"".join(rows), dtype=CLOSED_DTYPE)
         ids = table["order_id"]
         chunks = ids >> _SHIFT
@@ -419,6 +449,19 @@ class OrderStore:
         out.sort()
         return out
 
+    def owner(self, order_id: int) -> tuple[int, str | None]:
+        """``(account, client_order_id)`` of an order that is here, without building it."""
+        order = self._live.get(order_id) or self._recent.get(order_id)
+        if order is not None:
+            return order.account, order.client_order_id
+        row = self._row(order_id)
+        if row is None:
+            raise KeyError(order_id)
+        return int(row["account"]), self._client(int(row["client_at"]), int(row["client_len"]))
+
+    def _client(self, at: int, length: int) -> str | None:
+        return None if length < 0 else self._client_bytes[at : at + length].decode()
+
     def _row(self, order_id: int) -> np.void | None:
         c = order_id >> _SHIFT
         if order_id <= 0 or c >= len(self._rows):
@@ -430,8 +473,8 @@ class OrderStore:
         return row if row["order_id"] else None
 
     def _order(self, row: np.void) -> Order:
-        (order_id, account, price, quantity, filled, created_at, fill_start, n_fills, symbol,
-         side, type_, tif, status, post_only, stp) = row.tolist()  # fmt: skip
+        (order_id, account, price, quantity, filled, created_at, fill_start, client_at, n_fills,
+         symbol, client_len, side, type_, tif, status, post_only, stp) = row.tolist()  # fmt: skip
         fills = []
         for at in range(fill_start, fill_start + n_fills):
             f = self._fills[at >> _SHIFT][at & (CHUNK - 1)]
@@ -448,7 +491,7 @@ class OrderStore:
             quantity=quantity,
             time_in_force=_TIFS[tif],
             post_only=bool(post_only),
-            client_order_id=self._client_order_ids.get(order_id),
+            client_order_id=self._client(client_at, client_len),
             created_at=created_at,
             stp=stp,
             filled=filled,

@@ -46,6 +46,7 @@ from exchange.engine import (
     Engine,
 )
 from exchange.reasons import Reason
+from exchange.sequencer.client_ids import ClientOrderIds
 from exchange.sequencer.orders import Order, OrderStore
 
 NS = 1_000_000_000
@@ -240,7 +241,7 @@ class ExchangeState:
         self.by_book: dict[int, str] = {}
         self.accounts: dict[int, Account] = {}
         self.orders = OrderStore()
-        self.client_ids: dict[tuple[int, str], int] = {}
+        self.client_ids = ClientOrderIds()
         self.deliveries: dict[int, Delivery] = {}
         self.api_keys: dict[str, int] = {}
         self.index: dict[str, list[tuple[int, int, str]]] = {}  # product -> (ns, ticks, symbol)
@@ -466,7 +467,7 @@ class ExchangeState:
         acc = self.account(int(cmd["account_id"]))
         client_order_id = cmd.get("client_order_id")
         if client_order_id is not None:
-            existing = self.client_ids.get((acc.account_id, client_order_id))
+            existing = self.client_ids.get(acc.account_id, client_order_id, self.orders.owner)
             if existing is not None:
                 return self.order_view(self.orders[existing]) | {"idempotent_replay": True}
         contract = self.contract(cmd["symbol"])
@@ -546,7 +547,7 @@ class ExchangeState:
         )
         self.orders.add(order)
         if client_order_id is not None:
-            self.client_ids[(acc.account_id, client_order_id)] = order_id
+            self.client_ids.add(acc.account_id, client_order_id, order_id)
         self._track_open(order, +1)
         self._apply_events(contract, events)
         return self.order_view(order)

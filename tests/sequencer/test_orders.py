@@ -5,10 +5,11 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.sequencer.orders import CHUNK, Order, OrderStore
+from exchange.sequencer.orders import CHUNK, CLOSED_DTYPE, Order, OrderStore
 
 SYMBOLS = ["A100-2026-12-01", "H100-2026-W49", "H100-2026-12"]
 
@@ -50,7 +51,8 @@ def _run(steps: list[Any], store: OrderStore) -> dict[int, Order]:
     for step in steps:
         if step[0] == "new":
             order_id = len(model) + 1
-            order = _order(order_id, step[1], step[2], f"c{order_id}" if step[3] else None)
+            client = (f"c{order_id}", f"ü-{order_id}")[order_id % 2] if step[3] else None
+            order = _order(order_id, step[1], step[2], client)
             model[order_id] = order
             store.add(order)
             continue
@@ -75,6 +77,7 @@ def _same(store: OrderStore, model: dict[int, Order], pages: bool = True) -> Non
         assert store.get(order_id) == order
         assert store[order_id] == order
         assert order_id in store
+        assert store.owner(order_id) == (order.account, order.client_order_id)
     assert store.get(len(model) + 1) is None and len(model) + 1 not in store
     assert store.get(0) is None and store.get(-3) is None and "1" not in store
     assert store.open() == [o for o in model.values() if o.remaining]
@@ -155,12 +158,36 @@ def test_closed_orders_span_chunks_and_keep_their_fills() -> None:
     assert OrderStore.of(model.values()).open() == store.open()
 
 
-def test_a_store_pickled_without_the_fill_chunk_maxima_still_loads() -> None:
+def test_a_store_pickled_in_the_earlier_layout_loads() -> None:
+    """Before the arena: 64-byte rows, client order ids in a dict, no fill chunk maxima."""
     store = OrderStore(flush_every=1)
-    order = _order(1, 1, SYMBOLS[0], None)
-    store.add(order)
-    _fill(order, 1, order.remaining, False)
-    store.close(order)
-    del store.__dict__["_fill_top"]  # as in a snapshot written before the store kept them
-    loaded = pickle.loads(pickle.dumps(store))
-    assert [f[0] for f in loaded.fills_of(1, limit=5)] == [1]
+    model = {}
+    for order_id in range(1, 40):
+        order = store_order = _order(order_id, 1 + order_id % 2, SYMBOLS[order_id % 3],
+                                     f"ç{order_id}" if order_id % 3 else None)  # fmt: skip
+        store.add(store_order)
+        if order_id % 4:
+            _fill(order, order_id, order.remaining, order_id % 2 == 0)
+            store.close(order)
+        model[order_id] = pickle.loads(pickle.dumps(order))
+    store.add(_order(40, 1, SYMBOLS[0], None))  # moves the last closed one to the columns
+    model[40] = _order(40, 1, SYMBOLS[0], None)
+    old_dtype = np.dtype([(n, CLOSED_DTYPE[n]) for n in CLOSED_DTYPE.names or ()
+                          if n not in ("client_at", "client_len")])  # fmt: skip
+    old = store.__dict__.copy()
+    old["_rows"] = [None if c is None else np.zeros(CHUNK, dtype=old_dtype) for c in store._rows]
+    for new, rows in zip(store._rows, old["_rows"], strict=True):
+        if new is not None:
+            for name in old_dtype.names or ():
+                rows[name] = new[name]
+    old["_client_order_ids"] = {
+        i: o.client_order_id for i, o in model.items()
+        if o.client_order_id is not None and i not in store._live and i not in store._recent
+    }  # fmt: skip
+    del old["_client_bytes"], old["_fill_top"]
+    was = OrderStore.__new__(OrderStore)
+    was.__dict__.update(old)
+    loaded = pickle.loads(pickle.dumps(was))
+    assert list(loaded.values()) == list(model.values())
+    assert loaded.owner(2) == (1, "ç2") and loaded.owner(3) == (2, None)
+    assert loaded.fills_of(2, limit=2) == store.fills_of(2, limit=2)

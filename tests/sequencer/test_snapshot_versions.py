@@ -33,11 +33,11 @@ def _trading_state() -> ExchangeState:
         run(op="create_account", name=name, deposit=10_000_000, ts=START - DAY_NS // 2)
     symbol = sorted(s for s, c in state.contracts.items() if c.trading)[-1]
     reference = state.contracts[symbol].reference
-    for _ in range(300):
+    for i in range(300):
         run(op="place", account_id=rng.randint(1, 3), symbol=symbol,
             side=rng.choice(["buy", "sell"]), type="limit",
             price=reference + rng.randint(-2, 2), quantity=rng.randint(1, 7),
-            ts=START - DAY_NS // 2)  # fmt: skip
+            client_order_id=f"c-{i}" if i % 2 else None, ts=START - DAY_NS // 2)  # fmt: skip
     return state
 
 
@@ -80,9 +80,15 @@ def test_a_version_2_snapshot_with_every_order_an_object_loads() -> None:
     assert any(o.remaining == 0 for o in orders) and any(o.remaining for o in orders)
     want = state.state_hash()
     state.orders = {o.order_id: o for o in orders}  # type: ignore[assignment]  # as in version 2
+    pairs = {(o.account, o.client_order_id): o.order_id for o in orders if o.client_order_id}
+    assert len(pairs) == 150
+    state.client_ids = pairs  # type: ignore[assignment]  # as before version 4
     old = _as_version(snapshot_state(state), 2)
 
     restored = restore_state(old)
     assert list(restored.orders.values()) == orders
+    for (account, client), order_id in pairs.items():
+        assert restored.client_ids.get(account, client, restored.orders.owner) == order_id
+    assert restored.client_ids.get(1, "c-0", restored.orders.owner) is None
     assert restored.orders.open() == [o for o in orders if o.remaining]
     assert restored.state_hash() == want
