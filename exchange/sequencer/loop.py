@@ -388,6 +388,7 @@ def restore_state(data: bytes, *, lossy: bool = False) -> ExchangeState:
         state.client_ids = ClientOrderIds.of(state.client_ids.items())
     if version == 1:
         _whole_tick_positions(state)
+    state.rebuild_bonds()  # before version 4 no bond was kept
     state.engine = Engine.restore(outer["engine"], backend=outer["backend"])
     return state
 

@@ -142,6 +142,7 @@ class Account:
     open_sell: dict[str, int] = field(default_factory=dict)
     open_orders: int = 0
     cancel_deadline: int = 0  # ns; 0 when the dead man's switch is disarmed
+    bond: int = 0  # cents of margin held for the penalty on GPU-hours still owed
 
 
 @dataclass
@@ -317,8 +318,9 @@ class ExchangeState:
         return contract
 
     def requirement(self, acc: Account, extra: tuple[str, int, int] | None = None) -> int:
-        """Initial margin on the account's worst case, optionally with one more order."""
-        total = 0
+        """Initial margin on the account's worst case, optionally with one more order, plus
+        the bond on the GPU-hours it still owes as a provider."""
+        total = acc.bond
         positions, open_buy, open_sell = acc.positions, acc.open_buy, acc.open_sell
         symbols = {*positions, *open_buy, *open_sell}
         extra_symbol, extra_buys, extra_sells = extra or (None, 0, 0)
@@ -357,13 +359,16 @@ class ExchangeState:
         role = cmd.get("role", "trader")
         if role not in ("trader", "provider"):
             raise Refused(Reason.INVALID_REQUEST, "role must be 'trader' or 'provider'")
+        deposit = int(cmd.get("deposit") or 0)
+        if deposit < 0:
+            raise Refused(Reason.INVALID_AMOUNT, "a deposit must be positive")
         account_id = self.next_account_id
         self.next_account_id += 1
         self.accounts[account_id] = Account(account_id, str(cmd["name"]), role)
         if cmd.get("api_key"):
             self.api_keys[str(cmd["api_key"])] = account_id
-        if cmd.get("deposit"):
-            self._deposit(self.accounts[account_id], int(cmd["deposit"]))
+        if deposit:
+            self._deposit(self.accounts[account_id], deposit)
         return {"account_id": account_id}
 
     def _deposit(self, acc: Account, amount: int) -> None:
@@ -375,6 +380,7 @@ class ExchangeState:
         )
         acc.available += amount
         self.deposits += amount
+        self._remargin(acc)  # an account short of margin tops it up first
         self._out.touched_accounts.add(acc.account_id)
 
     def _op_deposit(self, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -387,8 +393,11 @@ class ExchangeState:
         amount = int(cmd["amount"])
         if amount <= 0:
             raise Refused(Reason.INVALID_AMOUNT, "a withdrawal must be positive")
-        if amount > acc.available:
-            raise Refused(Reason.INSUFFICIENT_FUNDS, f"only {acc.available} cents are available")
+        free = acc.available - max(0, self.requirement(acc) - acc.margin)  # margin comes first
+        if amount > free:
+            raise Refused(
+                Reason.INSUFFICIENT_FUNDS, f"only {max(0, free)} cents are free of margin"
+            )
         self._post(
             "withdrawal",
             [(f"acct:{acc.account_id}", "available", -amount), ("world", "external", amount)],
@@ -625,13 +634,18 @@ class ExchangeState:
             fee = fee_cents(price * quantity * contract.tick_cents, rate)
             if fee:
                 owner = f"acct:{acc.account_id}"
-                take = min(fee, acc.available) if fee > 0 else fee
+                # a fee is paid from available, then from margin (topped up again after
+                # the trade as far as cash allows); a rebate goes to available
+                from_available = min(fee, acc.available) if fee > 0 else fee
+                from_margin = min(fee - from_available, acc.margin) if fee > 0 else 0
                 self._post(
                     "fee",
-                    [(owner, "available", -take), ("exchange", "fees", take)],
+                    [(owner, "available", -from_available), (owner, "margin", -from_margin),
+                     ("exchange", "fees", from_available + from_margin)],
                     f"trade {trade_id}",
-                )
-                acc.available -= take
+                )  # fmt: skip
+                acc.available -= from_available
+                acc.margin -= from_margin
         contract.last_price = price
         contract.trades.append((self.now, price, quantity))
         self._out.trades.append(
@@ -717,6 +731,17 @@ class ExchangeState:
             )
         acc = self.accounts[order.account]
         delta = new_remaining - order.remaining
+        if delta > 0:
+            position = acc.positions.get(order.symbol)
+            worst = worst_case_quantity(
+                position.quantity if position else 0,
+                acc.open_buy.get(order.symbol, 0) + (delta if order.side == BUY else 0),
+                acc.open_sell.get(order.symbol, 0) + (delta if order.side == SELL else 0),
+            )
+            if worst > self.rules.position_limit:
+                raise Refused(
+                    Reason.POSITION_LIMIT, f"position limit {self.rules.position_limit} GPU-hours"
+                )
         extra = (
             order.symbol,
             delta if order.side == BUY else 0,
@@ -755,7 +780,11 @@ class ExchangeState:
                 Reason.ATTESTATION_EXCEEDS_OWED,
                 f"{delivery.gpu_hours - delivery.attested} GPU-hours remain owed",
             )
+        owed = delivery.gpu_hours - delivery.attested
         delivery.attested += hours
+        provider = self.accounts[delivery.provider]
+        provider.bond -= self._penalty(delivery, owed) - self._penalty(delivery, owed - hours)
+        self._remargin(provider)
         delivery.attestations.append(
             {"gpu_hours": hours, "period_start": cmd["period_start"], "period_end": cmd["period_end"],
              "evidence": cmd.get("evidence"), "time": self.now}
@@ -781,13 +810,16 @@ class ExchangeState:
         pay = min(hours * unit, consumer.escrow)
         refund = min((delivery.disputed - hours) * unit, consumer.escrow - pay)
         memo = f"delivery {delivery.delivery_id} dispute"
-        self._post("delivery_payment", [(cons, "escrow", -pay), (prov, "available", pay)], memo)
-        self._post(
-            "delivery_refund", [(cons, "escrow", -refund), (cons, "available", refund)], memo
-        )
+        self._post("delivery_payment", [(cons, "escrow", -pay), (prov, "available", pay),
+                                        *_hours_delivered(prov, cons, hours)], memo)  # fmt: skip
+        self._post("delivery_refund", [(cons, "escrow", -refund), (cons, "available", refund),
+                                       *_hours_forgone(prov, cons, delivery.disputed - hours)],
+                   memo)  # fmt: skip
         consumer.escrow -= pay + refund
         provider.available += pay
         consumer.available += refund
+        self._remargin(provider)
+        self._remargin(consumer)
         delivery.status = "settled"
         self._out.touched_accounts.update({provider.account_id, consumer.account_id})
         return self.delivery_view(delivery)
@@ -878,6 +910,7 @@ class ExchangeState:
         for c in sorted(self.contracts.values(), key=lambda c: c.book):
             if (
                 c.status == "trading"
+                and not c.halted
                 and c.mechanism == BATCH
                 and c.batch_interval_ns
                 and t % c.batch_interval_ns == 0
@@ -980,8 +1013,8 @@ class ExchangeState:
 
     def _expire(self, contract: Contract) -> None:
         """Stop trading, fix the final price, turn positions into delivery obligations."""
+        price = self._settle_price(contract)  # clamped into the book as it stands
         self._cancel_where(lambda o: o.symbol == contract.symbol)
-        price = self._settle_price(contract)
         self.engine.remove_book(contract.book)  # empty now; its memory goes back
         self._mark(contract, price)
         contract.status = "expired"
@@ -1017,8 +1050,16 @@ class ExchangeState:
             )  # fmt: skip
             self.next_delivery_id += 1
             self.deliveries[delivery.delivery_id] = delivery
+            self._post(
+                "delivery_obligation",
+                [(f"acct:{short}", "gpuh_owed", -hours), (f"acct:{long}", "gpuh_owed", hours)],
+                f"delivery {delivery.delivery_id}",
+            )
+            self.accounts[short].bond += self._penalty(delivery, hours)
         for acc in self.accounts.values():
             acc.positions.pop(contract.symbol, None)
+        for account_id, _ in shorts:  # margin for the bond on the hours now owed
+            self._remargin(self.accounts[account_id])
         self._out.ran.append(
             {
                 "event": "expiry",
@@ -1027,6 +1068,20 @@ class ExchangeState:
                 "time": iso(self.now),
             }
         )
+
+    def rebuild_bonds(self) -> None:
+        """Set every provider's bond from its pending deliveries (for states from before
+        bonds were kept: they load with none)."""
+        for acc in self.accounts.values():
+            acc.bond = 0
+        for delivery in self.deliveries.values():
+            if delivery.status == "pending":
+                owed = delivery.gpu_hours - delivery.attested
+                self.accounts[delivery.provider].bond += self._penalty(delivery, owed)
+
+    def _penalty(self, delivery: Delivery, hours: int) -> int:
+        """The penalty on ``hours`` of the delivery not delivered, rounded down to the cent."""
+        return hours * delivery.price * delivery.tick_cents * self.rules.penalty_bps // 10_000
 
     def _release_all_margin(self, acc: Account) -> None:
         if acc.margin:
@@ -1049,16 +1104,12 @@ class ExchangeState:
             escrow = min(consumer.escrow, pay + refund + delivery.disputed * unit)
             pay = min(pay, escrow)
             refund = min(refund, escrow - pay)
-            self._post(
-                "delivery_payment",
-                [(cons, "escrow", -pay), (prov, "available", pay)],
-                f"delivery {delivery.delivery_id}",
-            )
-            self._post(
-                "delivery_refund",
-                [(cons, "escrow", -refund), (cons, "available", refund)],
-                f"delivery {delivery.delivery_id}",
-            )
+            memo = f"delivery {delivery.delivery_id}"
+            self._post("delivery_payment", [(cons, "escrow", -pay), (prov, "available", pay),
+                                            *_hours_delivered(prov, cons, delivered)], memo)  # fmt: skip
+            self._post("delivery_refund", [(cons, "escrow", -refund), (cons, "available", refund),
+                                           *_hours_forgone(prov, cons, shortfall)], memo)  # fmt: skip
+            provider.bond -= self._penalty(delivery, shortfall)
             consumer.escrow -= pay + refund
             provider.available += pay
             consumer.available += refund
@@ -1073,7 +1124,8 @@ class ExchangeState:
                 )
                 provider.available -= paid
                 consumer.available += paid
-                self._remargin(provider)
+            self._remargin(provider)
+            self._remargin(consumer)
             delivery.status = "disputed" if delivery.disputed else "settled"
             self._out.touched_accounts.update({provider.account_id, consumer.account_id})
             self._out.ran.append(
@@ -1181,6 +1233,17 @@ class ExchangeState:
             ).encode()
         )
         return h.hexdigest()
+
+
+def _hours_delivered(provider: str, consumer: str, hours: int) -> list[tuple[str, str, int]]:
+    """Ledger lines of GPU-hours handed over: the obligation met, the hours delivered."""
+    return [(provider, "gpuh_owed", hours), (consumer, "gpuh_owed", -hours),
+            (provider, "gpuh_delivered", -hours), (consumer, "gpuh_delivered", hours)]  # fmt: skip
+
+
+def _hours_forgone(provider: str, consumer: str, hours: int) -> list[tuple[str, str, int]]:
+    """Ledger lines of GPU-hours owed and not delivered: the obligation is closed."""
+    return [(provider, "gpuh_owed", hours), (consumer, "gpuh_owed", -hours)]
 
 
 _ENGINE_MESSAGES = {

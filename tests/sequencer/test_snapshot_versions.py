@@ -92,3 +92,15 @@ def test_a_version_2_snapshot_with_every_order_an_object_loads() -> None:
     assert restored.client_ids.get(1, "c-0", restored.orders.owner) is None
     assert restored.orders.open() == [o for o in orders if o.remaining]
     assert restored.state_hash() == want
+
+
+def test_a_snapshot_from_before_bonds_loads_with_the_bonds_its_deliveries_need() -> None:
+    state = _trading_state()
+    traded = next(c for c in state.contracts.values() if c.last_price is not None)
+    state.apply(10_000, {"op": "advance", "to": traded.last_trade_time})  # deliveries pending
+    bonds = {a.account_id: a.bond for a in state.accounts.values()}
+    assert state.deliveries and any(bonds.values())
+    for account in state.accounts.values():
+        del account.bond  # as pickled before accounts had one: the class default, 0
+    restored = restore_state(_as_version(snapshot_state(state), 2))
+    assert {a.account_id: a.bond for a in restored.accounts.values()} == bonds

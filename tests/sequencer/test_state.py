@@ -324,3 +324,121 @@ def test_disputed_hours_wait_for_an_admin_decision(ex: Exchange) -> None:
     with pytest.raises(Refused) as refused:
         ex(op="resolve", delivery_id=1, provider_hours=1)
     assert refused.value.reason is Reason.DELIVERY_NOT_OPEN
+
+
+def _listing(symbol: str, day: str, **over: Any) -> dict[str, Any]:
+    """A day contract delivered on ``day`` (trading stops at 23:00 the day before)."""
+    start = datetime.fromisoformat(day)
+    return (
+        LISTING
+        | {
+            "symbol": symbol,
+            "delivery_start": to_ns(start.replace(tzinfo=UTC)),
+            "delivery_end": to_ns(start.replace(tzinfo=UTC)) + 86_400 * 10**9,
+            "last_trade_time": to_ns(start.replace(tzinfo=UTC)) - 3_600 * 10**9,
+        }
+        | over
+    )
+
+
+def test_a_provider_bond_pays_the_penalty_even_after_a_withdrawal_attempt(ex: Exchange) -> None:
+    ex.order(1, "sell", 350, 24)
+    ex.order(2, "buy", 350, 24)
+    ex(op="advance", to=ns("2026-12-06T23:00:00"))  # expiry: 24 GPU-hours owed
+    penalty = 24 * 350 * 5_000 // 10_000  # 50% of the value of every hour still owed
+    assert ex.state.accounts[1].bond == penalty and ex.cash(1)[1] == penalty
+    with pytest.raises(Refused) as refused:
+        ex(op="withdraw", account_id=1, amount=ex.cash(1)[0] + 1)
+    assert refused.value.reason == Reason.INSUFFICIENT_FUNDS
+    ex(op="withdraw", account_id=1, amount=ex.cash(1)[0])  # all that is free of margin
+    ex(op="attest", account_id=1, delivery_id=1, gpu_hours=20, period_start="a", period_end="b")
+    assert ex.state.accounts[1].bond == ex.cash(1)[1] == 4 * 350 * 5_000 // 10_000
+    ex(op="advance", to=ns("2026-12-09T00:00:00"))
+    [penalty_posting] = [p for p in ex.postings if p["kind"] == "penalty"]
+    assert ("acct:2", "available", 700) in penalty_posting["lines"]  # paid in full
+    assert ex.state.accounts[1].bond == 0 and ex.cash(1)[1] == 0
+
+
+def test_gpu_hours_move_in_the_ledger_from_obligation_to_delivery(ex: Exchange) -> None:
+    ex.order(1, "sell", 350, 24)
+    ex.order(2, "buy", 350, 24)
+    ex(op="advance", to=ns("2026-12-07T00:30:00"))
+    ex(op="attest", account_id=1, delivery_id=1, gpu_hours=20, period_start="a", period_end="b")
+    ex(op="dispute", account_id=2, delivery_id=1, gpu_hours=5, reason="slow")
+    ex(op="advance", to=ns("2026-12-09T00:00:00"))
+    ex(op="resolve", delivery_id=1, provider_hours=3)
+
+    hours: dict[tuple[str, str], int] = {}
+    for posting in ex.postings:
+        gpuh = [line for line in posting["lines"] if line[1].startswith("gpuh_")]
+        assert sum(amount for _, _, amount in gpuh) == 0, posting  # GPU-hours balance alone
+        for owner, account, amount in gpuh:
+            hours[(owner, account)] = hours.get((owner, account), 0) + amount
+    assert {key: value for key, value in hours.items() if value} == {
+        ("acct:1", "gpuh_delivered"): -18,  # 15 undisputed + 3 of the 5 disputed
+        ("acct:2", "gpuh_delivered"): 18,
+    }  # and nothing is owed any more
+
+
+def test_withdrawals_leave_what_margin_needs(ex: Exchange) -> None:
+    ex.order(2, "buy", 350, 100)  # margin 7,000
+    acc = ex.state.accounts[2]
+    acc.available, acc.margin = acc.available + 3_000, acc.margin - 3_000  # as after a loss
+    with pytest.raises(Refused):
+        ex(op="withdraw", account_id=2, amount=acc.available - 2_999)
+    ex(op="withdraw", account_id=2, amount=acc.available - 3_000)  # the 3,000 margin needs stay
+    ex(op="deposit", account_id=2, amount=1)  # a credit tops margin up first
+    assert ex.cash(2) == (1, 7_000, 0)
+
+
+def test_a_taker_pays_its_fee_from_margin_when_no_cash_is_free(ex: Exchange) -> None:
+    ex(op="create_account", name="lean", role="trader", deposit=1_680)  # 3
+    ex.order(3, "buy", 200, 24)  # locks all its cash: available 0
+    ex.order(1, "buy", 340, 24)
+    ex.order(3, "sell", 340, 24, time_in_force="IOC")
+    [fee] = [p for p in ex.postings if p["kind"] == "fee" and p["lines"][0][0] == "acct:3"]
+    assert fee["lines"] == [("acct:3", "margin", -9), ("exchange", "fees", 9)]  # 10 bps, up
+
+
+def test_amending_up_is_held_to_the_position_limit(ex: Exchange) -> None:
+    ex.state.rules.position_limit = 30
+    order = ex.order(2, "buy", 300, 20)
+    ex.order(2, "buy", 300, 10)
+    with pytest.raises(Refused) as refused:
+        ex(op="amend", account_id=2, order_id=order["order_id"], quantity=21)
+    assert refused.value.reason == Reason.POSITION_LIMIT
+    ex(op="amend", account_id=2, order_id=order["order_id"], quantity=19)  # down is fine
+
+
+def test_a_halted_batch_contract_holds_no_auction() -> None:
+    ex = Exchange()
+    symbol = "H100-2026-12-08"
+    ex(op="list", ts=ns("2026-12-05T10:00:30"),
+       **{k: v for k, v in _listing(symbol, "2026-12-08").items() if k != "op"},
+       mechanism="batch", batch_interval_s=60)  # fmt: skip
+    ex(op="create_account", name="a", deposit=100_000)
+    ex(op="create_account", name="b", deposit=100_000)
+    ex(op="place", account_id=1, symbol=symbol, side="buy", type="limit", price=360, quantity=10)
+    ex(op="place", account_id=2, symbol=symbol, side="sell", type="limit", price=340, quantity=10)
+    ex(op="halt", symbol=symbol, halted=True)
+    assert ex(op="advance", to=ns("2026-12-05T10:02:00")).trades == []
+    ex(op="halt", symbol=symbol, halted=False)
+    assert [t["quantity"] for t in ex(op="advance", to=ns("2026-12-05T10:03:00")).trades] == [10]
+
+
+def test_the_final_price_is_clamped_into_the_book_at_expiry(ex: Exchange) -> None:
+    ex(op="advance", to=ns("2026-12-05T12:00:00"))
+    ex.order(1, "sell", 300, 1)
+    ex.order(2, "buy", 300, 1)  # the last trade: 300
+    ex(op="advance", to=ns("2026-12-06T12:00:00"))
+    ex.order(2, "buy", 360, 5)
+    ex.order(1, "sell", 380, 5)
+    ex(op="advance", to=ns("2026-12-06T23:00:00"))
+    assert ex.state.contracts[SYMBOL].final_price == 360  # the last price, raised to the bid
+
+
+def test_a_refused_account_creation_creates_nothing(ex: Exchange) -> None:
+    before = ex.state.state_hash()
+    with pytest.raises(Refused):
+        ex(op="create_account", name="x", role="trader", deposit=-5, api_key="k-x")
+    assert ex.state.state_hash() == before and "k-x" not in ex.state.api_keys
