@@ -149,7 +149,7 @@ def authenticate(
     # not checked: two identical orders in one second are a normal thing for a bot to send,
     # and a retry that must not double is what client_order_id is for.
     once = method in ("DELETE", "PATCH") or (method == "POST" and path != "/v1/orders")
-    if once and svc.replays.seen(signature):
+    if once and svc.replays.seen(signature.lower()):  # one signature, whatever its case
         raise ApiError(
             Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
         )

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from pathlib import Path
 
 #: A signed request's timestamp may differ from the server clock by at most this much.
 MAX_SKEW_S = 30
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def load_master_key(data_dir: Path) -> bytes:
@@ -56,13 +58,19 @@ def verify(
     signature: str,
     now_s: float,
 ) -> str | None:
-    """Return ``None`` if the signature is valid and fresh, else what is wrong with it."""
+    """Return ``None`` if the signature is valid and fresh, else what is wrong with it.
+
+    Hex digits may come in either case; a replay check must then use ``signature.lower()``,
+    or the same signature in other letters would pass it.
+    """
     try:
         ts = int(timestamp)
     except ValueError:
         return "CFX-TIMESTAMP must be unix seconds"
     if abs(now_s - ts) > MAX_SKEW_S:
         return f"CFX-TIMESTAMP is more than {MAX_SKEW_S} s away from server time"
+    if not _SIGNATURE.fullmatch(signature):
+        return "the signature must be 64 hexadecimal digits"
     expected = sign(secret, timestamp, method, path_with_query, body)
     if not hmac.compare_digest(expected, signature.lower()):
         return "signature does not match"

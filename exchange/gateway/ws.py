@@ -38,6 +38,7 @@ from websockets.streams import StreamReader
 from exchange.gateway import auth
 from exchange.gateway.errors import ApiError
 from exchange.gateway.models import parse_place
+from exchange.gateway.ratelimit import TokenBucket
 from exchange.reasons import Reason
 from exchange.sequencer.state import Outcome, Refused, iso
 
@@ -52,6 +53,8 @@ MAX_MESSAGE = 64 * 1024  #: largest client message, bytes
 MAX_SUBSCRIPTIONS = 200  #: channels per connection
 HEARTBEAT_S = 5.0  #: idle time before a heartbeat
 MAX_IN_FLIGHT = 1_000  #: order requests a connection may have waiting for the sequencer
+CONTROL_RATE = 20.0  #: auth, subscribe and unsubscribe messages a connection may send a second
+CONTROL_BURST = 50  #: ... in a burst
 CLOSE_GRACE_S = 5.0  #: how long a closed slow consumer may take to read its farewell
 
 #: Where the pure ASGI middleware puts the server's own ``send`` of a websocket scope.
@@ -279,6 +282,7 @@ class Connection:
         self._flush_soon = False
         self._raw = _Raw.find(websocket)
         self._rate_key = ""
+        self._control = TokenBucket(CONTROL_RATE, CONTROL_BURST)  # this connection's own
         # without direct access to the transport: a queue of payloads and a writer task
         self.queue: asyncio.Queue[bytes | None] | None = (
             None if self._raw is not None else asyncio.Queue(QUEUE_SIZE)
@@ -440,6 +444,11 @@ class Connection:
             request_id = None
         op = message.get("op")
         try:
+            if op in ("subscribe", "unsubscribe", "auth") and self._control.take(""):
+                raise ApiError(
+                    Reason.RATE_LIMITED,
+                    f"at most {CONTROL_RATE:g} auth, subscribe and unsubscribe messages a second",
+                )
             if op == "place":
                 self.place(message, request_id)
             elif op == "cancel":
@@ -508,9 +517,7 @@ class Connection:
         # this connection's updates start right after it
         self.svc.flush_market_data()
         self.ack(request_id, {"channels": sorted(self.channels | set(channels))})
-        for channel in channels:
-            if channel in self.channels:
-                continue
+        for channel in channels:  # a channel subscribed again starts again: a fresh snapshot
             self.channels.add(channel)
             name, _, symbol = channel.partition(":")
             if name == "book":
@@ -538,7 +545,7 @@ class Connection:
         )
         if problem:
             raise ApiError(Reason.UNAUTHORIZED, problem)
-        if self.svc.replays.seen(signature):
+        if self.svc.replays.seen(signature.lower()):  # one signature, whatever its case
             raise ApiError(Reason.UNAUTHORIZED, "this signature was already used")
         self.svc.unregister_private(self)
         self.account = account
@@ -582,6 +589,8 @@ class Connection:
         if not isinstance(order_id, int) or isinstance(order_id, bool):
             raise ApiError(Reason.INVALID_REQUEST, "order_id must be an integer")
         self.svc.own_order(self.account, order_id)
+        if self.svc.limiter.take(self._rate_key):  # a cancel is journaled too
+            raise ApiError(Reason.RATE_LIMITED, "too many requests for this account")
         self._submit({"op": "cancel", "account_id": self.account, "order_id": order_id}, request_id)
 
 

@@ -169,3 +169,23 @@ def test_bad_frames_get_errors_and_keep_the_connection(server: Server) -> None:
             assert (await _until(ws, lambda m: m.get("op") == "pong"))["id"] == 1
 
     asyncio.run(run())
+
+
+def test_subscribing_again_to_a_book_sends_a_fresh_snapshot(server: Server, symbol: str) -> None:
+    """SPEC section 4: a gap means resubscribe, so a subscribe to a book already subscribed
+    starts it again from a snapshot."""
+
+    async def run() -> None:
+        async with websockets.connect(server.ws_url) as ws:
+            for attempt in ("first", "again"):
+                await ws.send(
+                    _text({"op": "subscribe", "id": attempt, "channels": [f"book:{symbol}"]})
+                )
+                assert (await _until(ws, lambda m, a=attempt: m.get("id") == a))["op"] == "ack"
+                snapshot = await _until(
+                    ws, lambda m: m.get("channel") == "book" and m["type"] == "snapshot"
+                )
+                assert snapshot["symbol"] == symbol
+                Book(snapshot)  # its checksum holds
+
+    asyncio.run(run())

@@ -178,3 +178,75 @@ def test_a_flood_from_one_key_is_limited_while_another_key_trades(isolated: Serv
 
 def _calm(client: Client) -> int:
     return client.request("GET", "/v1/account").status_code
+
+
+def test_a_signature_is_single_use_in_either_case_and_junk_is_refused(isolated: Server) -> None:
+    server = isolated
+    trader = server.account("cased")
+    order = trader.place("H100-2026-12-02", "buy", "3.00", 1).json()
+    ts, path = str(int(time.time())), f"/v1/orders/{order['order_id']}"
+    amend = orjson.dumps({"quantity": 2})
+    signature = sign(trader.secret, ts, "PATCH", path, amend)
+    assert any(c in "abcdef" for c in signature)
+    headers = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": ts, "Content-Type": "application/json"}
+    assert httpx.patch(server.url + path, content=amend,
+                       headers=headers | {"CFX-SIGNATURE": signature}).status_code == 200  # fmt: skip
+    for again in (signature, signature.upper(), signature[:10].upper() + signature[10:]):
+        replay = httpx.patch(
+            server.url + path, content=amend, headers=headers | {"CFX-SIGNATURE": again}
+        )
+        assert _code(replay) == (401, "UNAUTHORIZED")
+    for junk in ("é" * 64, signature[:-1] + "g", signature + "0", "+" + signature[1:]):
+        response = httpx.get(
+            server.url + "/v1/account", headers=headers | {"CFX-SIGNATURE": junk.encode("latin-1")}
+        )
+        assert _code(response) == (401, "UNAUTHORIZED"), junk
+
+    async def over_the_websocket() -> None:
+        ts = str(int(time.time()))
+        signature = sign(trader.secret, ts, "GET", "/v1/ws", b"")
+        async with websockets.connect(server.ws_url) as ws:
+            for i, sig in enumerate((signature, signature.upper(), "é" * 64)):
+                await ws.send(orjson.dumps({"op": "auth", "id": i, "key": trader.key,
+                                            "timestamp": ts, "signature": sig}).decode())  # fmt: skip
+                reply = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                assert reply["op"] == ("ack" if i == 0 else "error"), reply
+            await ws.send('{"op": "ping", "id": "still-open"}')
+            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["op"] == "pong"
+
+    asyncio.run(over_the_websocket())
+
+
+def test_websocket_cancels_and_control_messages_are_rate_limited(isolated: Server) -> None:
+    server = isolated
+    trader = server.account("canceller")
+    order = trader.place("H100-2026-12-02", "buy", "3.00", 1).json()
+
+    async def run() -> None:
+        ts = str(int(time.time()))
+        async with websockets.connect(server.ws_url) as ws:
+            await ws.send(orjson.dumps({"op": "auth", "id": "a", "key": trader.key, "timestamp": ts,
+                                        "signature": sign(trader.secret, ts, "GET", "/v1/ws", b"")}).decode())  # fmt: skip
+            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["op"] == "ack"
+            n = 900  # the account's bucket holds 400 (twice the 200 a second)
+            for i in range(n):
+                await ws.send(
+                    orjson.dumps({"op": "cancel", "id": i, "order_id": order["order_id"]}).decode()
+                )
+            codes: Counter[str] = Counter()
+            while sum(codes.values()) < n:
+                reply = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                if "id" in reply and isinstance(reply["id"], int):
+                    codes[reply["error"]["code"] if reply["op"] == "error" else "ack"] += 1
+            assert codes["RATE_LIMITED"] >= 300 and codes["ack"] >= 1, codes
+            for i in range(120):  # 50 at once, then 20 a second
+                await ws.send(
+                    orjson.dumps(
+                        {"op": "unsubscribe", "id": f"u{i}", "channels": ["fills"]}
+                    ).decode()
+                )
+            replies = [orjson.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(120)]
+            limited = [r for r in replies if r["op"] == "error"]
+            assert limited and all(r["error"]["code"] == "RATE_LIMITED" for r in limited)
+
+    asyncio.run(run())
