@@ -413,9 +413,13 @@ class Connection:
     def on_fill(self, trade: dict[str, Any], role: str) -> None:
         if "fills" not in self.channels:
             return
+        side = trade["taker_side"]
+        if role == "maker":
+            side = "sell" if side == "buy" else "buy"
         self.send(
             {"channel": "fills", "symbol": trade["symbol"], "trade_id": trade["trade_id"],
-             "order_id": trade[f"{role}_order"], "price": self.svc.price_str(trade["symbol"], trade["price"]),
+             "order_id": trade[f"{role}_order"], "side": side,
+             "price": self.svc.price_str(trade["symbol"], trade["price"]),
              "quantity": trade["quantity"], "liquidity": role, "time": iso(trade["time"])}
         )  # fmt: skip
 

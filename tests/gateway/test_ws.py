@@ -189,3 +189,31 @@ def test_subscribing_again_to_a_book_sends_a_fresh_snapshot(server: Server, symb
                 Book(snapshot)  # its checksum holds
 
     asyncio.run(run())
+
+
+def test_private_fills_carry_side_and_liquidity(server: Server) -> None:
+    contracts = httpx.get(server.url + "/v1/contracts").json()
+    symbol = sorted(c["symbol"] for c in contracts if c["product"] == "A100")[-1]
+    maker, taker = server.account("ws-fill-maker"), server.account("ws-fill-taker")
+
+    async def run() -> None:
+        async with websockets.connect(server.ws_url) as m, websockets.connect(server.ws_url) as t:
+            for ws, who in ((m, maker), (t, taker)):
+                await ws.send(_text(_auth_message(who) | {"id": "a"}))
+                assert (await _until(ws, lambda x: x.get("id") == "a"))["op"] == "ack"
+                await ws.send(_text({"op": "subscribe", "id": "s", "channels": ["fills"]}))
+                await _until(ws, lambda x: x.get("id") == "s")
+            rest = maker.place(symbol, "sell", "1.50", 2).json()
+            await t.send(_text({"op": "place", "id": 1, "symbol": symbol, "side": "buy", "type": "limit",
+                                "price": "1.50", "quantity": 2}))  # fmt: skip
+            mine = await _until(t, lambda x: x.get("channel") == "fills")
+            theirs = await _until(m, lambda x: x.get("channel") == "fills")
+            assert (mine["side"], mine["liquidity"]) == ("buy", "taker")
+            assert (theirs["side"], theirs["liquidity"], theirs["order_id"]) == (
+                "sell",
+                "maker",
+                rest["order_id"],
+            )
+            assert mine["trade_id"] == theirs["trade_id"] and mine["price"] == "1.50"
+
+    asyncio.run(run())
