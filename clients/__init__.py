@@ -15,6 +15,7 @@ from clients.errors import (
     CfxError,
     ExchangeUnreachable,
     NotFound,
+    OutcomeUnknown,
     RateLimited,
     Rejected,
     ServerError,
@@ -39,6 +40,6 @@ from exchange.marketdata.client_book import ChecksumMismatch, FeedError, FeedGap
 __all__ = [
     "Account", "AsyncClient", "AsyncFeed", "AuthenticationError", "Book", "Candle", "CfxError",
     "ChecksumMismatch", "Client", "Contract", "Credentials", "Delivery", "ExchangeUnreachable",
-    "Feed", "FeedError", "FeedGap", "Fill", "Index", "LocalBook", "NotFound", "Order",
+    "Feed", "FeedError", "FeedGap", "Fill", "Index", "LocalBook", "NotFound", "Order", "OutcomeUnknown",
     "Position", "RateLimited", "Rejected", "ServerError", "SettlementPrice", "Trade",
 ]  # fmt: skip

@@ -18,7 +18,13 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
-from clients.errors import CfxError, ExchangeUnreachable, error_for
+from clients.errors import (
+    AuthenticationError,
+    CfxError,
+    ExchangeUnreachable,
+    OutcomeUnknown,
+    error_for,
+)
 from clients.models import (
     Account,
     Book,
@@ -359,6 +365,10 @@ class Policy:
             return wait  # never reached the exchange: always safe
         if isinstance(error, httpx.TransportError):
             return wait if call.idempotent else None
+        if isinstance(error, AuthenticationError) and "already used" in error.message:
+            # another client with this key sent the same request in the same second: it was
+            # refused, so nothing changed; the next second signs differently
+            return max(wait, 1.001 - time.time() % 1)
         if isinstance(error, CfxError):
             if error.status == 429:
                 return max(wait, error.retry_after or 0.0)
@@ -369,11 +379,28 @@ class Policy:
         return None
 
 
-def unreachable(url: str, error: Exception) -> ExchangeUnreachable:
-    return ExchangeUnreachable(
-        "UNREACHABLE",
-        f"cannot reach the exchange at {url} ({type(error).__name__}: {error}); is `cfx serve` "
-        "running there? Give the right address with --url or CFX_URL.",
+def unreachable(url: str, error: Exception, call: Call[Any] | None = None) -> ExchangeUnreachable:
+    """The exception for a request that got no answer: :class:`OutcomeUnknown` when it may
+    have reached the exchange, else :class:`ExchangeUnreachable`."""
+    if call is None or isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return ExchangeUnreachable(
+            "UNREACHABLE",
+            f"cannot reach the exchange at {url} ({type(error).__name__}: {error}); is `cfx "
+            "serve` running there? Give the right address with --url or CFX_URL.",
+        )
+    client_order_id = None
+    advice = "it may have been carried out: read the state before repeating it"
+    if (call.method, call.path) == ("POST", "/v1/orders") and isinstance(call.body, dict):
+        client_order_id = call.body.get("client_order_id")
+        advice = (
+            f"the order may have been placed: place it again with client_order_id="
+            f"{client_order_id!r} (it cannot trade twice) or look for it with orders()"
+        )
+    return OutcomeUnknown(
+        "NO_ANSWER",
+        f"{call.method} {call.path} went to {url} and no answer came back "
+        f"({type(error).__name__}: {error}); {advice}",
+        client_order_id,
     )
 
 

@@ -98,7 +98,7 @@ class AsyncClient:
                 delay = self.policy.delay(attempt, call, error)
                 if delay is None:
                     if isinstance(error, httpx.TransportError):
-                        raise _core.unreachable(self.url, error) from error
+                        raise _core.unreachable(self.url, error, call) from error
                     raise
                 await asyncio.sleep(delay)
                 attempt += 1
@@ -192,6 +192,12 @@ class AsyncFeed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._end()
+
+    def _end(self) -> None:
+        """Queue the end marker, dropping the oldest message if the queue is full."""
+        if self._queue.full():
+            self._queue.get_nowait()
         self._queue.put_nowait(None)
 
     def book(self, symbol: str) -> LocalBook:
@@ -287,8 +293,12 @@ class AsyncFeed:
                     await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
                     try:
                         await self._connect()
-                    except (ExchangeUnreachable, ConnectionClosed, OSError):
+                    except (ConnectionClosed, OSError):
                         continue
+                    except CfxError as error:  # dropped again, or no answer: try again
+                        if isinstance(error, ExchangeUnreachable) or error.code == "TIMEOUT":
+                            continue
+                        raise  # refused: a revoked key, say
                     self.reconnects += 1
                     break
                 else:
@@ -298,7 +308,8 @@ class AsyncFeed:
             for _message, future in self._pending.values():
                 if not future.done():
                     future.set_exception(error)
-            self._queue.put_nowait(None)
+            self._connected.set()  # wakes requests waiting for a connection: they see _failure
+            self._end()
 
     async def _read(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -336,5 +347,10 @@ class AsyncFeed:
         """Send a request once connected; on a reconnect it is sent again (see class doc)."""
         if self._failure is not None:
             raise self._failure
-        await asyncio.wait_for(self._connected.wait(), 60)
+        try:
+            await asyncio.wait_for(self._connected.wait(), 60)
+        except TimeoutError as error:
+            raise ExchangeUnreachable("DISCONNECTED", f"not connected to {self.url}") from error
+        if self._failure is not None:  # the reconnect gave up while we waited
+            raise self._failure
         return await self._exchange(message, 60.0)

@@ -379,12 +379,12 @@ def demo(
     duration: float | None = typer.Option(None, help="Stop after this many seconds."),
 ) -> None:
     """A live market in one command: the exchange, bots trading, a fast clock, the dashboard."""
-    from clients.demo import PortInUse
+    from clients.demo import ExchangeStopped, PortInUse
     from clients.demo import demo as run_demo
 
     try:
         run_demo(port, data_dir, speed, duration)
-    except PortInUse as error:
+    except (PortInUse, ExchangeStopped) as error:
         raise fail(str(error), 2) from error
 
 

@@ -52,6 +52,10 @@ CAST: list[tuple[str, str, Settings]] = [
 ]
 
 
+class ExchangeStopped(RuntimeError):
+    """The demo's exchange stopped answering (it exited, or was killed)."""
+
+
 class PortInUse(RuntimeError):
     """The demo's port is taken (by another exchange, perhaps)."""
 
@@ -194,7 +198,12 @@ async def run_market(url: str, token: str, speed: float, duration_s: float | Non
             tasks.append(asyncio.create_task(keep_running(name, cfx, tuned)))
         tasks.append(asyncio.create_task(drive_clock(admin, speed)))
         try:
-            await asyncio.wait(tasks, timeout=duration_s, return_when=asyncio.FIRST_EXCEPTION)
+            done, _ = await asyncio.wait(
+                tasks, timeout=duration_s, return_when=asyncio.FIRST_EXCEPTION
+            )
+            for task in done:  # the clock driver fails when the exchange is gone
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
         finally:
             for task in tasks:
                 task.cancel()
@@ -234,7 +243,14 @@ def demo(
             f"clock {speed:g}x from {start:%Y-%m-%d %H:%M} UTC · Ctrl-C stops"
         )
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_market(url, token, speed, duration_s))
+            try:
+                asyncio.run(run_market(url, token, speed, duration_s))
+            except CfxError as error:
+                code = process.poll()
+                raise ExchangeStopped(
+                    f"the exchange stopped ({'exit code ' + str(code) if code is not None else 'no answer'}"
+                    f": {error.message}); its log is {data_dir.with_name(data_dir.name + '.log')}"
+                ) from error
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -35,6 +35,20 @@ class ExchangeUnreachable(CfxError):
     """No answer from the URL: the server is down, the URL is wrong, or the network is."""
 
 
+class OutcomeUnknown(ExchangeUnreachable):
+    """The request went out and no answer came back: it may have been carried out.
+
+    Raised once retries are spent on a request whose answer was lost (a timeout, a dropped
+    connection). For a placement, ``client_order_id`` is the order's: place it again with
+    that id and the exchange answers with the original order if it had arrived, so it
+    never trades twice. Anything else: read the state and decide.
+    """
+
+    def __init__(self, code: str, message: str, client_order_id: str | None = None) -> None:
+        super().__init__(code, message)
+        self.client_order_id = client_order_id
+
+
 class AuthenticationError(CfxError):
     """401: unknown key, wrong secret, a clock more than 30 s off, or a reused signature."""
 

@@ -23,6 +23,9 @@ from exchange.marketdata.client_book import FeedError, LocalBook
 _STATUS_BY_CODE = {reason.name: status for reason, status in STATUS.items()}
 #: Messages that concern the connection, not the market: never handed to the user.
 _QUIET = ("heartbeat",)
+#: Seconds before a book resync the exchange refused (rate limited) is asked for again; the
+#: next message received after that sends it (heartbeats come every few seconds).
+RESYNC_RETRY_S = 1.0
 
 
 def ws_url(url: str) -> str:
@@ -68,6 +71,8 @@ class FeedCore:
         self.books: dict[str, LocalBook] = {}
         self.resyncs = 0  #: books resubscribed after a gap or a checksum mismatch
         self._resyncing: set[str] = set()
+        self._resync_requests: dict[int, str] = {}  # request id -> the book it resyncs
+        self._resync_due: dict[str, float] = {}  # book -> when to ask again (refused)
         self._ids = itertools.count(1)
 
     def next_id(self) -> int:
@@ -114,6 +119,8 @@ class FeedCore:
         for book in self.books.values():
             book.sequence = None
         self._resyncing.clear()
+        self._resync_requests.clear()
+        self._resync_due.clear()
         return self.subscribe(list(self.channels)) if self.channels else None
 
     def place(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -123,10 +130,25 @@ class FeedCore:
         return {"op": "cancel", "id": self.next_id(), "order_id": order_id}
 
     # -- what a client receives -----------------------------------------------------------------
-    def receive(self, message: dict[str, Any]) -> Received:
+    def receive(self, message: dict[str, Any], now: float | None = None) -> Received:
+        received = self._receive(message, time.monotonic() if now is None else now)
+        if self._resync_due:  # books whose resync was refused (rate limited): ask again
+            now = time.monotonic() if now is None else now
+            for symbol, due in list(self._resync_due.items()):
+                if due <= now:
+                    del self._resync_due[symbol]
+                    received.resend.append(self._resync(symbol))
+        return received
+
+    def _receive(self, message: dict[str, Any], now: float) -> Received:
         op = message.get("op")
         if op in ("ack", "error", "pong"):
             request = message.get("id")
+            symbol = self._resync_requests.pop(request, None) if isinstance(request, int) else None
+            if symbol is not None:  # the answer to a resync: not the user's
+                if op == "error" and symbol in self._resyncing:
+                    self._resync_due[symbol] = now + RESYNC_RETRY_S
+                return Received()
             return Received(reply_to=request if isinstance(request, int) else None)
         channel = message.get("channel")
         if channel in _QUIET:
@@ -134,6 +156,12 @@ class FeedCore:
         if channel == "book":
             return self._book(message)
         return Received(deliver=message)
+
+    def _resync(self, symbol: str) -> dict[str, Any]:
+        """Subscribe to a book again: the exchange answers with a fresh snapshot."""
+        request_id = self.next_id()
+        self._resync_requests[request_id] = symbol
+        return {"op": "subscribe", "id": request_id, "channels": [f"book:{symbol}"]}
 
     def _book(self, message: dict[str, Any]) -> Received:
         symbol = str(message.get("symbol"))
@@ -149,11 +177,5 @@ class FeedCore:
         except FeedError:
             self.resyncs += 1
             self._resyncing.add(symbol)
-            channel = f"book:{symbol}"
-            return Received(
-                resend=[
-                    {"op": "unsubscribe", "id": self.next_id(), "channels": [channel]},
-                    {"op": "subscribe", "id": self.next_id(), "channels": [channel]},
-                ]
-            )
+            return Received(resend=[self._resync(symbol)])
         return Received(deliver=message)

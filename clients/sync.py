@@ -102,7 +102,7 @@ class Client:
                 delay = self.policy.delay(attempt, call, error)
                 if delay is None:
                     if isinstance(error, httpx.TransportError):
-                        raise _core.unreachable(self.url, error) from error
+                        raise _core.unreachable(self.url, error, call) from error
                     raise
                 time.sleep(delay)
                 attempt += 1

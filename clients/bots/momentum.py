@@ -6,6 +6,7 @@ small IOC order in the direction of the trend, within a position limit.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from decimal import Decimal
 
@@ -19,7 +20,8 @@ LIMIT = 50  #: GPU-hours either way
 
 async def run(cfx: AsyncClient, settings: Settings) -> None:
     contract = await front_contract(cfx, settings)
-    while contract is None:
+    while contract is None:  # not listed yet: look again in a while, not in a loop
+        await asyncio.sleep(settings.interval_s)
         contract = await front_contract(cfx, settings)
     symbol = contract.symbol
     prices: deque[Decimal] = deque(maxlen=LONG)

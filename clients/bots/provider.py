@@ -28,7 +28,10 @@ async def run(cfx: AsyncClient, settings: Settings) -> None:
 
 async def sell_forward(cfx: AsyncClient, settings: Settings) -> None:
     held = {p.symbol: p.quantity for p in await cfx.positions()}
-    resting = {o.symbol: o.remaining_quantity for o in await cfx.orders(status="open")}
+    resting: dict[str, int] = {}  # GPU-hours already offered, per contract
+    for order in await cfx.orders(status="open"):
+        if order.side == "sell":
+            resting[order.symbol] = resting.get(order.symbol, 0) + order.remaining_quantity
     days = sorted(
         (c for c in await cfx.contracts()
          if c.product == settings.product and is_day(c) and c.status == "trading"),

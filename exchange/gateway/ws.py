@@ -54,7 +54,7 @@ MAX_SUBSCRIPTIONS = 200  #: channels per connection
 HEARTBEAT_S = 5.0  #: idle time before a heartbeat
 MAX_IN_FLIGHT = 1_000  #: order requests a connection may have waiting for the sequencer
 CONTROL_RATE = 20.0  #: auth, subscribe and unsubscribe messages a connection may send a second
-CONTROL_BURST = 50  #: ... in a burst
+CONTROL_BURST = 100  #: ... in a burst
 CLOSE_GRACE_S = 5.0  #: how long a closed slow consumer may take to read its farewell
 
 #: Where the pure ASGI middleware puts the server's own ``send`` of a websocket scope.

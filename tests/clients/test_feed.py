@@ -166,3 +166,39 @@ def test_a_feed_cancelled_while_opening_closes_its_connection(server: Server) ->
     feed = asyncio.run(cancelled())
     assert feed._ws is not None and feed._ws.transport.is_closing()
     gc.collect()
+
+
+def test_a_refused_resync_is_asked_for_again() -> None:
+    """A book resync the exchange refuses (rate limited) is sent again a second later; its
+    answers are the feed's own, never the user's."""
+    from clients.feed import RESYNC_RETRY_S, FeedCore
+
+    core = FeedCore(["book:X"])
+    core.subscribe(["book:X"])
+    snapshot = {"channel": "book", "type": "snapshot", "symbol": "X", "sequence": 5,
+                "bids": [], "asks": [], "checksum": 2186104446}  # fmt: skip
+    assert core.receive(snapshot, now=0.0).deliver == snapshot
+    gap = {"channel": "book", "type": "update", "symbol": "X", "sequence": 7, "changes": [],
+           "checksum": 2186104446}  # fmt: skip
+    [resync] = core.receive(gap, now=1.0).resend
+    assert resync["op"] == "subscribe" and resync["channels"] == ["book:X"]
+    refused = {"op": "error", "id": resync["id"], "error": {"code": "RATE_LIMITED", "message": ""}}
+    answer = core.receive(refused, now=1.1)
+    assert answer.reply_to is None and answer.resend == []
+    assert core.receive({"channel": "heartbeat"}, now=1.1 + RESYNC_RETRY_S / 2).resend == []
+    [again] = core.receive({"channel": "heartbeat"}, now=1.2 + RESYNC_RETRY_S).resend
+    assert again["channels"] == ["book:X"] and again["id"] != resync["id"]
+    assert core.receive({"op": "ack", "id": again["id"]}, now=3.0).reply_to is None
+    assert core.receive(snapshot | {"sequence": 9}, now=3.1).deliver is not None
+    assert core.books["X"].synced
+
+
+def test_an_async_feed_whose_queue_is_full_still_closes(server: Server, symbol: str) -> None:
+    async def main() -> None:
+        feed = AsyncFeed(server.url, [f"book:{symbol}", "ticker:*"], max_queue=1)
+        await feed.open()
+        await asyncio.sleep(0.5)  # the snapshot and tickers fill the queue of one
+        await feed.close()
+        assert await feed.next(timeout=1) is None  # the end marker, not QueueFull
+
+    asyncio.run(main())

@@ -14,6 +14,7 @@ from clients import (
     Client,
     ExchangeUnreachable,
     NotFound,
+    OutcomeUnknown,
     Rejected,
 )
 from clients._core import Policy, amend_order, place_order
@@ -88,6 +89,55 @@ def test_idempotent_retry_after_a_lost_answer(server: Server, admin: Client, sym
         order = lossy.place_order(symbol, "buy", 1, "3.10")
         assert transport.posts == 2
         assert [o.order_id for o in lossy.orders(symbol=symbol)] == [order.order_id]
+
+
+def test_an_order_whose_answers_are_all_lost_can_be_placed_again_safely(
+    server: Server, admin: Client, symbol: str
+) -> None:
+    """Every answer is lost: the error says so and carries the client_order_id, and placing
+    the order again with it returns the one order, not a second."""
+    creds = admin.create_account("sdk-deaf", deposit="10000.00")
+
+    class LoseEveryAnswer(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = self.inner.handle_request(request)
+            if request.method in ("POST", "PATCH"):
+                response.read()
+                raise httpx.ReadTimeout("answer lost", request=request)
+            return response
+
+        def close(self) -> None:
+            self.inner.close()
+
+    with Client(server.url, creds.api_key, creds.api_secret, transport=LoseEveryAnswer(),
+                retries=2) as deaf, Client(server.url, creds.api_key, creds.api_secret) as ok:  # fmt: skip
+        with pytest.raises(OutcomeUnknown) as lost:
+            deaf.place_order(symbol, "buy", 1, "3.11")
+        assert isinstance(lost.value, ExchangeUnreachable) and lost.value.code == "NO_ANSWER"
+        assert lost.value.client_order_id and "client_order_id" in lost.value.message
+        again = ok.place_order(symbol, "buy", 1, "3.11", client_order_id=lost.value.client_order_id)
+        assert [o.order_id for o in ok.orders(symbol=symbol)] == [again.order_id]
+        with pytest.raises(OutcomeUnknown) as amend:  # not repeated: it may have been done
+            deaf.amend_order(again.order_id, quantity=2)
+        assert amend.value.client_order_id is None and "read the state" in amend.value.message
+        assert ok.order(again.order_id).quantity == 2
+
+
+def test_two_clients_of_one_key_may_send_the_same_request_in_one_second(
+    server: Server, admin: Client, symbol: str
+) -> None:
+    """The second is refused as a reused signature, which changed nothing: it is sent again
+    in the next second."""
+    creds = admin.create_account("sdk-pair", deposit="10000.00")
+    with (
+        Client(server.url, creds.api_key, creds.api_secret) as one,
+        Client(server.url, creds.api_key, creds.api_secret) as two,
+    ):
+        for _ in range(3):
+            assert one.cancel_all(symbol) == [] and two.cancel_all(symbol) == []
 
 
 def test_errors_carry_codes(server: Server, trader: Trader, symbol: str) -> None:

@@ -45,7 +45,7 @@ def _script(creds: dict[str, Any], other: dict[str, Any], symbol: str, price: st
     def cancel_first(answers: list[httpx.Response]) -> Request:
         return _signed(creds, "DELETE", f"/v1/orders/{answers[0].json()['order_id']}", b"")
 
-    replayed = _signed(creds, "DELETE", "/v1/orders/1", b"")
+    replayed = _signed(creds, "DELETE", "/v1/orders/999998", b"")  # not cancel_first's path
     return [
         _signed(creds, "POST", "/v1/orders", order()),
         _signed(creds, "POST", "/v1/orders", order(client_order_id="c-1", side="sell", quantity=1)),
