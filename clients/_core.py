@@ -372,7 +372,7 @@ class Policy:
         if isinstance(error, CfxError):
             if error.status == 429:
                 return max(wait, error.retry_after or 0.0)
-            if error.status == 503:
+            if error.status == 503 and error.code != "JOURNAL_BROKEN":
                 return wait  # refused before anything changed
             if error.status is not None and error.status >= 500 and call.idempotent:
                 return wait

@@ -43,6 +43,7 @@ class Reason(IntEnum):
     SLOW_CONSUMER = 1019
     UNAVAILABLE = 1020
     JOURNAL_UNAVAILABLE = 1021
+    JOURNAL_BROKEN = 1022  # the command may be in the journal: it may run after a restart
 
     # 2000-2999: risk and clearing (checked before the book; the order changed nothing)
     INSUFFICIENT_MARGIN = 2001

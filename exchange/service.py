@@ -58,6 +58,10 @@ DEFAULT_RATE_LIMIT = 200.0
 STATUS_FILTERS = {"open": ("open", "partially_filled")}
 
 
+class DataDirMismatch(RuntimeError):
+    """The journal and the ledger of a data dir do not belong together."""
+
+
 def fraction_str(value: Fraction, places: int = 4) -> str:
     """Format an exact fraction of cents as USD, rounded half even to ``places`` decimals."""
     usd = Decimal(value.numerator) / Decimal(value.denominator) / 100
@@ -209,7 +213,17 @@ class ExchangeService:
     async def start(self) -> None:
         # Replay from no later than the ledger has caught up to: postings still queued when
         # the process died are made again by the replay (the ledger skips keys it has).
-        self.recovery = self.sequencer.recover(at_most=self._ledger_seq())
+        ledger_seq = self._ledger_seq()
+        if ledger_seq > self.journal.last_seq:
+            await self.stop()
+            raise DataDirMismatch(
+                f"the ledger holds postings of commands up to {ledger_seq}, but the journal "
+                f"ends at {self.journal.last_seq}: it lost records the ledger has (or is an "
+                "older copy). New commands would take those numbers with other postings, so "
+                "the exchange does not start: restore the journal, or rebuild the ledger from "
+                "it (an empty ledger database is filled from the journal on start)"
+            )
+        self.recovery = self.sequencer.recover(at_most=ledger_seq)
         self._rebuild_market_data()
         self._md_live = True
         if self.collector is not None:

@@ -49,7 +49,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         413: "PAYLOAD_TOO_LARGE",
         422: "risk refusals: INSUFFICIENT_MARGIN, PRICE_OUT_OF_BAND, POST_ONLY_WOULD_TRADE, ...",
         429: "RATE_LIMITED, with Retry-After",
-        503: "UNAVAILABLE, JOURNAL_UNAVAILABLE: refused before anything changed",
+        503: "UNAVAILABLE, JOURNAL_UNAVAILABLE: refused before anything changed; "
+        "JOURNAL_BROKEN: the journal failed mid-write, the command may run after a restart",
     }.items()
 }
 

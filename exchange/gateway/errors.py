@@ -34,6 +34,7 @@ STATUS: dict[Reason, int] = {
     Reason.NOT_CONSUMER: 403,
     Reason.UNAVAILABLE: 503,
     Reason.JOURNAL_UNAVAILABLE: 503,
+    Reason.JOURNAL_BROKEN: 503,
 }
 
 

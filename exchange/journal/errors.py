@@ -23,7 +23,8 @@ class JournalWriteError(JournalError):
     ``code`` is ``JOURNAL_WRITE_FAILED`` when the journal rolled the write back and stays
     usable (retry once the disk has room), ``SNAPSHOT_WRITE_FAILED`` for a snapshot, and
     ``JOURNAL_BROKEN`` when even the rollback failed: then every later append raises too,
-    and the journal must be reopened (which cuts the half-written tail).
+    and the journal must be reopened. That append's fate is unknown: reopening cuts a torn
+    record, but records written whole (the sync failed, not the write) are valid and kept.
     """
 
     code = "JOURNAL_WRITE_FAILED"

@@ -430,6 +430,15 @@ class Journal:
             break
         self._next_seq = cursor.next_seq
         self._size = cursor.offset
+        for seq, snapshot in list_snapshots(self.directory):
+            if seq > self._next_seq - 1:
+                # of records the journal no longer holds (a cut tail): once new records
+                # take those numbers it would pass for them, so it is moved out of the way
+                aside = snapshot.with_name(f"{snapshot.name}.ahead-{time.time_ns()}")
+                os.replace(snapshot, aside)
+                reasons.append(f"{snapshot.name} is past the last record; moved to {aside.name}")
+                if self.fsync:
+                    fsync_dir(self.directory)
         if self._bases:
             path = self.directory / segment_name(self._bases[-1])
             self._fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)

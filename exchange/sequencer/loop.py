@@ -249,6 +249,9 @@ class Sequencer:
             try:
                 first = await self._append(loop, payloads)
             except Exception as exc:  # the journal refused: acknowledge nothing, change nothing
+                if getattr(exc, "code", None) == "JOURNAL_BROKEN":
+                    self._broken(exc, batch)
+                    continue
                 for pending in batch:
                     pending.answer(
                         Outcome(
@@ -298,6 +301,19 @@ class Sequencer:
                 listener()
             except Exception:  # a projection failed; the batch stands
                 log.exception("batch listener failed at seq %d", self.state.seq)
+
+    def _broken(self, exc: Exception, batch: list[_Pending]) -> None:
+        """The journal failed mid-write and could not cut the write back: the batch may be
+        in it (and then runs after a restart), so it is neither acknowledged nor called
+        undone; and nothing more is taken until a restart reopens the journal."""
+        for pending in batch:
+            pending.answer(Outcome(reply=Refused(
+                Reason.JOURNAL_BROKEN,
+                f"the journal failed while writing this command ({exc}); it may be carried "
+                "out when the exchange restarts: check before sending it again",
+            )))  # fmt: skip
+        self._fail(exc, [])
+        self._batch_done()
 
     def _fail(self, exc: Exception, pending: list[_Pending]) -> None:
         """Refuse everything from now on: the state may be half-changed by a failed command."""

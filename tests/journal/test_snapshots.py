@@ -11,7 +11,7 @@ import pytest
 
 from exchange.journal import Journal, JournalCorrupt, JournalWriteError, SkippedSnapshot
 from exchange.journal.snapshots import SNAPSHOT_HEADER, write_snapshot_file
-from tests.journal.conftest import flip_bit, numbered, truncate
+from tests.journal.conftest import flip_bit, numbered, record_ends, truncate
 
 
 def journal_with(directory: Path, records: int, **options: int) -> Journal:
@@ -212,3 +212,21 @@ def test_a_forked_writer_runs_at_the_lowest_priority(tmp_path: Path) -> None:
         pid = journal.fork_snapshot(3, lambda: str(os.nice(0)).encode())
         assert _exit_code(pid) == 0
         assert journal.latest_snapshot() == (3, b"19")
+
+
+def test_a_snapshot_past_a_cut_tail_is_moved_aside_before_new_records_reuse_its_seq(
+    tmp_path: Path,
+) -> None:
+    payloads = [b"old-%d" % i for i in range(1, 6)]
+    with Journal(tmp_path, runway_bytes=0) as journal:
+        journal.append_batch(payloads)
+        journal.write_snapshot(5, b"after old 1..5")
+    segment = next(tmp_path.glob("journal-*.log"))
+    truncate(segment, record_ends(payloads)[2])  # records 4 and 5 are lost
+    with Journal(tmp_path) as journal:
+        assert journal.last_seq == 3 and "moved to" in (journal.recovery.reason or "")
+        assert [p.name.split(".ahead-")[0] for p in tmp_path.glob("*.ahead-*")] == [
+            "snapshot-000000000005.bin"
+        ]
+        journal.append_batch([b"new-4", b"new-5", b"new-6"])
+        assert journal.latest_snapshot() is None  # nothing describes new-4 and new-5

@@ -359,3 +359,78 @@ def test_a_forked_snapshot_holds_the_state_at_its_seq(tmp_path: Path) -> None:
             assert svc.recovery["snapshot_seq"] == seq
 
     asyncio.run(reopen())
+
+
+def test_a_write_whose_sync_and_rollback_both_fail_is_not_called_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fdatasync fails, then the ftruncate that would cut the batch back fails too: the
+    records may be whole in the segment, so the answer says the command may run after a
+    restart (503 JOURNAL_BROKEN), nothing more is taken, and after the restart it has run."""
+    data = tmp_path / "cfx"
+    failing = {"on": False}
+
+    def faulty(name: str) -> Any:
+        real = getattr(os, name)
+
+        def call(*args: Any) -> Any:
+            if failing["on"]:
+                raise OSError(errno.EIO, f"injected EIO in {name}")
+            return real(*args)
+
+        return call
+
+    for name in ("fsync", "fdatasync", "ftruncate"):
+        monkeypatch.setattr(journal_module.os, name, faulty(name))
+
+    async def run() -> None:
+        async with in_process(data, background_snapshots=False) as svc:
+            transport = httpx.ASGITransport(app=create_app(svc))
+            async with httpx.AsyncClient(transport=transport, base_url="http://cfx") as http:
+                made = await http.post("/v1/admin/accounts", headers=admin_headers(),
+                                       json={"name": "a", "deposit": "1000.00"})  # fmt: skip
+                trader = Signed(http, made.json())
+                order = {"symbol": _h100(svc), "side": "buy", "type": "limit", "price": "3.00",
+                         "quantity": 2, "client_order_id": "fate-unknown"}  # fmt: skip
+                failing["on"] = True
+                response = await trader.request("POST", "/v1/orders", order)
+                failing["on"] = False
+                assert response.status_code == 503
+                assert response.json()["error"]["code"] == "JOURNAL_BROKEN"
+                assert "may be carried out" in response.json()["error"]["message"]
+                again = await trader.request("POST", "/v1/orders", order | {"client_order_id": "x"})
+                assert again.status_code == 503  # nothing more until a restart
+                await crash(svc)
+                svc._tasks = []
+
+    asyncio.run(run())
+
+    async def reopen() -> None:
+        async with in_process(data, background_snapshots=False) as svc:
+            ids = [o.client_order_id for o in svc.state.orders.values()]
+            assert ids == ["fate-unknown"]  # written whole before the sync failed: it ran
+
+    asyncio.run(reopen())
+
+
+def test_a_ledger_ahead_of_its_journal_stops_the_start_with_the_reason(tmp_path: Path) -> None:
+    """An older copy of the journal beside a ledger that went on: new commands would reuse
+    numbers the ledger holds with other postings, so the exchange refuses to start."""
+    from exchange.service import DataDirMismatch
+
+    data = tmp_path / "cfx"
+
+    async def trade() -> None:
+        async with in_process(data) as svc:
+            accounts = await _accounts(svc, 3)
+            await _trade(svc, accounts, _h100(svc), 40, seed=3)
+            await svc.ledger_check()  # every posting is in the ledger
+
+    asyncio.run(trade())
+    shutil.rmtree(data / "journal")  # as if restored from a copy older than the ledger
+    with pytest.raises(DataDirMismatch, match="journal ends at 0"):
+        asyncio.run(trade())
+    shutil.rmtree(data / "ledger.db", ignore_errors=True)
+    for leftover in data.glob("ledger.db*"):
+        leftover.unlink()
+    asyncio.run(trade())  # an empty ledger with it: fills from the journal, starts
