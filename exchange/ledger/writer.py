@@ -27,6 +27,12 @@ from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+#: Seconds to wait for the child's answer to one batch: a database that hangs (a lock wait,
+#: a network partition) must not hang the server's ledger check and shutdown with it.
+ANSWER_TIMEOUT_S = 60.0
+#: Seconds a stopping child may take to finish its batch before it is killed.
+STOP_TIMEOUT_S = 30.0
+
 
 class LedgerWriteFailed(Exception):
     """The writer process could not post a batch; nothing of it was written."""
@@ -63,8 +69,9 @@ def _serve(url: str, conn: Connection) -> None:  # in the child
 class LedgerProcess:
     """A child process that posts batches to the ledger at ``url``, one at a time."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, answer_timeout_s: float = ANSWER_TIMEOUT_S) -> None:
         self.url = url
+        self.answer_timeout_s = answer_timeout_s
         self._context = mp.get_context("spawn")
         self._conn: Connection | None = None
         self._process: Any = None
@@ -93,6 +100,13 @@ class LedgerProcess:
         assert self._conn is not None
         try:
             self._conn.send(batch)
+            if not self._conn.poll(self.answer_timeout_s):
+                # stuck (a database that does not answer): a fresh child takes the retry,
+                # and whatever the stuck one committed is skipped then by its keys
+                self._stop(kill=True)
+                raise LedgerWriteFailed(
+                    f"the ledger writer gave no answer in {self.answer_timeout_s:g} s"
+                )
             answer = self._conn.recv()
         except (EOFError, OSError) as exc:  # the child died: a fresh one takes the retry
             self._stop(kill=True)
@@ -106,7 +120,9 @@ class LedgerProcess:
             with contextlib.suppress(OSError):
                 self._conn.send(None)
         if self._process is not None:
-            if kill:
+            if not kill:
+                self._process.join(STOP_TIMEOUT_S)
+            if self._process.is_alive():
                 self._process.kill()
             self._process.join()
         if self._conn is not None:

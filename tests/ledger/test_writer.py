@@ -71,3 +71,22 @@ def test_the_writer_outlives_a_ctrl_c_sent_to_the_process_group(
     assert writer._process.is_alive()
     assert writer.restarts == 0
     assert ledger.balances("a")["available"] == 2_00
+
+
+def test_a_writer_that_never_answers_is_replaced_and_stops_nothing(tmp_path: Path) -> None:
+    """A stuck child (a database that hangs) costs one bounded wait: the batch fails, a
+    fresh child posts it, and closing does not wait on the stuck one."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url, auto_open=True)
+    ledger.open_account("a")
+    writer = LedgerProcess(url, answer_timeout_s=1.0)
+    try:
+        writer.post_many([deposit("d1", "a", 1_00)])
+        os.kill(writer._process.pid, signal.SIGSTOP)  # stuck: alive, never answers
+        with pytest.raises(LedgerWriteFailed, match="no answer"):
+            writer.post_many([deposit("d2", "a", 2_00)])
+        writer.post_many([deposit("d2", "a", 2_00)])  # a fresh child
+        assert ledger.balances("a")["available"] == 3_00 and writer.restarts == 1
+    finally:
+        writer.close()
+        ledger.close()
