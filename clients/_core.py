@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
@@ -49,9 +49,18 @@ Price = str | Decimal | int
 
 def price_str(value: Price) -> str:
     """Write a price or amount for the wire: a decimal string, never a float."""
-    if isinstance(value, float):
-        raise TypeError("prices are exact: pass a str or Decimal such as '2.35', not a float")
+    if isinstance(value, bool) or not isinstance(value, (str, Decimal, int)):
+        raise TypeError(
+            f"prices are exact: pass a str or Decimal such as '2.35', not a {type(value).__name__}"
+        )
+    if isinstance(value, Decimal):
+        return format(value, "f")  # never an exponent: Decimal("4E+1") is "40"
     return str(value)
+
+
+def _segment(value: str) -> str:
+    """A symbol or product as one URL path segment (``/``, ``#``, ``?`` and the like escaped)."""
+    return quote(str(value), safe="")
 
 
 def new_client_order_id() -> str:
@@ -106,34 +115,37 @@ def contracts() -> Call[list[Contract]]:
 
 def contract(symbol: str) -> Call[Contract]:
     """``GET /v1/contracts/{symbol}``."""
-    return Call("GET", f"/v1/contracts/{symbol}", Contract.parse)
+    return Call("GET", f"/v1/contracts/{_segment(symbol)}", Contract.parse)
 
 
 def book(symbol: str, depth: int = 50) -> Call[Book]:
     """``GET /v1/book/{symbol}``: bids best first, asks best first, and the feed sequence."""
-    return Call("GET", f"/v1/book/{symbol}", Book.parse, {"depth": depth})
+    return Call("GET", f"/v1/book/{_segment(symbol)}", Book.parse, {"depth": depth})
 
 
 def trades(symbol: str, limit: int = 100) -> Call[list[Trade]]:
     """``GET /v1/trades/{symbol}``: newest first."""
-    return Call("GET", f"/v1/trades/{symbol}", Trade.parse, {"limit": limit})
+    return Call("GET", f"/v1/trades/{_segment(symbol)}", Trade.parse, {"limit": limit})
 
 
 def candles(symbol: str, interval: str = "1m", limit: int = 200) -> Call[list[Candle]]:
     """``GET /v1/candles/{symbol}``: OHLCV bars of ``1m``, ``1h`` or ``1d``, oldest first."""
     return Call(
-        "GET", f"/v1/candles/{symbol}", Candle.parse, {"interval": interval, "limit": limit}
+        "GET",
+        f"/v1/candles/{_segment(symbol)}",
+        Candle.parse,
+        {"interval": interval, "limit": limit},
     )
 
 
 def settlement_prices(symbol: str) -> Call[list[SettlementPrice]]:
     """``GET /v1/settlement-prices/{symbol}``: daily settlement prices, the final one marked."""
-    return Call("GET", f"/v1/settlement-prices/{symbol}", SettlementPrice.parse)
+    return Call("GET", f"/v1/settlement-prices/{_segment(symbol)}", SettlementPrice.parse)
 
 
 def index(product: str) -> Call[Index]:
     """``GET /v1/index/{product}``: the cfx GPU-hour index and its history."""
-    return Call("GET", f"/v1/index/{product}", Index.parse)
+    return Call("GET", f"/v1/index/{_segment(product)}", Index.parse)
 
 
 def place_order(
@@ -306,12 +318,14 @@ def advance_clock(to: str) -> Call[dict[str, Any]]:
 
 def halt(symbol: str) -> Call[Contract]:
     """``POST /v1/admin/contracts/{symbol}/halt``."""
-    return Call("POST", f"/v1/admin/contracts/{symbol}/halt", Contract.parse, admin=True)
+    return Call("POST", f"/v1/admin/contracts/{_segment(symbol)}/halt", Contract.parse, admin=True)
 
 
 def resume(symbol: str) -> Call[Contract]:
     """``POST /v1/admin/contracts/{symbol}/resume``."""
-    return Call("POST", f"/v1/admin/contracts/{symbol}/resume", Contract.parse, admin=True)
+    return Call(
+        "POST", f"/v1/admin/contracts/{_segment(symbol)}/resume", Contract.parse, admin=True
+    )
 
 
 def ledger_check() -> Call[dict[str, Any]]:

@@ -195,3 +195,20 @@ def test_retry_policy() -> None:
     assert policy.delay(0, amend, limited) == 3.0
     refused = CfxError("INSUFFICIENT_MARGIN", "no", 422)
     assert policy.delay(0, order, refused) is None
+
+
+def test_prices_go_out_as_plain_decimals_and_symbols_as_one_path_segment(
+    admin: Client, symbol: str
+) -> None:
+    from clients._core import price_str
+
+    assert [price_str(p) for p in ("3.50", Decimal("3.5"), 3, Decimal(4).scaleb(1))] == [
+        "3.50", "3.5", "3", "40",
+    ]  # fmt: skip
+    for inexact in (3.5, True):
+        with pytest.raises(TypeError, match="exact"):
+            price_str(inexact)  # type: ignore[arg-type]
+    for odd in (symbol + "#x", symbol + "/../x", symbol + "?depth=1"):
+        with pytest.raises(NotFound) as unknown:
+            admin.contract(odd)
+        assert unknown.value.code in ("UNKNOWN_SYMBOL", "NOT_FOUND")  # never another contract
