@@ -379,7 +379,10 @@ class Journal:
                 f"new segment {path.name} not created: {exc.strerror or exc}", errno=exc.errno
             ) from exc
         if self._fd is not None:
-            os.close(self._fd)
+            # the old segment is synced and done with: an error closing it changes nothing
+            # on disk, and must not leave the journal pointing at a closed descriptor
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
         self._fd = fd
         self._bases.append(base)
         self._size = self._zeroed = _HEADER
