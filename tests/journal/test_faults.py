@@ -206,6 +206,18 @@ def test_a_failed_new_segment_is_removed_and_retried(
     assert read_all(tmp_path) == numbered([bytes(30), bytes(30)])
 
 
+def test_an_error_closing_the_finished_segment_does_not_strand_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Journal(tmp_path, segment_bytes=60) as journal:
+        journal.append(bytes(30))
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "close", fail_once(os.close, errno.EIO, is_segment))
+            assert journal.append(bytes(30)) == 2  # rotated: the new segment is in use
+        assert journal.append(bytes(30)) == 3
+    assert read_all(tmp_path) == numbered([bytes(30)] * 3)
+
+
 def test_a_real_file_size_limit_is_survived(tmp_path: Path) -> None:
     """The kernel itself refuses the write (RLIMIT_FSIZE): a short write, then EFBIG."""
     limit = 50_000
