@@ -39,6 +39,7 @@ from exchange.gateway.errors import ApiError
 from exchange.gateway.models import PAGE_LIMIT
 from exchange.gateway.ratelimit import ReplayCache, TokenBucket
 from exchange.journal import JournalError
+from exchange.journal.files import fsync_dir
 from exchange.ledger.writer import LedgerProcess
 from exchange.marketdata import MarketData
 from exchange.marketdata.formatting import iso_ms
@@ -100,7 +101,14 @@ def listing_calendar(data_dir: Path, batch_interval_s: int | None) -> ListingCal
             "mechanism": "batch" if batch_interval_s else "continuous",
             "batch_interval_s": batch_interval_s,
         }
-        path.write_text(json.dumps(terms) + "\n")
+        # durable before the journal's first record: written whole or not at all
+        temporary = path.with_name(path.name + ".tmp")
+        with open(temporary, "w") as file:
+            file.write(json.dumps(terms) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        fsync_dir(data_dir)
     if batch_interval_s is not None and terms["batch_interval_s"] != batch_interval_s:
         raise ListingConflict(
             f"{data_dir} lists {terms['mechanism']} contracts"
