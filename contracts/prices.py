@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from contracts.errors import ContractError, InvalidAmount, InvalidPrice, InvalidQuantity
 
@@ -86,7 +86,10 @@ def _read(value: object, what: str, example: str, error: type[ContractError]) ->
             raise error(f"{what} is longer than {MAX_TEXT_LENGTH} characters")
         if _NUMBER.fullmatch(value) is None:
             raise error(f"{what} {value!r} is not a decimal string such as {example!r}")
-        return Decimal(value)
+        try:
+            return Decimal(value)
+        except InvalidOperation:  # an exponent beyond what Decimal holds: 1e99999999999999999999
+            raise error(f"{what} {_shown(value)} is out of range") from None
     number = Decimal(value)
     if not number.is_finite():
         raise error(f"{what} must be a finite number, not {_shown(value)}")
@@ -177,11 +180,12 @@ def to_cents(amount: str | Decimal | int, *, allow_negative: bool = False) -> in
     value = _read(amount, "amount", "12.34", InvalidAmount)
     if value < 0 and not allow_negative:
         raise InvalidAmount(f"amount must not be negative, not {_shown(amount)}")
-    if abs(value) > MAX_AMOUNT:
+    magnitude = value.copy_abs()  # exact: abs() would round to the context's 28 digits
+    if magnitude > MAX_AMOUNT:
         raise InvalidAmount(
             f"amount {_shown(amount)} is beyond the largest accepted amount {MAX_AMOUNT}"
         )
-    cents = _on_grid(abs(value), _CENT)
+    cents = _on_grid(magnitude, _CENT)
     if cents is None:
         raise InvalidAmount(f"amount {_shown(amount)} is not whole cents: use at most two decimals")
     return -cents if value < 0 else cents

@@ -38,12 +38,16 @@ if TYPE_CHECKING:
 #: Largest request body accepted, in bytes.
 MAX_BODY = 64 * 1024
 
+#: The longest simulated-clock advance one request may ask for.
+MAX_ADVANCE_NS = 366 * 86_400 * NS
+
 #: The error responses every route documents, each with the error body's schema.
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": description, "model": S.Error}
     for status, description in {
         400: "invalid request (codes such as INVALID_REQUEST, INVALID_TICK, INVALID_QUANTITY)",
         401: "UNAUTHORIZED: missing, stale, replayed or wrong signature",
+        403: "ACCOUNT_DISABLED, NOT_PROVIDER, NOT_CONSUMER, FORBIDDEN",
         404: "UNKNOWN_SYMBOL, ORDER_NOT_FOUND, DELIVERY_NOT_FOUND, NOT_FOUND",
         409: "CONTRACT_NOT_TRADING and other state conflicts",
         413: "PAYLOAD_TOO_LARGE",
@@ -76,17 +80,23 @@ class _Gate:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            too_large = _error_response(
+                ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
+            )
             for name, value in scope["headers"]:
                 if name == b"content-length":
                     if not value.isdigit() or int(value) > MAX_BODY:
-                        response = _error_response(
-                            ApiError(
-                                Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes"
-                            )
-                        )
-                        await response(scope, receive, send)
+                        await too_large(scope, receive, send)
                         return
                     break
+            else:
+                if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+                    # no length given (chunked): read it here, and no further than the limit
+                    whole = await _read_body(receive)
+                    if whole is None:
+                        await too_large(scope, receive, send)
+                        return
+                    receive = _replay(whole, receive)
             if scope["method"] in ("POST", "DELETE"):
                 passed_on = await fastpath.serve(
                     scope["app"].state.svc, scope, receive, send, MAX_BODY
@@ -102,10 +112,45 @@ class _Gate:
         await self.app(scope, receive, send)
 
 
+async def _read_body(receive: Any) -> bytes | None:
+    """A request body without a length, or None once it passes :data:`MAX_BODY`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that gives ``body`` whole, then whatever the connection says next."""
+    given = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        message: dict[str, Any] = await receive()
+        return message
+
+    return replay
+
+
 async def account_id(request: Request) -> int:
     """Authenticate a signed request (SPEC section 6); return its account."""
     body = await request.body()
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # the path as sent, percent-encoding and all, is what the client signed
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    sent = raw.decode("latin-1")
+    path = sent + (f"?{request.url.query}" if request.url.query else "")
     return authenticate(
         request.app.state.svc, request.method, request.url.path, path, request.headers.get, body
     )
@@ -150,16 +195,16 @@ def authenticate(
     # not checked: two identical orders in one second are a normal thing for a bot to send,
     # and a retry that must not double is what client_order_id is for.
     once = method in ("DELETE", "PATCH") or (method == "POST" and path != "/v1/orders")
-    if once and svc.replays.seen(signature.lower()):  # one signature, whatever its case
-        raise ApiError(
-            Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
-        )
-    wait = svc.limiter.take(key)
+    wait = svc.limiter.take(key)  # first: a request refused for its rate keeps its signature
     if wait:
         raise ApiError(
             Reason.RATE_LIMITED,
             "too many requests for this API key",
             {"Retry-After": str(max(1, round(wait + 0.5)))},
+        )
+    if once and svc.replays.seen(signature.lower()):  # one signature, whatever its case
+        raise ApiError(
+            Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
         )
     return account
 
@@ -476,7 +521,15 @@ def create_app(svc: ExchangeService) -> FastAPI:
             raise ApiError(
                 Reason.INVALID_REQUEST, "'to' needs a time zone, e.g. 2026-12-07T00:00:00Z"
             )
-        outcome = await svc.sequencer.submit({"op": "advance", "to": to_ns(target)})
+        to = to_ns(target)
+        if to - svc.state.now > MAX_ADVANCE_NS:
+            # every settlement, listing and expiry in between runs in this one command,
+            # holding the exchange (and every restart replaying it) for as long as it takes
+            raise ApiError(
+                Reason.INVALID_REQUEST,
+                f"advance at most {MAX_ADVANCE_NS // (86_400 * NS)} days at a time",
+            )
+        outcome = await svc.sequencer.submit({"op": "advance", "to": to})
         ran = [
             event | {field: svc.price_str(event["symbol"], event[field])
                      for field in ("price", "final_price") if field in event}

@@ -325,3 +325,21 @@ def test_quantity_lot_size_and_limit() -> None:
         parse_quantity(25, lot_size=10)
     with pytest.raises(InvalidQuantity, match="above the largest accepted 100"):
         parse_quantity(101, max_quantity=100)
+
+
+@pytest.mark.parametrize(
+    "text", ["1e99999999999999999999", "1e-99999999999999999999", "-1E+9999999999999999999"]
+)
+def test_exponents_beyond_what_a_decimal_holds_are_refused(text: str) -> None:
+    with pytest.raises(InvalidAmount, match="out of range"):
+        to_cents(text, allow_negative=True)
+    with pytest.raises(InvalidPrice):
+        to_ticks(text, Decimal("0.01"))
+
+
+@pytest.mark.parametrize(
+    "text", ["9.9999999999999999999999999999", "1.00000000000000000000000000001"]
+)
+def test_amounts_beyond_28_digits_are_refused_not_rounded(text: str) -> None:
+    with pytest.raises(InvalidAmount, match="whole cents"):
+        to_cents(text)

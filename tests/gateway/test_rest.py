@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from exchange.gateway.auth import sign
-from tests.gateway.conftest import Client, Server
+from tests.gateway.conftest import ADMIN_TOKEN, Client, Server
 
 
 def test_health_and_contracts(server: Server) -> None:
@@ -83,9 +84,13 @@ def test_cancel_amend_and_cancel_all(server: Server, symbol: str) -> None:
     assert trader.request("GET", "/v1/orders?status=open").json() == []
 
 
-def test_orders_and_fills_are_read_page_by_page(server: Server) -> None:
+def _h100_symbols(server: Server) -> list[str]:
     contracts = httpx.get(server.url + "/v1/contracts").json()
-    symbol = max(c["symbol"] for c in contracts if c["product"] == "H100")  # a book of its own
+    return [c["symbol"] for c in contracts if c["product"] == "H100" and c["status"] == "trading"]
+
+
+def test_orders_and_fills_are_read_page_by_page(server: Server) -> None:
+    symbol = max(_h100_symbols(server))  # a book of its own
     maker, taker = server.account("pager-maker"), server.account("pager-taker")
     asks = [maker.place(symbol, "sell", "3.50", 2).json()["order_id"] for _ in range(4)]
     for _ in range(7):  # each buy takes 1 GPU-hour: fills on every ask but the last
@@ -184,6 +189,38 @@ def test_oversized_body_is_413(server: Server) -> None:
     response = trader.request("POST", "/v1/orders", raw=b"{" + b" " * 100_000 + b"}")
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_a_chunked_body_is_held_to_the_same_limit(server: Server) -> None:
+    def chunks(n: int) -> Any:
+        yield b"{"
+        for _ in range(n):
+            yield b" " * 10_000
+        yield b"}"
+
+    for path in ("/v1/orders", "/v1/admin/accounts"):
+        response = httpx.post(server.url + path, content=chunks(50))  # 500 KB, no length
+        assert response.status_code == 413, response.text
+        assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    small = httpx.post(server.url + "/v1/admin/accounts", content=chunks(0),
+                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
+    assert small.status_code == 400  # read whole, then refused for what it says ("{}")
+
+
+def test_the_path_is_signed_as_sent(server: Server) -> None:
+    trader = server.account("encoder")
+    order = trader.place(max(_h100_symbols(server)), "buy", "3.00", 1).json()
+    encoded = f"/v1/orders/%{ord(str(order['order_id'])[0]):X}{str(order['order_id'])[1:]}"
+    response = trader.request("GET", encoded)  # signed over the encoded path it sends
+    assert response.status_code == 200, response.text
+    assert response.json()["order_id"] == order["order_id"]
+
+
+def test_a_sim_clock_advance_spans_at_most_a_year(server: Server) -> None:
+    response = server.admin("POST", "/v1/admin/clock/advance", {"to": "2036-12-01T00:00:00Z"})
+    assert response.status_code == 400 and "366 days" in response.json()["error"]["message"]
+    far = server.admin("POST", "/v1/admin/clock/advance", {"to": "2262-04-12T00:00:00Z"})
+    assert far.status_code == 400
 
 
 def test_signatures_are_checked(server: Server) -> None:

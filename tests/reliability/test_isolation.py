@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -256,5 +257,32 @@ def test_websocket_cancels_and_control_messages_are_rate_limited(isolated: Serve
             replies = [orjson.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(170)]
             limited = [r for r in replies if r["op"] == "error"]
             assert limited and all(r["error"]["code"] == "RATE_LIMITED" for r in limited)
+
+    asyncio.run(run())
+
+
+def test_a_request_refused_for_its_rate_keeps_its_signature(tmp_path: Path) -> None:
+    """429 changes nothing, the signature included: the same signed request sent again
+    after Retry-After is served, not refused as a replay."""
+    from exchange.gateway.app import create_app
+    from exchange.gateway.ratelimit import TokenBucket
+    from tests.reliability.conftest import Signed, admin_headers, in_process
+
+    async def run() -> None:
+        async with in_process(tmp_path / "cfx") as svc:
+            transport = httpx.ASGITransport(app=create_app(svc))
+            async with httpx.AsyncClient(transport=transport, base_url="http://cfx") as http:
+                made = await http.post("/v1/admin/accounts", headers=admin_headers(),
+                                       json={"name": "slow", "deposit": "100.00"})  # fmt: skip
+                trader = Signed(http, made.json())
+                svc.limiter = TokenBucket(rate=20, burst=1)
+                assert (await trader.request("GET", "/v1/account")).status_code == 200
+                ts, path = str(int(time.time())), "/v1/orders/424242"
+                headers = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": ts,
+                           "CFX-SIGNATURE": sign(trader.secret, ts, "DELETE", path, b"")}  # fmt: skip
+                assert (await http.delete(path, headers=headers)).status_code == 429
+                await asyncio.sleep(0.1)
+                again = await http.delete(path, headers=headers)
+                assert _code(again) == (404, "ORDER_NOT_FOUND")  # served, not a replay
 
     asyncio.run(run())
