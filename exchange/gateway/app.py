@@ -265,7 +265,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
             exc.status_code, Reason.INVALID_REQUEST
         )
         status = exc.status_code if 400 <= exc.status_code < 500 else 400
-        return _json(error_body(reason, str(exc.detail)), status)
+        return _json(error_body(reason, str(exc.detail)), status, dict(exc.headers or {}))  # Allow
 
     app.add_middleware(_Gate)
 
@@ -467,7 +467,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         dependencies=[Admin],
         responses=S.ok(S.KillSwitch),
     )
-    async def disable(account_id: int) -> dict[str, Any]:
+    async def disable(account_id: Id) -> dict[str, Any]:
         """Kill switch: cancel the account's open orders and refuse new ones."""
         outcome = await svc.sequencer.submit(
             {"op": "kill_switch", "account_id": account_id, "disabled": True}
@@ -481,7 +481,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         dependencies=[Admin],
         responses=S.ok(S.KillSwitch),
     )
-    async def enable(account_id: int) -> dict[str, Any]:
+    async def enable(account_id: Id) -> dict[str, Any]:
         outcome = await svc.sequencer.submit(
             {"op": "kill_switch", "account_id": account_id, "disabled": False}
         )

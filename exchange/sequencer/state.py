@@ -468,6 +468,11 @@ class ExchangeState:
 
     def _op_halt(self, cmd: dict[str, Any]) -> dict[str, Any]:
         contract = self.contract(cmd["symbol"])
+        if not contract.book_open:
+            raise Refused(
+                Reason.CONTRACT_NOT_TRADING,
+                f"{contract.symbol} is {contract.status}: trading is over, nothing to halt",
+            )
         contract.halted = bool(cmd["halted"])
         return {"symbol": contract.symbol, "halted": contract.halted}
 

@@ -351,3 +351,11 @@ def test_no_input_gets_a_500(server: Server, symbol: str) -> None:
                        ("/v1/admin/clock/advance", {"to": "2020-01-01T00:00:00Z"})):  # fmt: skip
         response = server.admin("POST", path, body)
         assert 400 <= response.status_code < 500, (path, response.text)
+
+
+def test_admin_odd_targets_are_4xx(server: Server) -> None:
+    for bad in ("0", "-1", str(2**64)):
+        response = server.admin("POST", f"/v1/admin/accounts/{bad}/disable")
+        assert response.status_code == 400, (bad, response.text)
+    wrong_verb = httpx.put(server.url + "/v1/health")
+    assert wrong_verb.status_code == 405 and wrong_verb.headers["allow"] == "GET"

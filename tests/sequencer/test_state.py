@@ -442,3 +442,13 @@ def test_a_refused_account_creation_creates_nothing(ex: Exchange) -> None:
     with pytest.raises(Refused):
         ex(op="create_account", name="x", role="trader", deposit=-5, api_key="k-x")
     assert ex.state.state_hash() == before and "k-x" not in ex.state.api_keys
+
+
+def test_a_contract_whose_trading_is_over_cannot_be_halted(ex: Exchange) -> None:
+    ex(op="halt", symbol=SYMBOL, halted=True)
+    ex(op="halt", symbol=SYMBOL, halted=False)
+    ex(op="advance", to=ns("2026-12-06T23:00:00"))  # expired
+    for halted in (True, False):
+        with pytest.raises(Refused) as refused:
+            ex(op="halt", symbol=SYMBOL, halted=halted)
+        assert refused.value.reason == Reason.CONTRACT_NOT_TRADING
