@@ -19,11 +19,11 @@ import httpx
 import orjson
 
 from clients.errors import (
-    AuthenticationError,
     CfxError,
     ExchangeUnreachable,
     OutcomeUnknown,
     error_for,
+    signature_reused,
 )
 from clients.models import (
     Account,
@@ -379,10 +379,8 @@ class Policy:
             return wait  # never reached the exchange: always safe
         if isinstance(error, httpx.TransportError):
             return wait if call.idempotent else None
-        if isinstance(error, AuthenticationError) and "already used" in error.message:
-            # another client with this key sent the same request in the same second: it was
-            # refused, so nothing changed; the next second signs differently
-            return max(wait, 1.001 - time.time() % 1)
+        if isinstance(error, CfxError) and signature_reused(error):
+            return max(wait, 1.001 - time.time() % 1)  # the next second signs differently
         if isinstance(error, CfxError):
             if error.status == 429:
                 return max(wait, error.retry_after or 0.0)

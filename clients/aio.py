@@ -15,8 +15,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from clients import _core
 from clients._core import DEFAULT_URL, Call, Policy, Signer
-from clients.errors import CfxError, ExchangeUnreachable
-from clients.feed import FeedCore, reply_error, signature_reused, ws_url
+from clients.errors import CfxError, ExchangeUnreachable, signature_reused
+from clients.feed import FeedCore, reply_error, ws_url
 from clients.models import Order
 from exchange.marketdata.client_book import LocalBook
 
@@ -192,13 +192,13 @@ class AsyncFeed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._end()
+        self._put(None)  # the end marker
 
-    def _end(self) -> None:
-        """Queue the end marker, dropping the oldest message if the queue is full."""
+    def _put(self, message: dict[str, Any] | None) -> None:
+        """Queue a message, dropping the oldest if the queue is full (a reader too slow)."""
         if self._queue.full():
             self._queue.get_nowait()
-        self._queue.put_nowait(None)
+        self._queue.put_nowait(message)
 
     def book(self, symbol: str) -> LocalBook:
         """The local copy of a subscribed book."""
@@ -309,7 +309,7 @@ class AsyncFeed:
                 if not future.done():
                     future.set_exception(error)
             self._connected.set()  # wakes requests waiting for a connection: they see _failure
-            self._end()
+            self._put(None)
 
     async def _read(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -326,9 +326,7 @@ class AsyncFeed:
                         else:
                             entry[1].set_result(message)
                 if received.deliver is not None:
-                    if self._queue.full():
-                        self._queue.get_nowait()  # the reader is too slow: drop the oldest
-                    self._queue.put_nowait(received.deliver)
+                    self._put(received.deliver)
 
     async def _exchange(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         """Send a request on the current connection and wait for its reply."""

@@ -69,6 +69,13 @@ class ServerError(CfxError):
     """5xx: the exchange failed. It should never happen; retried where that is safe."""
 
 
+def signature_reused(error: CfxError) -> bool:
+    """Whether a request was refused only because an identical one (from another client
+    with the same key) was signed in the same second: nothing changed, and the next second
+    signs differently."""
+    return error.code == "UNAUTHORIZED" and "already used" in error.message
+
+
 def error_for(status: int, body: Any, retry_after: float | None = None) -> CfxError:
     """Build the exception for an HTTP error response (or a websocket ``error`` reply)."""
     error = body.get("error") if isinstance(body, dict) else None

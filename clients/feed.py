@@ -35,11 +35,6 @@ def ws_url(url: str) -> str:
     return url.rstrip("/").replace("https://", "wss://").replace("http://", "ws://") + "/v1/ws"
 
 
-def signature_reused(error: CfxError) -> bool:
-    """Whether an ``auth`` was refused only because another client signed in the same second."""
-    return error.code == "UNAUTHORIZED" and "already used" in error.message
-
-
 def reply_error(message: dict[str, Any]) -> CfxError:
     """The exception an ``{"op": "error"}`` reply stands for."""
     error = message.get("error") or {}

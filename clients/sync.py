@@ -14,8 +14,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from clients import _core
 from clients._core import DEFAULT_URL, Call, Policy, Signer
-from clients.errors import CfxError, ExchangeUnreachable
-from clients.feed import FeedCore, Received, reply_error, signature_reused, ws_url
+from clients.errors import CfxError, ExchangeUnreachable, signature_reused
+from clients.feed import FeedCore, Received, reply_error, ws_url
 from clients.models import Order
 from exchange.marketdata.client_book import LocalBook
 

@@ -80,13 +80,10 @@ class _Gate:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            too_large = _error_response(
-                ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
-            )
             for name, value in scope["headers"]:
                 if name == b"content-length":
                     if not value.isdigit() or int(value) > MAX_BODY:
-                        await too_large(scope, receive, send)
+                        await _too_large()(scope, receive, send)
                         return
                     break
             else:
@@ -94,7 +91,7 @@ class _Gate:
                     # no length given (chunked): read it here, and no further than the limit
                     whole = await _read_body(receive)
                     if whole is None:
-                        await too_large(scope, receive, send)
+                        await _too_large()(scope, receive, send)
                         return
                     receive = _replay(whole, receive)
             if scope["method"] in ("POST", "DELETE"):
@@ -110,6 +107,12 @@ class _Gate:
             scope[RAW_SEND_KEY] = send
             scope[RAW_RECEIVE_KEY] = receive
         await self.app(scope, receive, send)
+
+
+def _too_large() -> Response:
+    return _error_response(
+        ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
+    )
 
 
 async def _read_body(receive: Any) -> bytes | None:
@@ -202,7 +205,7 @@ def authenticate(
             "too many requests for this API key",
             {"Retry-After": str(max(1, round(wait + 0.5)))},
         )
-    if once and svc.replays.seen(signature.lower()):  # one signature, whatever its case
+    if once and svc.replays.seen(signature):
         raise ApiError(
             Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
         )

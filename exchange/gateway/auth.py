@@ -60,8 +60,8 @@ def verify(
 ) -> str | None:
     """Return ``None`` if the signature is valid and fresh, else what is wrong with it.
 
-    Hex digits may come in either case; a replay check must then use ``signature.lower()``,
-    or the same signature in other letters would pass it.
+    Hex digits may come in either case (:class:`~exchange.gateway.ratelimit.ReplayCache`
+    takes them as one signature).
     """
     try:
         ts = int(timestamp)

@@ -45,7 +45,8 @@ def _wants(scope: dict[str, Any]) -> tuple[str, int | None] | None:
     if scope.get("query_string"):
         return None
     method, path = scope["method"], scope["path"]
-    if scope.get("raw_path", path.encode()) != path.encode():  # percent-encoded: the routes'
+    raw = scope.get("raw_path")
+    if raw is not None and raw != path.encode():  # percent-encoded: the routes'
         return None
     if method == "POST" and path == "/v1/orders":
         for name, value in scope["headers"]:

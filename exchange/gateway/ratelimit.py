@@ -35,7 +35,11 @@ class ReplayCache:
         self._seen: OrderedDict[str, float] = OrderedDict()
 
     def seen(self, signature: str, now: float | None = None) -> bool:
-        """Record ``signature``; return whether it was already used inside the window."""
+        """Record ``signature``; return whether it was already used inside the window.
+
+        Hex digits in either case are the same signature, so it is kept in lower case.
+        """
+        signature = signature.lower()
         now = time.monotonic() if now is None else now
         while self._seen:
             oldest, at = next(iter(self._seen.items()))

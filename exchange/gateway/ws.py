@@ -549,7 +549,7 @@ class Connection:
         )
         if problem:
             raise ApiError(Reason.UNAUTHORIZED, problem)
-        if self.svc.replays.seen(signature.lower()):  # one signature, whatever its case
+        if self.svc.replays.seen(signature):
             raise ApiError(Reason.UNAUTHORIZED, "this signature was already used")
         self.svc.unregister_private(self)
         self.account = account

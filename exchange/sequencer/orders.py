@@ -371,12 +371,10 @@ class OrderStore:
         symbol_id = None if symbol is None else self._symbol_ids.get(symbol, -1)
         names = self._symbols
         found: list[np.ndarray] = []  # trade ids from the columns, to skip older chunks
-        n_found = 0
+        oldest_on_page: int | None = None  # once limit + 1 are found: the lowest that counts
         for c in range(len(self._fills) - 1, -1, -1):  # newest chunk first
-            if n_found > limit:
-                newest = np.concatenate(found)
-                if self._fill_max(c) < np.partition(newest, len(newest) - limit - 1)[-limit - 1]:
-                    continue  # all older than the page already found
+            if oldest_on_page is not None and self._fill_max(c) < oldest_on_page:
+                continue  # all older than the page already found
             fills, accounts, symbols, sides = self._fill_chunk(c)
             used = accounts == account
             if symbol_id is not None:
@@ -388,7 +386,9 @@ class OrderStore:
                 newest = np.argsort(-fills["trade_id"], kind="stable")[: limit + 1]
                 fills, symbols, sides = fills[newest], symbols[newest], sides[newest]
             found.append(fills["trade_id"])
-            n_found += len(fills)
+            ids = np.concatenate(found)
+            if len(ids) > limit:
+                oldest_on_page = int(np.partition(ids, len(ids) - limit - 1)[-limit - 1])
             rows.extend(zip(
                 fills["trade_id"].tolist(), fills["order_id"].tolist(),
                 [names[i] for i in symbols.tolist()], sides.tolist(), fills["price"].tolist(),
@@ -405,8 +405,12 @@ class OrderStore:
         for c in range(len(self._fills)):
             yield self._fill_chunk(c)
 
+    def _fills_used(self, c: int) -> np.ndarray:
+        """The rows of fill chunk ``c`` that hold fills."""
+        return self._fills[c][: max(0, min(CHUNK, self._n_fills - c * CHUNK))]
+
     def _fill_chunk(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        fills = self._fills[c][: max(0, min(CHUNK, self._n_fills - c * CHUNK))]
+        fills = self._fills_used(c)
         ids = fills["order_id"]
         accounts = np.empty(len(fills), dtype=np.int64)
         symbols = np.empty(len(fills), dtype=np.int64)
@@ -422,7 +426,7 @@ class OrderStore:
         """The highest trade id in fill chunk ``c`` (kept once the chunk is full)."""
         top = self._fill_top.get(c)
         if top is None:
-            used = self._fills[c][: max(0, min(CHUNK, self._n_fills - c * CHUNK))]
+            used = self._fills_used(c)
             top = int(used["trade_id"].max()) if len(used) else 0
             if len(used) == CHUNK:
                 self._fill_top[c] = top

@@ -512,17 +512,7 @@ class ExchangeState:
                     Reason.PRICE_OUT_OF_BAND,
                     f"price must lie within {contract.band_bps / 100:g}% of the reference price",
                 )
-        position = acc.positions.get(contract.symbol)
-        held = position.quantity if position else 0
-        worst = worst_case_quantity(
-            held,
-            acc.open_buy.get(contract.symbol, 0) + (quantity if side == BUY else 0),
-            acc.open_sell.get(contract.symbol, 0) + (quantity if side == SELL else 0),
-        )
-        if worst > self.rules.position_limit:
-            raise Refused(
-                Reason.POSITION_LIMIT, f"position limit {self.rules.position_limit} GPU-hours"
-            )
+        self._check_position_limit(acc, contract.symbol, side, quantity)
         extra = (contract.symbol, quantity if side == BUY else 0, quantity if side == SELL else 0)
         if self.requirement(acc, extra) > acc.available + acc.margin:
             raise Refused(
@@ -565,6 +555,19 @@ class ExchangeState:
         self._track_open(order, +1)
         self._apply_events(contract, events)
         return self.order_view(order)
+
+    def _check_position_limit(self, acc: Account, symbol: str, side: int, more: int) -> None:
+        """Refuse ``more`` GPU-hours of open orders on ``side`` past the position limit."""
+        position = acc.positions.get(symbol)
+        worst = worst_case_quantity(
+            position.quantity if position else 0,
+            acc.open_buy.get(symbol, 0) + (more if side == BUY else 0),
+            acc.open_sell.get(symbol, 0) + (more if side == SELL else 0),
+        )
+        if worst > self.rules.position_limit:
+            raise Refused(
+                Reason.POSITION_LIMIT, f"position limit {self.rules.position_limit} GPU-hours"
+            )
 
     def _track_open(self, order: Order, sign: int, quantity: int | None = None) -> None:
         acc = self.accounts[order.account]
@@ -737,16 +740,7 @@ class ExchangeState:
         acc = self.accounts[order.account]
         delta = new_remaining - order.remaining
         if delta > 0:
-            position = acc.positions.get(order.symbol)
-            worst = worst_case_quantity(
-                position.quantity if position else 0,
-                acc.open_buy.get(order.symbol, 0) + (delta if order.side == BUY else 0),
-                acc.open_sell.get(order.symbol, 0) + (delta if order.side == SELL else 0),
-            )
-            if worst > self.rules.position_limit:
-                raise Refused(
-                    Reason.POSITION_LIMIT, f"position limit {self.rules.position_limit} GPU-hours"
-                )
+            self._check_position_limit(acc, order.symbol, order.side, delta)
         extra = (
             order.symbol,
             delta if order.side == BUY else 0,
@@ -1114,11 +1108,11 @@ class ExchangeState:
                                             *_hours_delivered(prov, cons, delivered)], memo)  # fmt: skip
             self._post("delivery_refund", [(cons, "escrow", -refund), (cons, "available", refund),
                                            *_hours_forgone(prov, cons, shortfall)], memo)  # fmt: skip
-            provider.bond -= self._penalty(delivery, shortfall)
+            penalty = self._penalty(delivery, shortfall)
+            provider.bond -= penalty  # the bond held for it goes to paying it
             consumer.escrow -= pay + refund
             provider.available += pay
             consumer.available += refund
-            penalty = shortfall * unit * self.rules.penalty_bps // 10_000
             if penalty:
                 self._release_all_margin(provider)
                 paid = min(penalty, provider.available)
