@@ -931,6 +931,21 @@ class ExchangeState:
                 )
             elif c.status == "delivering" and c.delivery_end + self.rules.grace_ns <= t:
                 self._settle_deliveries(c)
+        self._margin_calls(t)
+
+    def _margin_calls(self, t: int) -> None:
+        """Cancel every open order of an account whose cash no longer covers its margin.
+
+        Orders are checked against the account's cash when placed; after that its cash can
+        fall (variation margin paid at a settlement, an invoice moved to escrow, a fee or a
+        penalty) and its requirement rise (a new reference price). Its orders then stop
+        counting on margin that is not there: none of them can fill into a bigger loss.
+        """
+        for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
+            if acc.open_orders and self.requirement(acc) > acc.available + acc.margin:
+                cancelled = self._cancel_where(lambda o, a=acc.account_id: o.account == a)
+                self._out.ran.append({"event": "margin_call", "account_id": acc.account_id,
+                                      "cancelled": len(cancelled), "time": iso(t)})  # fmt: skip
 
     def _auction(self, contract: Contract) -> None:
         events = self.engine.process_one(

@@ -145,6 +145,44 @@ def test_daily_settlement_moves_variation_margin(ex: Exchange) -> None:
     assert ex.state.accounts[3].available + ex.state.accounts[3].margin == 100_000 + 9
 
 
+def test_margin_call_cancels_the_orders_of_an_account_its_cash_no_longer_covers(
+    ex: Exchange,
+) -> None:
+    ex(op="create_account", name="thin", role="trader", deposit=2_000)
+    ex.order(1, "sell", 350, 10)
+    ex.order(3, "buy", 350, 10)  # long 10 at $3.50; the taker fee is 4 cents
+    resting = ex.order(3, "buy", 200, 10)  # worst case 20: $14.00 of margin on $19.96
+    ex.order(2, "buy", 180, 5)  # an account with cash to spare keeps its order
+    ex(op="advance", to=ns("2026-12-01T23:40:00"))
+    ex.order(1, "sell", 250, 1)
+    ex.order(2, "buy", 250, 1)  # the only trade in the window: the settlement price is 250
+    ran = ex(op="advance", to=ns("2026-12-02T00:00:00")).ran
+    # account 3 paid 10 x $1.00 of variation margin: $9.96 left, and at the new reference
+    # its worst case needs 20 x $2.50 x 20% = $10.00
+    assert [r for r in ran if r["event"] == "margin_call"] == [
+        {
+            "event": "margin_call",
+            "account_id": 3,
+            "cancelled": 1,
+            "time": "2026-12-02T00:00:00.000Z",
+        }
+    ]
+    assert ex.state.orders[resting["order_id"]].status == "cancelled"
+    acc = ex.state.accounts[3]
+    assert (acc.open_orders, acc.available + acc.margin, acc.margin) == (0, 996, 500)
+    assert [o.status for o in ex.state.orders.values() if o.account == 2] == ["open", "filled"]
+    assert ex.state.accounts[2].open_orders == 1
+
+
+def test_no_margin_call_while_cash_covers_the_requirement(ex: Exchange) -> None:
+    ex.order(1, "sell", 350, 10)
+    ex.order(2, "buy", 350, 10)
+    ex.order(2, "buy", 300, 10)
+    ran = ex(op="advance", to=ns("2026-12-02T00:00:00")).ran
+    assert all(r["event"] != "margin_call" for r in ran)
+    assert ex.state.accounts[2].open_orders == 1
+
+
 def test_settlement_without_trades_in_the_window_uses_the_last_price(ex: Exchange) -> None:
     ex.order(1, "sell", 350, 1)
     ex.order(2, "buy", 350, 1)
@@ -261,6 +299,9 @@ class Conservation(RuleBasedStateMachine):
     @rule(hours=st.integers(1, 30))
     def advance(self, hours: int) -> None:
         self._try(op="advance", to=self.ex.state.now + hours * 3600 * 10**9)
+        state = self.ex.state
+        for acc in state.accounts.values():  # a margin call left no uncovered order behind
+            assert not acc.open_orders or state.requirement(acc) <= acc.available + acc.margin
 
     @rule(
         delivery=st.integers(1, 4),
