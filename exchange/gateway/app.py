@@ -229,6 +229,11 @@ Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 PageLimit = Annotated[int, Query(ge=1, le=PAGE_LIMIT, description="At most this many.")]
 BEFORE_ORDER = "Only orders with a lower order id."
 BEFORE_FILL = "Only fills with a lower trade id."
+#: A ``symbol`` query filter: a contract the exchange has listed, expired ones included.
+SymbolFilter = Annotated[
+    str | None,
+    Query(description="Only this contract's; 404 UNKNOWN_SYMBOL if it was never listed."),
+]
 Admin = Depends(admin)
 
 
@@ -239,6 +244,8 @@ def create_app(svc: ExchangeService) -> FastAPI:
         summary="A compute futures exchange for GPU-hours",
         version="0.1.0",
         responses=_ERRORS,
+        # a signed request is signed over its path: answer /v1/orders/ 404, not a redirect
+        redirect_slashes=False,
         lifespan=svc.lifespan,
     )
     app.state.svc = svc
@@ -323,7 +330,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
     @app.get("/v1/orders", tags=["orders"], responses=S.ok(list[S.Order]))
     async def list_orders(
         account: Account,
-        symbol: str | None = None,
+        symbol: SymbolFilter = None,
         status: Annotated[
             str | None, Query(pattern="^(open|partially_filled|filled|cancelled)$")
         ] = None,
@@ -332,6 +339,8 @@ def create_app(svc: ExchangeService) -> FastAPI:
     ) -> list[dict[str, Any]]:
         """The account's orders in order id order: the newest ``limit`` that match, with ids
         below ``before`` if given (pass the first id of a page to read the one before it)."""
+        if symbol is not None:
+            svc.known_symbol(symbol)
         return svc.orders_view(account, symbol, status, limit, before)
 
     @app.post("/v1/orders/cancel-after", tags=["orders"], responses=S.ok(S.CancelAfterState))
@@ -355,7 +364,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return _json(svc.order_out(outcome.reply))
 
     @app.delete("/v1/orders", tags=["orders"], responses=S.ok(list[S.Order]))
-    async def cancel_all(account: Account, symbol: str | None = None) -> list[dict[str, Any]]:
+    async def cancel_all(account: Account, symbol: SymbolFilter = None) -> list[dict[str, Any]]:
         if symbol is not None:
             svc.known_symbol(symbol)
         outcome = await svc.sequencer.submit(
@@ -382,12 +391,14 @@ def create_app(svc: ExchangeService) -> FastAPI:
     @app.get("/v1/fills", tags=["orders"], responses=S.ok(list[S.Fill]))
     async def fills(
         account: Account,
-        symbol: str | None = None,
+        symbol: SymbolFilter = None,
         limit: PageLimit = PAGE_LIMIT,
         before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description=BEFORE_FILL)] = None,
     ) -> list[dict[str, Any]]:
         """The account's fills, newest first: at most ``limit``, with trade ids below ``before``
         if given (pass the last trade id of a page to read the next)."""
+        if symbol is not None:
+            svc.known_symbol(symbol)
         return svc.fills_view(account, symbol, limit, before)
 
     @app.get("/v1/account", tags=["account"], responses=S.ok(S.Account))

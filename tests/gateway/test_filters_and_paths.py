@@ -1,0 +1,101 @@
+"""A ``symbol`` filter names a known contract or is refused; a trailing slash is no redirect.
+
+A real server of this module's own: the last test moves its simulated clock past a
+contract's last trade.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.gateway.conftest import Server
+
+#: Every REST request that narrows a list by a ``symbol`` query.
+FILTERED = [
+    ("GET", "/v1/orders"),
+    ("DELETE", "/v1/orders"),
+    ("GET", "/v1/fills"),
+    ("GET", "/v1/market/deliveries"),
+]
+
+
+def test_an_unknown_symbol_filter_is_404_unknown_symbol(server: Server, symbol: str) -> None:
+    trader = server.account("filterer")
+    resting = trader.place(symbol, "buy", "3.00", 1).json()
+    for method, path in FILTERED:
+        for unknown in ("XX", "H100-1999-01-01", symbol.lower(), ""):
+            response = trader.request(method, f"{path}?symbol={unknown}")
+            assert response.status_code == 404, (method, path, unknown, response.text)
+            error = response.json()["error"]
+            assert error["code"] == "UNKNOWN_SYMBOL" and repr(unknown) in error["message"]
+    # the refused cancel-all changed nothing
+    assert trader.request("GET", f"/v1/orders/{resting['order_id']}").json()["status"] == "open"
+    listed = trader.request("GET", f"/v1/orders?symbol={symbol}")
+    assert [o["order_id"] for o in listed.json()] == [resting["order_id"]]
+    assert trader.request("GET", f"/v1/fills?symbol={symbol}").json() == []
+    # authentication still comes first
+    assert httpx.get(server.url + "/v1/orders?symbol=XX").status_code == 401
+
+
+def test_openapi_documents_the_filter_and_its_404(server: Server) -> None:
+    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
+    for method, path in FILTERED:
+        operation = paths[path][method.lower()]
+        assert "404" in operation["responses"], (method, path)
+        [param] = [p for p in operation["parameters"] if p["name"] == "symbol"]
+        assert param["in"] == "query" and not param.get("required", False)
+
+
+def test_a_trailing_slash_is_404_not_a_redirect(server: Server, symbol: str) -> None:
+    trader = server.account("slasher")
+    order = trader.place(symbol, "buy", "3.00", 1).json()
+    unknown = httpx.get(server.url + "/v1/nowhere")
+    assert unknown.status_code == 404
+    attempts = [
+        ("GET", "/v1/orders/"),
+        ("POST", "/v1/orders/"),
+        ("DELETE", "/v1/orders/"),
+        ("GET", f"/v1/orders/{order['order_id']}/"),
+        ("DELETE", f"/v1/orders/{order['order_id']}/"),
+        ("GET", "/v1/fills/"),
+        ("GET", "/v1/account//"),
+    ]
+    for method, path in attempts:
+        body = (
+            {"symbol": symbol, "side": "buy", "type": "limit", "price": "3.00", "quantity": 1}
+            if method == "POST"
+            else None
+        )
+        response = trader.request(method, path, body)  # signed over the path it sends
+        assert response.status_code == 404, (method, path, response.status_code)
+        assert "location" not in response.headers
+        assert response.json() == unknown.json(), (method, path)
+    for path in ("/v1/health/", "/v1/contracts/", f"/v1/book/{symbol}/", "/docs/"):
+        response = httpx.get(server.url + path)
+        assert (response.status_code, response.json()) == (404, unknown.json()), path
+    # nothing was placed or cancelled on the way
+    open_ = trader.request("GET", "/v1/orders?status=open").json()
+    assert [o["order_id"] for o in open_] == [order["order_id"]]
+    # the paths without the slash, and the dashboard at /, are served as before
+    assert httpx.get(server.url + "/v1/health").status_code == 200
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_an_expired_contract_is_still_a_known_filter(server: Server) -> None:
+    expiring = "H100-2026-12-02"  # last trade 2026-12-01T23:00Z
+    seller, buyer = server.account("exp-seller"), server.account("exp-buyer")
+    assert seller.place(expiring, "sell", "3.50", 2).status_code == 201
+    bought = buyer.place(expiring, "buy", "3.50", 2).json()
+    resting = buyer.place(expiring, "buy", "3.00", 1).json()
+    server.advance("2026-12-01T23:30:00Z")
+    contract = httpx.get(server.url + f"/v1/contracts/{expiring}").json()
+    assert contract["status"] == "expired"
+
+    [fill] = buyer.request("GET", f"/v1/fills?symbol={expiring}").json()
+    assert (fill["order_id"], fill["symbol"], fill["quantity"]) == (bought["order_id"], expiring, 2)
+    orders = buyer.request("GET", f"/v1/orders?symbol={expiring}").json()
+    assert [o["order_id"] for o in orders] == [bought["order_id"], resting["order_id"]]
+    cancelled = buyer.request("DELETE", f"/v1/orders?symbol={expiring}")
+    assert cancelled.status_code == 200, cancelled.text
+    deliveries = httpx.get(server.url + f"/v1/market/deliveries?symbol={expiring}")
+    assert deliveries.status_code == 200, deliveries.text
