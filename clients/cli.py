@@ -54,6 +54,11 @@ def serve(
     snapshot_every: int = typer.Option(
         100_000, min=1, help="Snapshot the state every this many commands."
     ),
+    snapshot_writer: str = typer.Option(
+        "follower",
+        help="follower: a process that follows the journal writes the snapshots; fork: each "
+        "is written from a fork of the server, which pauses it for the fork (5-10 ms).",
+    ),
     batch_interval: int | None = typer.Option(
         None,
         "--batch-interval",
@@ -71,6 +76,8 @@ def serve(
 
     if clock not in ("real", "sim"):
         raise typer.BadParameter("--clock must be 'real' or 'sim'")
+    if snapshot_writer not in ("follower", "fork"):
+        raise typer.BadParameter("--snapshot-writer must be 'follower' or 'fork'")
     try:
         svc = ExchangeService(
             data_dir,
@@ -79,6 +86,7 @@ def serve(
             start=_parse_time(start),
             backend=backend,
             snapshot_every=snapshot_every,
+            snapshot_follower=snapshot_writer == "follower",
             batch_interval_s=batch_interval,
             tune_gc=True,
             ledger_process=True,

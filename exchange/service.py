@@ -44,6 +44,7 @@ from exchange.ledger.writer import LedgerProcess
 from exchange.marketdata import MarketData
 from exchange.marketdata.formatting import iso_ms
 from exchange.reasons import Reason
+from exchange.sequencer.follower import SnapshotFollower
 from exchange.sequencer.loop import Clock, Sequencer
 from exchange.sequencer.state import NS, ExchangeState, Order, Outcome, iso, to_ns
 
@@ -134,6 +135,7 @@ class ExchangeService:
         snapshot_every: int = 100_000,
         batch_interval_s: int | None = None,
         background_snapshots: bool | None = None,
+        snapshot_follower: bool | None = None,
         tune_gc: bool = False,
         ledger_process: bool = False,
     ) -> None:
@@ -173,6 +175,12 @@ class ExchangeService:
         self.background_snapshots = (
             hasattr(os, "fork") if background_snapshots is None else background_snapshots
         )
+        #: ... and from a process that follows the journal, so the sequencer never forks
+        #: after start (exchange/sequencer/follower.py); a forked writer if it dies.
+        self.snapshot_follower = hasattr(os, "fork") and (
+            self.background_snapshots if snapshot_follower is None else snapshot_follower
+        )
+        self.follower: SnapshotFollower | None = None
         #: Freeze long-lived objects out of the cycle collector (one per process: the server).
         self.collector = FreezingCollector() if tune_gc else None
         #: Post the write-behind batches from a child process (off the interpreter lock).
@@ -234,6 +242,13 @@ class ExchangeService:
         self.recovery = self.sequencer.recover(at_most=ledger_seq)
         self._rebuild_market_data()
         self._md_live = True
+        if self.snapshot_follower:
+            journal = self.journal
+            self.follower = SnapshotFollower(
+                journal.directory, self.snapshot_every, journal.keep_snapshots, journal.fsync
+            )
+            self.follower.start(self.state)
+            self.sequencer.batch_listeners.append(self._follower_durable)
         if self.collector is not None:
             self.collector.install()
             self.sequencer.batch_listeners.append(self.collector.after_batch)
@@ -257,6 +272,8 @@ class ExchangeService:
                 await task
         self._tasks.clear()
         await self.sequencer.stop()
+        if self.follower is not None:
+            self.follower.stop()
         try:
             self._flush_ledger()
         except Exception:  # the next start replays the journal into the ledger
@@ -318,6 +335,8 @@ class ExchangeService:
 
     def _snapshot(self, seq: int) -> None:
         """Snapshot the state at ``seq``: from a forked writer while serving, else in-line."""
+        if self.follower is not None and self.follower.alive:
+            return  # the follower writes it
         try:
             if self._md_live and self.background_snapshots:
                 if not self.sequencer.snapshot_in_background():
@@ -328,6 +347,11 @@ class ExchangeService:
             self.sequencer.snapshot()
         except (JournalError, OSError):  # e.g. a full disk: the journal alone still recovers
             log.exception("snapshot at seq %d not written", seq)
+
+    def _follower_durable(self) -> None:
+        """After each batch: every record to the state's seq is durable (it was applied)."""
+        assert self.follower is not None
+        self.follower.durable(self.state.seq)
 
     def _deliver_private(self, outcome: Outcome) -> None:
         """Hand one command's private updates to the connections of the accounts involved."""

@@ -579,45 +579,22 @@ class Journal:
         """Write the snapshot at ``seq`` from a forked copy of this process; return its pid.
 
         The child sees the memory of the moment of the fork (copy-on-write), so ``produce``
-        serialises the state as it is now while this process goes on changing it. The child
-        closes every inherited descriptor first, and this call returns only then: the
-        listening socket and the data dir's locks never outlive this process through it. It
-        writes the file as :meth:`write_snapshot` does and exits with status 0 on success.
-        Call :meth:`snapshot_forked` once it has exited. The child runs at nice 19, on the
-        CPU time that the server and its clients leave idle.
+        serialises the state as it is now while this process goes on changing it. It writes
+        the file as :meth:`write_snapshot` does and exits with status 0 on success. Call
+        :meth:`snapshot_forked` once it has exited. The child runs at nice 19, on the CPU
+        time that the server and its clients leave idle (see :func:`fork_child`).
         """
         if self._closed:
             raise JournalClosed("the journal is closed")
         if not 0 <= seq <= self.last_seq:
             raise ValueError(f"snapshot seq {seq} is not in the journal (last seq {self.last_seq})")
         directory, fsync = self.directory, self.fsync
-        ready, told = os.pipe()
-        pid = os.fork()
-        if pid:
-            os.close(told)
-            try:
-                os.read(ready, 1)  # returns once the child has let go of every descriptor
-            finally:
-                os.close(ready)
-            return pid
-        status = 1  # pragma: no cover - runs in the child, which coverage does not follow
-        try:
-            os.closerange(3, told)
-            os.closerange(told + 1, _MAX_FD)
-            os.close(told)  # the parent's read returns
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, signal.SIG_DFL)
+
+        def write() -> None:
             gc.disable()
-            # pickling takes a core for a second or more: only what the server leaves idle
-            with contextlib.suppress(OSError):
-                os.nice(19)
             write_snapshot_file(directory, seq, produce(), fsync)
-            status = 0
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                os.write(2, f"cfx: snapshot {seq} not written: {exc!r}\n".encode())
-        finally:
-            os._exit(status)
+
+        return fork_child(write, f"snapshot {seq}", nice=19)
 
     def snapshot_forked(self, seq: int) -> None:
         """Take note of a snapshot a forked writer wrote: prune the oldest beyond the kept ones."""
@@ -734,3 +711,39 @@ def _readable(path: Path, seq: int) -> bool:
     except (SnapshotInvalid, OSError):
         return False
     return True
+
+
+def fork_child(run: Callable[[], None], what: str, nice: int = 0) -> int:
+    """Run ``run`` in a forked copy of this process; return the child's pid.
+
+    The child closes every inherited descriptor first, and this call returns only then: the
+    listening socket and the data dir's locks never outlive this process through it. It
+    restores the default handling of SIGINT and SIGTERM, lowers its priority by ``nice``,
+    and exits with status 0 when ``run`` returns, 1 (saying why on stderr) when it raises.
+    """
+    ready, told = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(told)
+        try:
+            os.read(ready, 1)  # returns once the child has let go of every descriptor
+        finally:
+            os.close(ready)
+        return pid
+    status = 1  # pragma: no cover - runs in the child, which coverage does not follow
+    try:
+        os.closerange(3, told)
+        os.closerange(told + 1, _MAX_FD)
+        os.close(told)  # the parent's read returns
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        if nice:
+            with contextlib.suppress(OSError):
+                os.nice(nice)
+        run()
+        status = 0
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            os.write(2, f"cfx: {what} failed: {exc!r}\n".encode())
+    finally:
+        os._exit(status)

@@ -119,7 +119,7 @@ def prune_snapshots(directory: Path, keep: int, fsync: bool) -> list[Path]:
     """Delete all but the newest ``keep`` snapshots; return the deleted paths."""
     old = [path for _, path in list_snapshots(directory)[:-keep]] if keep > 0 else []
     for path in old:
-        path.unlink()
+        path.unlink(missing_ok=True)  # another writer may have pruned it first
     if old and fsync:
         fsync_dir(directory)
     return old

@@ -308,6 +308,8 @@ async def crash(svc: ExchangeService) -> None:
     svc._tasks.clear()
     svc._pending_postings.clear()
     await svc.sequencer.stop()
+    if svc.follower is not None:  # its parent's death stops it too
+        svc.follower.kill()
     svc.journal.close()
     svc._lock.close()
 

@@ -290,9 +290,13 @@ def test_a_full_disk_refuses_with_503_changes_nothing_and_recovers(
     asyncio.run(reopen())
 
 
-@pytest.mark.parametrize("background", [False, True], ids=["in-line", "forked writer"])
+@pytest.mark.parametrize(
+    ("background", "follower"),
+    [(False, False), (True, False), (True, True)],
+    ids=["in-line", "forked writer", "follower"],
+)
 def test_a_snapshot_on_a_full_disk_does_not_stop_the_exchange(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, background: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, background: bool, follower: bool
 ) -> None:
     disk = Disk()
     disk.full = True  # snapshots cannot be written; the journal can
@@ -300,11 +304,19 @@ def test_a_snapshot_on_a_full_disk_does_not_stop_the_exchange(
 
     async def run() -> str:
         async with in_process(
-            tmp_path / "cfx", snapshot_every=5, background_snapshots=background
+            tmp_path / "cfx",
+            snapshot_every=5,
+            background_snapshots=background,
+            snapshot_follower=follower,
         ) as svc:
             accounts = await _accounts(svc, 2)
             await asyncio.wait_for(_trade(svc, accounts, _h100(svc), 30, seed=3), 30)
             svc.sequencer.wait_for_snapshot(timeout=30)
+            if svc.follower is not None:  # it met the full disk in its copy, and went on
+                deadline = time.monotonic() + 30
+                while svc.follower.applied < svc.state.seq and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                assert svc.follower.applied == svc.state.seq and svc.follower.alive
             # a forked writer meets the full disk in its own copy of ``disk``
             assert background or disk.refused >= 3
             assert not list_snapshots(tmp_path / "cfx" / "journal")
@@ -336,7 +348,9 @@ def test_a_forked_snapshot_holds_the_state_at_its_seq(tmp_path: Path) -> None:
     data = tmp_path / "cfx"
 
     async def run() -> int:
-        async with in_process(data, snapshot_every=40, background_snapshots=True) as svc:
+        async with in_process(
+            data, snapshot_every=40, background_snapshots=True, snapshot_follower=False
+        ) as svc:
             symbol = _h100(svc)
             accounts = await _accounts(svc, 3)
             hashes: dict[int, str] = {}
@@ -355,7 +369,9 @@ def test_a_forked_snapshot_holds_the_state_at_its_seq(tmp_path: Path) -> None:
     seq = asyncio.run(run())
 
     async def reopen() -> None:
-        async with in_process(data, snapshot_every=40, background_snapshots=True) as svc:
+        async with in_process(
+            data, snapshot_every=40, background_snapshots=True, snapshot_follower=False
+        ) as svc:
             assert svc.recovery["snapshot_seq"] == seq
 
     asyncio.run(reopen())
