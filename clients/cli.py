@@ -55,9 +55,10 @@ def serve(
         100_000, min=1, help="Snapshot the state every this many commands."
     ),
     snapshot_writer: str = typer.Option(
-        "follower",
+        "auto",
         help="follower: a process that follows the journal writes the snapshots; fork: each "
-        "is written from a fork of the server, which pauses it for the fork (5-10 ms).",
+        "is written from a fork of the server, which pauses it for the fork (5-10 ms); "
+        "auto: follower with 4 CPUs or more, else fork.",
     ),
     batch_interval: int | None = typer.Option(
         None,
@@ -76,8 +77,8 @@ def serve(
 
     if clock not in ("real", "sim"):
         raise typer.BadParameter("--clock must be 'real' or 'sim'")
-    if snapshot_writer not in ("follower", "fork"):
-        raise typer.BadParameter("--snapshot-writer must be 'follower' or 'fork'")
+    if snapshot_writer not in ("auto", "follower", "fork"):
+        raise typer.BadParameter("--snapshot-writer must be 'auto', 'follower' or 'fork'")
     try:
         svc = ExchangeService(
             data_dir,
@@ -86,7 +87,7 @@ def serve(
             start=_parse_time(start),
             backend=backend,
             snapshot_every=snapshot_every,
-            snapshot_follower=snapshot_writer == "follower",
+            snapshot_follower=None if snapshot_writer == "auto" else snapshot_writer == "follower",
             batch_interval_s=batch_interval,
             tune_gc=True,
             ledger_process=True,

@@ -44,7 +44,7 @@ from exchange.ledger.writer import LedgerProcess
 from exchange.marketdata import MarketData
 from exchange.marketdata.formatting import iso_ms
 from exchange.reasons import Reason
-from exchange.sequencer.follower import SnapshotFollower
+from exchange.sequencer.follower import FOLLOWER_MIN_CPUS, SnapshotFollower
 from exchange.sequencer.loop import Clock, Sequencer
 from exchange.sequencer.state import NS, ExchangeState, Order, Outcome, iso, to_ns
 
@@ -176,9 +176,12 @@ class ExchangeService:
             hasattr(os, "fork") if background_snapshots is None else background_snapshots
         )
         #: ... and from a process that follows the journal, so the sequencer never forks
-        #: after start (exchange/sequencer/follower.py); a forked writer if it dies.
-        self.snapshot_follower = hasattr(os, "fork") and (
-            self.background_snapshots if snapshot_follower is None else snapshot_follower
+        #: after start (exchange/sequencer/follower.py; a forked writer if it dies). By
+        #: default only with CPUs to spare for it: see FOLLOWER_MIN_CPUS.
+        if snapshot_follower is None:
+            snapshot_follower = (os.cpu_count() or 1) >= FOLLOWER_MIN_CPUS
+        self.snapshot_follower = (
+            hasattr(os, "fork") and self.background_snapshots and snapshot_follower
         )
         self.follower: SnapshotFollower | None = None
         #: Freeze long-lived objects out of the cycle collector (one per process: the server).

@@ -50,11 +50,18 @@ log = logging.getLogger(__name__)
 POLL_S = 0.005
 #: Bytes read from a segment at a time.
 READ_CHUNK = 1 << 20
-#: The follower's priority below the server's: it gives way under load and catches up after.
-FOLLOWER_NICE = 5
+#: The follower runs on the CPU time the server and its clients leave idle: at nice 5 it
+#: took enough from a loaded 2-core machine to double the server's p99 at 8,000-10,000
+#: orders/s; at 19 it still kept up (docs/journal.md).
+FOLLOWER_NICE = 19
 #: Shared by the server and its follower: the durable seq (the server writes it), 1 once the
 #: follower is asked to stop, and the seq the follower has applied (and snapshotted if due).
 _SHARED = struct.Struct("<qqq")
+#: Fewest CPUs on which ``cfx serve`` snapshots through a follower by default. It replays
+#: every command (17% of a core at 10,000 commands/s): on 2 cores, shared with a load
+#: generator, that cost the server more p99 at 8,000-10,000 orders/s than the forks it
+#: saves (bench/README.md); with cores to spare, the fork's 5-10 ms is all that is left.
+FOLLOWER_MIN_CPUS = 4
 
 
 class JournalTail:

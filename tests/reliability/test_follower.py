@@ -63,7 +63,7 @@ def test_follower_snapshots_hold_the_state_at_their_seq_and_the_sequencer_never_
     monkeypatch.setattr(journal_module, "fork_child", counted)
 
     async def run() -> int:
-        async with in_process(data, snapshot_every=40) as svc:
+        async with in_process(data, snapshot_every=40, snapshot_follower=True) as svc:
             assert svc.follower is not None and svc.follower.alive
             symbol = _h100(svc)
             accounts = await _accounts(svc, 3)
@@ -84,7 +84,7 @@ def test_follower_snapshots_hold_the_state_at_their_seq_and_the_sequencer_never_
     assert forks == []  # snapshots_in_background never ran: fork_child is the follower's only
 
     async def reopen() -> None:
-        async with in_process(data, snapshot_every=40) as svc:
+        async with in_process(data, snapshot_every=40, snapshot_follower=True) as svc:
             assert svc.recovery["snapshot_seq"] == last
 
     asyncio.run(reopen())
@@ -94,7 +94,7 @@ def test_a_dead_follower_leaves_snapshots_to_a_forked_writer(tmp_path: Path) -> 
     data = tmp_path / "cfx"
 
     async def run() -> None:
-        async with in_process(data, snapshot_every=40) as svc:
+        async with in_process(data, snapshot_every=40, snapshot_follower=True) as svc:
             assert svc.follower is not None
             accounts = await _accounts(svc, 2)
             os.kill(svc.follower.pid, signal.SIGKILL)
@@ -116,7 +116,7 @@ def test_the_follower_stops_with_its_parent(tmp_path: Path) -> None:
         os.close(read)
 
         async def serve() -> None:
-            svc = ExchangeService(data, clock="sim", snapshot_every=40)
+            svc = ExchangeService(data, clock="sim", snapshot_every=40, snapshot_follower=True)
             await svc.start()
             assert svc.follower is not None
             os.write(write, str(svc.follower.pid).encode())
