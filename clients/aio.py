@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from clients import _core
 from clients._core import DEFAULT_URL, Call, Policy, Signer
 from clients.errors import CfxError, ExchangeUnreachable, signature_reused
-from clients.feed import FeedCore, reply_error, ws_url
+from clients.feed import FeedCore, reconnect_delay, reply_error, ws_url
 from clients.models import Order
 from exchange.marketdata.client_book import LocalBook
 
@@ -144,7 +144,8 @@ class AsyncFeed:
     book messages update :meth:`book` (a gap or checksum mismatch resubscribes by itself),
     and everything else is queued for iteration. When the connection drops, the task
     reconnects, re-authenticates, resubscribes, and sends again any order still waiting for
-    its acknowledgement (its ``client_order_id`` stops the exchange taking it twice).
+    its acknowledgement (its ``client_order_id`` stops the exchange taking it twice); until
+    then every book is empty and unsynced.
     """
 
     def __init__(
@@ -201,7 +202,7 @@ class AsyncFeed:
         self._queue.put_nowait(message)
 
     def book(self, symbol: str) -> LocalBook:
-        """The local copy of a subscribed book."""
+        """The local copy of a subscribed book: empty while not ``synced`` (see the SDK docs)."""
         return self.core.books[symbol]
 
     async def subscribe(self, channels: Iterable[str]) -> None:
@@ -235,7 +236,11 @@ class AsyncFeed:
             yield message
 
     async def next(self, timeout: float | None = 10.0) -> dict[str, Any] | None:
-        """The next message, or ``None`` after ``timeout`` seconds."""
+        """The next message, or ``None`` after ``timeout`` seconds.
+
+        The timeout holds while the connection is down: reconnecting happens in a task of
+        its own, never inside this call.
+        """
         try:
             message = await asyncio.wait_for(self._queue.get(), timeout)
         except TimeoutError:
@@ -287,10 +292,11 @@ class AsyncFeed:
                 self._connected.clear()
                 if self._closed:
                     return
+                self.core.disconnected()  # no stale levels while the connection is down
                 if not self.reconnect:
                     raise ExchangeUnreachable("DISCONNECTED", "the websocket connection closed")
                 for attempt in range(self.retries):
-                    await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+                    await asyncio.sleep(reconnect_delay(attempt))
                     try:
                         await self._connect()
                     except (ConnectionClosed, OSError):

@@ -26,6 +26,25 @@ _QUIET = ("heartbeat",)
 #: Seconds before a book resync the exchange refused (rate limited) is asked for again; the
 #: next message received after that sends it (heartbeats come every few seconds).
 RESYNC_RETRY_S = 1.0
+#: The most seconds between two reconnection attempts (the backoff doubles up to it).
+RECONNECT_MAX_DELAY_S = 5.0
+
+
+def reconnect_delay(failures: int) -> float:
+    """Seconds before the next reconnection attempt, after ``failures`` failed ones."""
+    return min(0.2 * 2**failures, RECONNECT_MAX_DELAY_S)
+
+
+#: The checksum of a book with no levels.
+_EMPTY_CHECKSUM = LocalBook("").checksum()
+
+
+def unsync(book: LocalBook) -> None:
+    """Mark ``book`` unsynced and forget its levels: until its next snapshot it reads empty,
+    so levels that may be stale never pass for current ones."""
+    book.apply({"channel": "book", "type": "snapshot", "symbol": book.symbol, "sequence": 0,
+                "bids": [], "asks": [], "checksum": _EMPTY_CHECKSUM})  # fmt: skip
+    book.sequence = None
 
 
 def ws_url(url: str) -> str:
@@ -109,13 +128,17 @@ class FeedCore:
                 self.books.pop(symbol, None)
         return {"op": "unsubscribe", "id": self.next_id(), "channels": channels}
 
-    def resubscribe(self) -> dict[str, Any] | None:
-        """After a reconnect: every channel again (books start over from a snapshot)."""
+    def disconnected(self) -> None:
+        """The connection dropped: every book is unsynced (and empty) until its snapshot."""
         for book in self.books.values():
-            book.sequence = None
+            unsync(book)
         self._resyncing.clear()
         self._resync_requests.clear()
         self._resync_due.clear()
+
+    def resubscribe(self) -> dict[str, Any] | None:
+        """After a reconnect: every channel again (books start over from a snapshot)."""
+        self.disconnected()
         return self.subscribe(list(self.channels)) if self.channels else None
 
     def place(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +193,7 @@ class FeedCore:
         try:
             book.apply(message)
         except FeedError:
+            unsync(book)  # the levels no longer follow the feed: none until the snapshot
             self.resyncs += 1
             self._resyncing.add(symbol)
             return Received(resend=[self._resync(symbol)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -15,9 +16,13 @@ from websockets.sync.client import ClientConnection, connect
 from clients import _core
 from clients._core import DEFAULT_URL, Call, Policy, Signer
 from clients.errors import CfxError, ExchangeUnreachable, signature_reused
-from clients.feed import FeedCore, Received, reply_error, ws_url
+from clients.feed import FeedCore, Received, reconnect_delay, reply_error, ws_url
 from clients.models import Order
 from exchange.marketdata.client_book import LocalBook
+
+#: Seconds one reconnection attempt (connect, authenticate, resubscribe) may take beyond the
+#: timeout of the :meth:`Feed.next` call that makes it: the most such a call overruns.
+RECONNECT_ATTEMPT_S = 2.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -146,7 +151,9 @@ class Feed:
 
     Book channels are kept in :meth:`book` (sequence and checksum verified; a gap
     resubscribes by itself). A dropped connection is reopened, re-authenticated and
-    resubscribed. ``place`` and ``cancel`` enter orders over the same connection.
+    resubscribed; while it is down, ``next(timeout=...)`` still returns on time (see
+    :meth:`next`) and every book is empty and unsynced until its fresh snapshot.
+    ``place`` and ``cancel`` enter orders over the same connection.
     """
 
     def __init__(
@@ -167,6 +174,10 @@ class Feed:
         self._ws: ClientConnection | None = None
         self._buffer: deque[dict[str, Any]] = deque()
         self._closed = False
+        # While the connection is down (``_ws`` is None after a drop): when the next
+        # reconnection attempt is due, and how many attempts failed since the drop.
+        self._reconnect_at: float | None = None
+        self._failures = 0
 
     def __enter__(self) -> Feed:
         self.open()
@@ -178,29 +189,12 @@ class Feed:
     def open(self) -> None:
         """Connect, authenticate (given credentials) and subscribe."""
         try:
-            self._ws = connect(self.url, max_size=2**22, open_timeout=10, legacy=True)
-        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
-            raise _core.unreachable(self.url, error) from error
-        try:
-            for attempt in range(3):
-                message, wait = self.core.auth()
-                while wait:
-                    time.sleep(wait)
-                    message, wait = self.core.auth()
-                if message is None:
-                    break
-                try:
-                    self._request(message)
-                    break
-                except CfxError as error:
-                    if not signature_reused(error) or attempt == 2:
-                        raise
-            resubscribe = self.core.resubscribe()
-            if resubscribe is not None:
-                self._request(resubscribe)
-        except BaseException:
-            self._ws.close()  # refused or interrupted: no `with` block will close it
-            raise
+            self._connect(None)
+        except ConnectionClosed as closed:
+            raise ExchangeUnreachable(
+                "DISCONNECTED", f"{self.url} closed the connection while it opened"
+            ) from closed
+        self._reconnect_at, self._failures = None, 0
 
     def close(self) -> None:
         self._closed = True
@@ -208,7 +202,7 @@ class Feed:
             self._ws.close()
 
     def book(self, symbol: str) -> LocalBook:
-        """The local copy of a subscribed book."""
+        """The local copy of a subscribed book: empty while not ``synced`` (see the SDK docs)."""
         return self.core.books[symbol]
 
     def subscribe(self, channels: Iterable[str]) -> None:
@@ -236,74 +230,155 @@ class Feed:
                 yield message
 
     def next(self, timeout: float | None = 10.0) -> dict[str, Any] | None:
-        """The next market-data or private message, or ``None`` after ``timeout`` seconds."""
+        """The next market-data or private message, or ``None`` after ``timeout`` seconds.
+
+        The timeout holds while the connection is down, too: reconnecting goes on across
+        calls (each attempt when its backoff is due), so a call returns after at most
+        ``timeout`` plus one reconnection attempt's own limit, :data:`RECONNECT_ATTEMPT_S`
+        (2 s; an exchange that refuses connections fails an attempt at once). Without a
+        timeout it blocks until a message arrives, reconnecting as often as it takes.
+        ``ExchangeUnreachable`` is raised when ``retries`` attempts in a row failed (the
+        next call starts over) or, with ``reconnect=False``, when the connection drops.
+        """
         if self._buffer:
             return self._buffer.popleft()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if self._ws is None and not self._reconnect(deadline):
+                return None
+            if self._buffer:  # what came with the reconnection: fresh snapshots, say
+                return self._buffer.popleft()
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None
-            message = self._recv(left)
+            try:
+                message = self._recv(left)
+            except ConnectionClosed as closed:
+                self._dropped(closed)
+                continue
             received = self._receive(message) if message is not None else None
             if received is not None and received.deliver is not None:
                 return received.deliver
 
     # -- plumbing -------------------------------------------------------------------------------
+    def _connect(self, deadline: float | None) -> None:
+        """Connect, authenticate and subscribe, by ``deadline`` (``None``: the usual limits,
+        10 s to connect and 30 s per reply). On failure the connection is closed."""
+        try:
+            open_timeout = min(10.0, _left(deadline, 10.0))
+            self._ws = connect(self.url, max_size=2**22, open_timeout=open_timeout, legacy=True)
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
+            raise _core.unreachable(self.url, error) from error
+        try:
+            for attempt in range(3):
+                message, wait = self.core.auth()
+                while wait:
+                    if wait > _left(deadline, wait):
+                        raise CfxError("TIMEOUT", "no time left to authenticate")
+                    time.sleep(wait)
+                    message, wait = self.core.auth()
+                if message is None:
+                    break
+                try:
+                    self._send(message)
+                    self._reply(message, _deadline(deadline, 30.0))
+                    break
+                except CfxError as error:
+                    if not signature_reused(error) or attempt == 2:
+                        raise
+            resubscribe = self.core.resubscribe()
+            if resubscribe is not None:
+                self._send(resubscribe)
+                self._reply(resubscribe, _deadline(deadline, 30.0))
+        except BaseException:
+            # Refused or interrupted: no `with` block will close it. Within a deadline, do
+            # not wait past it for the closing handshake of an exchange that does not answer.
+            if deadline is not None:
+                self._ws.close_timeout = max(0.0, deadline - time.monotonic())
+            self._ws.close()
+            raise
+
+    def _reconnect(self, deadline: float | None) -> bool:
+        """Reconnect after a drop, by ``deadline``: whether the feed is connected again.
+
+        Attempts follow the backoff schedule (``reconnect_delay``) across calls: before the
+        next one is due this sleeps, but not past ``deadline``; an attempt that is due is
+        made, and may last until ``deadline`` or for :data:`RECONNECT_ATTEMPT_S`, whichever
+        is later. ``retries`` failed attempts in a row raise ``ExchangeUnreachable``.
+        """
+        while self._ws is None:
+            if self._reconnect_at is None:
+                raise ExchangeUnreachable("DISCONNECTED", "the feed is not open: call open()")
+            now = time.monotonic()
+            if self._reconnect_at > now:  # not due yet: wait for it, within the deadline
+                if deadline is not None and deadline <= now:
+                    return False
+                until = (
+                    self._reconnect_at if deadline is None else min(self._reconnect_at, deadline)
+                )
+                time.sleep(until - now)
+                continue
+            attempt = None if deadline is None else max(deadline, now + RECONNECT_ATTEMPT_S)
+            try:
+                self._connect(attempt)
+            except (ConnectionClosed, OSError, CfxError) as error:
+                self._ws = None
+                self._failures += 1
+                self._reconnect_at = time.monotonic() + reconnect_delay(self._failures)
+                if isinstance(error, CfxError) and not (
+                    isinstance(error, ExchangeUnreachable) or error.code == "TIMEOUT"
+                ):
+                    raise  # refused: a revoked key, say
+                if self._failures >= self.retries:
+                    self._failures = 0  # a later call starts over
+                    raise ExchangeUnreachable(
+                        "DISCONNECTED", f"could not reconnect to {self.url}"
+                    ) from error
+                continue
+            self.reconnects += 1
+            self._reconnect_at, self._failures = None, 0
+        return True
+
+    def _dropped(self, closed: ConnectionClosed) -> None:
+        """The connection closed: books are unsynced, and reconnecting is scheduled."""
+        if self._closed:
+            raise closed
+        self.core.disconnected()
+        if not self.reconnect:
+            raise ExchangeUnreachable(
+                "DISCONNECTED", "the websocket connection was closed"
+            ) from closed
+        self._ws = None
+        self._failures = 0
+        self._reconnect_at = time.monotonic() + reconnect_delay(0)
+
     def _send(self, message: dict[str, Any]) -> None:
         assert self._ws is not None
-        try:
-            self._ws.send(orjson.dumps(message).decode())
-        except ConnectionClosed:
-            self._reopen()
-            self._ws.send(orjson.dumps(message).decode())
+        self._ws.send(orjson.dumps(message).decode())
 
     def _recv(self, timeout: float | None) -> dict[str, Any] | None:
+        """One message, or ``None`` after ``timeout``; a closed connection raises."""
         assert self._ws is not None
         try:
             raw = self._ws.recv(timeout=timeout)
         except TimeoutError:
             return None
-        except ConnectionClosed:
-            if self._closed:
-                raise
-            self._reopen()
-            return None
         result: dict[str, Any] = orjson.loads(raw)
         return result
-
-    def _reopen(self) -> None:
-        if not self.reconnect:
-            raise ExchangeUnreachable("DISCONNECTED", "the websocket connection was closed")
-        for attempt in range(self.retries):
-            time.sleep(min(0.2 * 2**attempt, 5.0))
-            try:
-                self.open()
-            except ExchangeUnreachable:
-                continue
-            self.reconnects += 1
-            return
-        raise ExchangeUnreachable("DISCONNECTED", f"could not reconnect to {self.url}")
 
     def _receive(self, message: dict[str, Any]) -> Received:
         """Let the core take a message, and send what it asks (a book's resubscription)."""
         received = self.core.receive(message)
         for resend in received.resend:
-            self._send(resend)
+            # Dropped: the next read says so, and reconnecting resubscribes every book.
+            with contextlib.suppress(ConnectionClosed):
+                self._send(resend)
         return received
 
-    def _request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-        """Send a request and read until its reply; keep what else arrives for iteration."""
-        self._send(message)
-        sent_on = self.reconnects
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            reply = self._recv(deadline - time.monotonic())
-            if self.reconnects != sent_on and message["op"] in ("place", "cancel"):
-                # The connection dropped before the reply: send again on the new one. An
-                # order carries its client_order_id, so the exchange will not take it twice.
-                sent_on = self.reconnects
-                self._send(message)
+    def _reply(self, message: dict[str, Any], deadline: float) -> dict[str, Any]:
+        """Read until the reply to ``message``; keep what else arrives for iteration."""
+        while (left := deadline - time.monotonic()) > 0:
+            reply = self._recv(left)
             if reply is None:
                 continue
             received = self._receive(reply)
@@ -313,4 +388,40 @@ class Feed:
                 if reply.get("op") == "error":
                     raise reply_error(reply)
                 return reply
-        raise CfxError("TIMEOUT", f"no reply to {message['op']} in {timeout} s")
+        raise CfxError("TIMEOUT", f"no reply to {message['op']} in time")
+
+    def _request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Send a request and wait for its reply, reconnecting (within ``timeout``) if the
+        connection is or goes down."""
+        deadline = time.monotonic() + timeout
+        # An order sent again after a reconnect carries its client_order_id, so the exchange
+        # will not take it twice; a (un)subscription is done by the reconnection itself.
+        again = message["op"] in ("place", "cancel")
+        sent_on: ClientConnection | None = None
+        while True:
+            if self._ws is None:
+                if not self._reconnect(deadline):
+                    if sent_on is None:
+                        raise ExchangeUnreachable(
+                            "DISCONNECTED", f"could not reconnect to {self.url} in {timeout} s"
+                        )
+                    raise CfxError("TIMEOUT", f"no reply to {message['op']} in {timeout} s")
+                if not again:  # resubscribing sent every channel, this change included
+                    return {"op": "ack", "id": message["id"]}
+            try:
+                if sent_on is not self._ws:
+                    sent_on = self._ws
+                    self._send(message)
+                return self._reply(message, deadline)
+            except ConnectionClosed as closed:
+                self._dropped(closed)
+
+
+def _left(deadline: float | None, default: float) -> float:
+    """Seconds until ``deadline`` (``default`` without one)."""
+    return default if deadline is None else deadline - time.monotonic()
+
+
+def _deadline(deadline: float | None, default: float) -> float:
+    """``deadline``, or ``default`` seconds from now without one."""
+    return time.monotonic() + default if deadline is None else deadline
