@@ -38,7 +38,8 @@ def assign_deliveries(
     """Pair short accounts (providers) with long accounts (consumers).
 
     ``shorts`` and ``longs`` are ``(account, quantity)`` with equal totals. Each short's
-    quantity is split across the longs pro rata to their positions, rounding down, and the
+    quantity is split across the longs pro rata to what each is still owed (after the
+    shorts before it), rounding down, and the
     remaining hours go one at a time to the largest remainders (ties: lower account id),
     so every long receives exactly its position. Returns ``(short, long, hours)`` with
     ``hours > 0``, ordered by short then long account. The rule is deterministic.

@@ -263,6 +263,10 @@ def create_app(svc: ExchangeService) -> FastAPI:
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for err in exc.errors()[:5]:
+            if err.get("type") == "json_invalid":  # loc is ("body", character offset)
+                at = err.get("loc", ())[-1]
+                problems.append(f"the body is not valid JSON (at character {at})")
+                continue
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
         return _error_response(

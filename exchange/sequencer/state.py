@@ -395,8 +395,10 @@ class ExchangeState:
             raise Refused(Reason.INVALID_AMOUNT, "a withdrawal must be positive")
         free = acc.available - max(0, self.requirement(acc) - acc.margin)  # margin comes first
         if amount > free:
+            free = max(0, free)
             raise Refused(
-                Reason.INSUFFICIENT_FUNDS, f"only {max(0, free)} cents are free of margin"
+                Reason.INSUFFICIENT_FUNDS,
+                f"only ${free // 100}.{free % 100:02d} is free of the margin the account needs",
             )
         self._post(
             "withdrawal",

@@ -182,6 +182,8 @@ def test_malformed_bodies_are_400(server: Server) -> None:
         response = trader.request("POST", "/v1/orders", raw=raw)
         assert response.status_code == 400, (raw, response.text)
         assert response.json()["error"]["code"] == "INVALID_REQUEST"
+    response = trader.request("POST", "/v1/orders", raw=b'{"symbol": ')
+    assert response.json()["error"]["message"] == "the body is not valid JSON (at character 11)"
 
 
 def test_oversized_body_is_413(server: Server) -> None:

@@ -240,6 +240,8 @@ def test_withdrawal_beyond_available_is_refused(ex: Exchange) -> None:
     with pytest.raises(Refused) as refused:
         ex(op="withdraw", account_id=1, amount=99_000)
     assert refused.value.reason is Reason.INSUFFICIENT_FUNDS
+    # $1,000.00 less 20% margin on 24 x $3.50, in dollars as every amount on the wire
+    assert refused.value.message == "only $983.20 is free of the margin the account needs"
 
 
 def test_postings_balance_and_conserve_money(ex: Exchange) -> None:
