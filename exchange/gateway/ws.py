@@ -282,6 +282,7 @@ class Connection:
         self._flush_soon = False
         self._raw = _Raw.find(websocket)
         self._rate_key = ""
+        self._positions: list[dict[str, Any]] | None = None  # as last sent on ``positions``
         self._control = TokenBucket(CONTROL_RATE, CONTROL_BURST)  # this connection's own
         # without direct access to the transport: a queue of payloads and a writer task
         self.queue: asyncio.Queue[bytes | None] | None = (
@@ -407,8 +408,12 @@ class Connection:
                 self.send({"channel": "orders", **svc.order_out(svc.state.order_view(order))})
 
     def on_positions(self) -> None:
+        """The account's positions after a command that touched it, if they changed."""
         assert self.account is not None
-        self.send({"channel": "positions", "positions": self.svc.positions_out(self.account)})
+        positions = self.svc.positions_out(self.account)
+        if positions != self._positions:
+            self._positions = positions
+            self.send({"channel": "positions", "positions": positions})
 
     def on_fill(self, trade: dict[str, Any], role: str) -> None:
         if "fills" not in self.channels:
@@ -529,6 +534,9 @@ class Connection:
             elif name == "ticker":
                 for sym in self.svc.symbols() if symbol == "*" else [symbol]:
                     self.send(dict(self.svc.md.ticker_message(sym, self.svc.state.now)))
+            elif name == "positions":
+                self._positions = None  # sent now whatever was sent before
+                self.on_positions()
         self.channels_key = frozenset(self.channels)
 
     def authenticate(self, message: dict[str, Any], request_id: Any) -> None:

@@ -217,3 +217,45 @@ def test_private_fills_carry_side_and_liquidity(server: Server) -> None:
             assert mine["trade_id"] == theirs["trade_id"] and mine["price"] == "1.50"
 
     asyncio.run(run())
+
+
+def test_positions_are_sent_when_they_change_only(server: Server) -> None:
+    contracts = httpx.get(server.url + "/v1/contracts").json()
+    symbol = sorted(c["symbol"] for c in contracts if c["product"] == "A100")[-2]
+    maker, taker = server.account("ws-pos-maker"), server.account("ws-pos-taker")
+
+    async def run() -> None:
+        async with websockets.connect(server.ws_url) as ws:
+            seen: list[list[tuple[str, int]]] = []
+
+            async def reply(id: str) -> dict[str, Any]:
+                """Read up to the reply to ``id``, keeping the positions messages on the way."""
+                while True:
+                    message = await _recv(ws, 10)
+                    if message.get("channel") == "positions":
+                        seen.append([(p["symbol"], p["quantity"]) for p in message["positions"]])
+                    if message.get("id") == id:
+                        return message
+
+            await ws.send(_text(_auth_message(taker) | {"id": "a"}))
+            assert (await reply("a"))["op"] == "ack"
+            await ws.send(_text({"op": "subscribe", "id": "s", "channels": ["positions"]}))
+            await reply("s")
+
+            async def place(side: str, price: str, quantity: int) -> None:
+                await ws.send(_text({"op": "place", "id": price, "symbol": symbol, "side": side,
+                                     "type": "limit", "price": price, "quantity": quantity}))  # fmt: skip
+                assert (await reply(price))["op"] == "ack"
+
+            await place("buy", "1.40", 3)  # rests: no position, nothing changed
+            maker.place(symbol, "sell", "1.45", 2)
+            await place("buy", "1.45", 2)  # trades: long 2
+            await place("buy", "1.30", 1)  # rests again: the positions did not change
+            await ws.send(_text({"op": "subscribe", "id": "p", "channels": ["positions"]}))
+            await reply("p")
+            await ws.send(_text({"op": "subscribe", "id": "q", "channels": ["book:" + symbol]}))
+            await reply("q")  # the positions sent after "p" came before this answer
+            # on subscribing, the trade, and subscribing again: not for the resting orders
+            assert seen == [[], [(symbol, 2)], [(symbol, 2)]]
+
+    asyncio.run(run())
