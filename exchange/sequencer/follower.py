@@ -233,6 +233,8 @@ def follow(
     from exchange.sequencer.loop import snapshot_state
 
     gc.freeze()  # what the fork handed over stays shared with the parent, unscanned
+    # no answers, feeds or postings: only the state (snapshots leave these flags out)
+    state.replaying, state.posted_to = True, 2**63 - 1
     tail = JournalTail(directory, state.seq)
     try:
         while True:

@@ -147,12 +147,18 @@ class Sequencer:
                 used_lossy = True
                 log.warning("recovered from snapshot %d, which may lack some fills", after)
         replayed = 0
-        for seq, payload in self.journal.replay(after):
-            command = orjson.loads(payload)
-            outcome = self._apply(seq, command)
-            replayed += 1
-            for listener in self.listeners:
-                listener(seq, command, outcome)
+        # the answers were given when the commands ran, and the ledger holds the postings
+        # of the commands to ``at_most``: the replay leaves them out (ExchangeState.replaying)
+        self.state.replaying, self.state.posted_to = True, at_most or 0
+        try:
+            for seq, payload in self.journal.replay(after):
+                command = orjson.loads(payload)
+                outcome = self._apply(seq, command)
+                replayed += 1
+                for listener in self.listeners:
+                    listener(seq, command, outcome)
+        finally:
+            self.state.replaying, self.state.posted_to = False, 0
         return {
             "snapshot_seq": after,
             "unloadable_snapshots": unloadable,

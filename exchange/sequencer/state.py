@@ -232,6 +232,14 @@ def to_ns(dt: datetime) -> int:
 class ExchangeState:
     """Everything the exchange knows; changed only by :meth:`apply`."""
 
+    #: True while a journal is replayed into the state: :meth:`apply` then leaves out what
+    #: only a live command's answer and the live feeds use (the order view of the reply,
+    #: the copy of the engine's events for market data), and the ledger postings of the
+    #: commands up to ``posted_to``, which the ledger already holds. Neither is part of the
+    #: state: the same commands change it exactly as when they ran live.
+    replaying = False
+    posted_to = 0
+
     def __init__(
         self, backend: str = "numba", rules: Rules | None = None, calendar: Any = None
     ) -> None:
@@ -263,6 +271,8 @@ class ExchangeState:
         """What a snapshot holds: everything but the last command's outcome."""
         state = self.__dict__.copy()
         state["_out"] = Outcome()
+        state.pop("replaying", None)
+        state.pop("posted_to", None)
         return state
 
     # -- the single entry point ---------------------------------------------------------
@@ -290,6 +300,8 @@ class ExchangeState:
     # -- helpers --------------------------------------------------------------------------
     def _post(self, kind: str, lines: list[tuple[str, str, int]], memo: str = "") -> None:
         """Queue one balanced ledger transaction: lines of (owner, sub-account, cents)."""
+        if self.seq <= self.posted_to:  # replayed, and the ledger has it
+            return
         lines = [line for line in lines if line[2] != 0]
         if not lines:
             return
@@ -527,7 +539,7 @@ class ExchangeState:
         time_in_force = cmd.get("time_in_force", "GTC")
         tif = TIFS[time_in_force]
         stp = STPS[cmd.get("self_trade_prevention", "cancel_newest")]
-        events = _own(self.engine.process_one(
+        events = self._own(self.engine.process_one(
             ADD, contract.book, order_id, acc.account_id, side, price, quantity, tif, flags, stp,
             self.seq, self.now,
         ))  # fmt: skip
@@ -556,7 +568,7 @@ class ExchangeState:
             self.client_ids.add(acc.account_id, client_order_id, order_id)
         self._track_open(order, +1)
         self._apply_events(contract, events)
-        return self.order_view(order)
+        return self._reply(order)
 
     def _check_position_limit(self, acc: Account, symbol: str, side: int, more: int) -> None:
         """Refuse ``more`` GPU-hours of open orders on ``side`` past the position limit."""
@@ -585,7 +597,8 @@ class ExchangeState:
 
     def _apply_events(self, contract: Contract, events: np.ndarray) -> None:
         """Turn engine events into order states, fills, positions and fees."""
-        self._out.events.append((contract.symbol, events))
+        if not self.replaying:
+            self._out.events.append((contract.symbol, events))
         accounts: set[int] = set()
         for row in events.tolist():
             kind = row[_KIND]
@@ -665,6 +678,16 @@ class ExchangeState:
              "taker_account": taker.account, "maker_account": maker.account}
         )  # fmt: skip
 
+    def _reply(self, order: Order) -> Any:
+        """The order's view for the answer to a live command (``None`` in a replay)."""
+        return None if self.replaying else self.order_view(order)
+
+    def _own(self, events: np.ndarray) -> np.ndarray:
+        """The engine's events as :meth:`_apply_events` takes them: a copy that outlives the
+        engine's next call, for market data; in a replay the engine's own buffer, which
+        :meth:`_apply_events` reads at once and keeps no reference to."""
+        return events if self.replaying else _own(events)
+
     def _own_order(self, cmd: dict[str, Any]) -> Order:
         order = self.orders.get(int(cmd["order_id"]))
         if order is None or order.account != int(cmd["account_id"]):
@@ -674,9 +697,9 @@ class ExchangeState:
     def _op_cancel(self, cmd: dict[str, Any]) -> dict[str, Any]:
         order = self._own_order(cmd)
         if order.remaining == 0:
-            return self.order_view(order)
+            return self._reply(order)
         self._cancel_in_engine(order)
-        return self.order_view(order)
+        return self._reply(order)
 
     def _cancel_in_engine(self, order: Order) -> None:
         contract = self.contracts[order.symbol]
@@ -694,7 +717,7 @@ class ExchangeState:
             self.seq,
             self.now,
         )
-        self._apply_events(contract, _own(events))
+        self._apply_events(contract, self._own(events))
 
     def _op_cancel_all(self, cmd: dict[str, Any]) -> list[dict[str, Any]]:
         account = int(cmd["account_id"])
@@ -752,7 +775,7 @@ class ExchangeState:
             raise Refused(
                 Reason.INSUFFICIENT_MARGIN, "available cash does not cover the initial margin"
             )
-        events = _own(self.engine.process_one(
+        events = self._own(self.engine.process_one(
             AMEND, contract.book, order.order_id, order.account, order.side, price, new_remaining,
             0, 0, 0, self.seq, self.now,
         ))  # fmt: skip
@@ -953,7 +976,7 @@ class ExchangeState:
         events = self.engine.process_one(
             AUCTION, contract.book, 0, 0, 0, 0, 0, 0, 0, 0, self.seq, self.now
         )
-        self._apply_events(contract, _own(events))
+        self._apply_events(contract, self._own(events))
         self._out.ran.append({"event": "auction", "symbol": contract.symbol, "time": iso(self.now)})
 
     def _settle_price(self, contract: Contract) -> int:

@@ -495,3 +495,43 @@ def test_a_contract_whose_trading_is_over_cannot_be_halted(ex: Exchange) -> None
         with pytest.raises(Refused) as refused:
             ex(op="halt", symbol=SYMBOL, halted=halted)
         assert refused.value.reason == Reason.CONTRACT_NOT_TRADING
+
+
+def test_a_replay_leaves_out_answers_and_held_postings_and_reaches_the_same_state() -> None:
+    """ExchangeState.replaying: the same commands change the state exactly as live."""
+    live = Exchange()
+    commands: list[dict[str, Any]] = []
+
+    def run(**command: Any) -> None:
+        command.setdefault("ts", live.state.now)
+        commands.append(dict(command))
+        with contextlib.suppress(Refused):
+            live(**command)
+
+    run(op="list", ts=ns("2026-12-01T00:00:00"), **{k: v for k, v in LISTING.items() if k != "op"})
+    run(op="create_account", name="provider", role="provider", deposit=100_000)
+    run(op="create_account", name="lab", role="trader", deposit=100_000)
+    for i in range(30):
+        run(op="place", account_id=1 + i % 2, symbol=SYMBOL, side="sell" if i % 2 else "buy",
+            type="limit", price=340 + i % 7, quantity=1 + i % 4)  # fmt: skip
+        if i % 5 == 4:
+            run(op="cancel", account_id=1 + i % 2, order_id=i)
+    run(op="advance", to=ns("2026-12-07T00:30:00"))
+    run(op="attest", account_id=1, delivery_id=1, gpu_hours=1, period_start="a", period_end="b")
+    run(op="advance", to=ns("2026-12-09T00:00:00"))
+
+    replay = ExchangeState(backend="reference")
+    replay.replaying, replay.posted_to = True, 20
+    postings = []
+    for seq, command in enumerate(commands, start=1):
+        try:
+            outcome = replay.apply(seq, dict(command))
+        except Refused as refused:
+            assert refused.outcome is not None
+            outcome = refused.outcome
+        if command["op"] in ("place", "cancel"):
+            assert outcome.reply is None and outcome.events == []
+        postings.extend(outcome.postings)
+    assert replay.state_hash() == live.state.state_hash()
+    assert postings == [p for p in live.postings if int(p["key"].split(":")[0]) > 20]
+    assert "replaying" not in replay.__getstate__()
