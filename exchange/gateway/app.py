@@ -49,6 +49,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "UNAUTHORIZED: missing, stale, replayed or wrong signature",
         403: "ACCOUNT_DISABLED, NOT_PROVIDER, NOT_CONSUMER, FORBIDDEN",
         404: "UNKNOWN_SYMBOL, ORDER_NOT_FOUND, DELIVERY_NOT_FOUND, NOT_FOUND",
+        405: "INVALID_REQUEST: a method the path does not take (Allow lists those it does)",
         409: "CONTRACT_NOT_TRADING and other state conflicts",
         413: "PAYLOAD_TOO_LARGE",
         422: "risk refusals: INSUFFICIENT_MARGIN, PRICE_OUT_OF_BAND, POST_ONLY_WOULD_TRADE, ...",
