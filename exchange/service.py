@@ -46,7 +46,15 @@ from exchange.marketdata.formatting import iso_ms
 from exchange.reasons import Reason
 from exchange.sequencer.follower import FOLLOWER_MIN_CPUS, SnapshotFollower
 from exchange.sequencer.loop import Clock, Sequencer
-from exchange.sequencer.state import NS, ExchangeState, Order, Outcome, iso, to_ns
+from exchange.sequencer.state import (
+    NS,
+    RISK_VERSION,
+    ExchangeState,
+    Order,
+    Outcome,
+    iso,
+    to_ns,
+)
 
 log = logging.getLogger("cfx")
 
@@ -179,7 +187,7 @@ class ExchangeService:
         #: after start (exchange/sequencer/follower.py; a forked writer if it dies). By
         #: default only with CPUs to spare for it: see FOLLOWER_MIN_CPUS.
         if snapshot_follower is None:
-            snapshot_follower = (os.cpu_count() or 1) >= FOLLOWER_MIN_CPUS
+            snapshot_follower = _usable_cpus() >= FOLLOWER_MIN_CPUS
         self.snapshot_follower = (
             hasattr(os, "fork") and self.background_snapshots and snapshot_follower
         )
@@ -247,11 +255,16 @@ class ExchangeService:
         self._md_live = True
         if self.snapshot_follower:
             journal = self.journal
-            self.follower = SnapshotFollower(
+            follower = SnapshotFollower(
                 journal.directory, self.snapshot_every, journal.keep_snapshots, journal.fsync
             )
-            self.follower.start(self.state)
-            self.sequencer.batch_listeners.append(self._follower_durable)
+            try:
+                follower.start(self.state)
+            except OSError:  # e.g. no memory to fork: forked writers, when they can
+                log.exception("the snapshot follower did not start; snapshots fork instead")
+            else:
+                self.follower = follower
+                self.sequencer.batch_listeners.append(self._follower_durable)
         if self.collector is not None:
             self.collector.install()
             self.sequencer.batch_listeners.append(self.collector.after_batch)
@@ -262,6 +275,8 @@ class ExchangeService:
                 await self.sequencer.submit({"op": "advance", "to": start})
             else:
                 await self.sequencer.submit({"op": "tick"})
+        if self.state.rules.risk_version < RISK_VERSION:  # journaled: replays apply it here
+            await self.sequencer.submit({"op": "rules", "risk_version": RISK_VERSION})
         self._tasks.append(asyncio.create_task(self._write_ledger(), name="ledger-writer"))
         if not self.clock.simulated:
             self._tasks.append(asyncio.create_task(self._tick(), name="clock"))
@@ -274,9 +289,11 @@ class ExchangeService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        await self.sequencer.stop()
-        if self.follower is not None:
-            self.follower.stop()
+        try:
+            await self.sequencer.stop()
+        finally:
+            if self.follower is not None:  # it ends the record it is on: off the loop
+                await asyncio.to_thread(self.follower.stop)
         try:
             self._flush_ledger()
         except Exception:  # the next start replays the journal into the ledger
@@ -727,3 +744,10 @@ def run_offline(data_dir: Path, action: Callable[[ExchangeService], Awaitable[An
             await svc.stop()
 
     return asyncio.run(main())
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

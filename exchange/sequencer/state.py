@@ -11,7 +11,7 @@ Money is integer cents, prices integer ticks, quantities integer GPU-hours.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -191,6 +191,16 @@ class Rules:
     settlement_window_ns: int = 30 * 60 * NS
     grace_ns: int = 24 * 3600 * NS
     penalty_bps: int = 5_000  # of the shortfall's invoice value, paid by the provider
+    #: Which risk rules apply. 1: orders are checked against cash when placed, and only
+    #: then. 2: also margin calls at scheduled events, and an order that does not raise the
+    #: account's requirement is accepted whatever its cash (docs/clearing.md). A fresh state
+    #: starts at 1 and the exchange raises it by a journaled ``rules`` command, so a journal
+    #: written before version 2 existed replays as it ran.
+    risk_version: int = 1
+
+
+#: The risk rules this build applies to new commands (:attr:`Rules.risk_version`).
+RISK_VERSION = 2
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -528,10 +538,7 @@ class ExchangeState:
                 )
         self._check_position_limit(acc, contract.symbol, side, quantity)
         extra = (contract.symbol, quantity if side == BUY else 0, quantity if side == SELL else 0)
-        if self.requirement(acc, extra) > acc.available + acc.margin:
-            raise Refused(
-                Reason.INSUFFICIENT_MARGIN, "available cash does not cover the initial margin"
-            )
+        self._check_margin(acc, extra)
 
         order_id = self.next_order_id
         post_only = bool(cmd.get("post_only"))
@@ -569,6 +576,18 @@ class ExchangeState:
         self._track_open(order, +1)
         self._apply_events(contract, events)
         return self._reply(order)
+
+    def _check_margin(self, acc: Account, extra: tuple[str, int, int]) -> None:
+        """Refuse an order (``extra``: symbol, buys, sells) whose margin cash does not cover,
+        unless (risk version 2) it does not raise the requirement: an order that closes a
+        position is taken from an account short of cash."""
+        need = self.requirement(acc, extra)
+        if need > acc.available + acc.margin and (
+            self.rules.risk_version < 2 or need > self.requirement(acc)
+        ):
+            raise Refused(
+                Reason.INSUFFICIENT_MARGIN, "available cash does not cover the initial margin"
+            )
 
     def _check_position_limit(self, acc: Account, symbol: str, side: int, more: int) -> None:
         """Refuse ``more`` GPU-hours of open orders on ``side`` past the position limit."""
@@ -771,10 +790,8 @@ class ExchangeState:
             delta if order.side == BUY else 0,
             delta if order.side == SELL else 0,
         )
-        if delta > 0 and self.requirement(acc, extra) > acc.available + acc.margin:
-            raise Refused(
-                Reason.INSUFFICIENT_MARGIN, "available cash does not cover the initial margin"
-            )
+        if delta > 0:
+            self._check_margin(acc, extra)
         events = self._own(self.engine.process_one(
             AMEND, contract.book, order.order_id, order.account, order.side, price, new_remaining,
             0, 0, 0, self.seq, self.now,
@@ -956,21 +973,62 @@ class ExchangeState:
                 )
             elif c.status == "delivering" and c.delivery_end + self.rules.grace_ns <= t:
                 self._settle_deliveries(c)
-        self._margin_calls(t)
+        if self.rules.risk_version >= 2:
+            self._margin_calls(t)
 
     def _margin_calls(self, t: int) -> None:
-        """Cancel every open order of an account whose cash no longer covers its margin.
+        """Cancel the orders that raise the margin of an account whose cash no longer
+        covers it.
 
         Orders are checked against the account's cash when placed; after that its cash can
         fall (variation margin paid at a settlement, an invoice moved to escrow, a fee or a
-        penalty) and its requirement rise (a new reference price). Its orders then stop
-        counting on margin that is not there: none of them can fill into a bigger loss.
+        penalty) and its requirement rise (a new reference price). In each contract, the
+        orders that could take its position further from zero are cancelled: every order
+        when it is flat; when long, the buys, and the sells too if together they exceed the
+        position (they could turn it short); when short, the same the other way. What is
+        left can only close positions: the requirement falls to the positions' own.
         """
+        cancel: dict[tuple[int, str], tuple[int, ...]] = {}  # (account, symbol) -> sides
+        called: list[int] = []
         for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
-            if acc.open_orders and self.requirement(acc) > acc.available + acc.margin:
-                cancelled = self._cancel_where(lambda o, a=acc.account_id: o.account == a)
-                self._out.ran.append({"event": "margin_call", "account_id": acc.account_id,
-                                      "cancelled": len(cancelled), "time": iso(t)})  # fmt: skip
+            if not acc.open_orders or self.requirement(acc) <= acc.available + acc.margin:
+                continue
+            called.append(acc.account_id)
+            for symbol in {*acc.open_buy, *acc.open_sell}:
+                position = acc.positions.get(symbol)
+                q = position.quantity if position is not None else 0
+                if q > 0:
+                    sides: tuple[int, ...] = (
+                        (BUY, SELL) if acc.open_sell.get(symbol, 0) > q else (BUY,)
+                    )
+                elif q < 0:
+                    sides = (BUY, SELL) if acc.open_buy.get(symbol, 0) > -q else (SELL,)
+                else:
+                    sides = (BUY, SELL)
+                cancel[(acc.account_id, symbol)] = sides
+        if not called:
+            return
+        cancelled = self._cancel_where(  # one pass over the open orders, in order id order
+            lambda o: o.side in cancel.get((o.account, o.symbol), ())
+        )
+        counts = dict.fromkeys(called, 0)
+        for order in cancelled:
+            counts[order.account] += 1
+        for account_id in called:
+            self._out.ran.append({"event": "margin_call", "account_id": account_id,
+                                  "cancelled": counts[account_id], "time": iso(t)})  # fmt: skip
+
+    def _op_rules(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Raise the risk rules' version (journaled, so a replay applies it where it ran)."""
+        version = int(cmd["risk_version"])
+        if not self.rules.risk_version <= version <= RISK_VERSION:
+            raise Refused(
+                Reason.INVALID_REQUEST,
+                f"risk version {version}: this exchange runs {self.rules.risk_version} to "
+                f"{RISK_VERSION}",
+            )
+        self.rules = replace(self.rules, risk_version=version)
+        return {"risk_version": version}
 
     def _auction(self, contract: Contract) -> None:
         events = self.engine.process_one(
