@@ -564,6 +564,9 @@ class Connection:
         self._rate_key = f"ws:{account}"
         self.svc.register_private(self)
         self.ack(request_id, {"account_id": account})
+        if "positions" in self.channels:  # another account's until now: this one's, afresh
+            self._positions = None
+            self.on_positions()
 
     def _submit(self, command: dict[str, Any], request_id: Any) -> None:
         if self.in_flight >= MAX_IN_FLIGHT:

@@ -56,7 +56,8 @@ def remove_temporaries(directory: Path) -> None:
     with os.scandir(directory) as entries:
         leftovers = [entry.path for entry in entries if _is_temporary(entry.name)]
     for path in leftovers:
-        os.unlink(path)
+        with contextlib.suppress(FileNotFoundError):  # its writer renamed it meanwhile
+            os.unlink(path)
 
 
 def _is_temporary(name: str) -> bool:
@@ -91,7 +92,9 @@ def read_snapshot(path: Path, seq: int) -> bytes:
 def write_snapshot_file(directory: Path, seq: int, data: bytes, fsync: bool) -> Path:
     """Write a snapshot atomically and return its path; raise :class:`JournalWriteError`."""
     path = directory / snapshot_name(seq)
-    temp = path.with_name(path.name + TEMP_SUFFIX)
+    # named for the writer: a follower or forked writer that outlived a killed server may
+    # still be writing the same snapshot as the server that took over
+    temp = path.with_name(f"{path.name}.{os.getpid()}{TEMP_SUFFIX}")
     body = encode_snapshot(seq, data)
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)

@@ -114,7 +114,8 @@ class JournalTail:
         unpack = RECORD_HEADER.unpack_from
         header = RECORD_HEADER.size
         while self.next_seq <= upto:
-            data = os.pread(self._fd, READ_CHUNK, self._offset)
+            at = self._offset  # file offset of data[0]
+            data = os.pread(self._fd, READ_CHUNK, at)
             off = 0
             while self.next_seq <= upto and off + header <= len(data):
                 length, crc, seq = unpack(data, off)
@@ -123,24 +124,22 @@ class JournalTail:
                     break
                 if stop > len(data):
                     if off == 0:  # a record bigger than the chunk: read it whole
-                        data = os.pread(self._fd, header + length, self._offset)
+                        data = os.pread(self._fd, header + length, at)
                         if len(data) < header + length:
                             break
                         continue
                     break
                 if zlib.crc32(data[off + 8 : stop]) != crc:
                     raise JournalCorrupt(
-                        f"{segment_name(self._base)}: bad crc at offset {self._offset + off} "
-                        f"(seq {seq})"
+                        f"{segment_name(self._base)}: bad crc at offset {at + off} (seq {seq})"
                     )
-                yield seq, data[off + header : stop]
+                # past it before handing it out: a caller that stops here resumes after it
                 self.next_seq += 1
+                self._offset = at + stop
+                yield seq, data[off + header : stop]
                 off = stop
-            if off:
-                self._offset += off
+            if off or self.next_seq > upto:
                 continue
-            if self.next_seq > upto:
-                break
             # no whole record here: the segment ended (zeros or its end), the next holds it
             if not (self.directory / segment_name(self.next_seq)).exists():
                 raise JournalCorrupt(
@@ -232,6 +231,10 @@ def follow(
     """
     from exchange.sequencer.loop import snapshot_state
 
+    # Ctrl-C or a service manager signals the whole process group: the follower stops when
+    # the server asks, or once it is gone, never halfway through a snapshot on a signal
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     gc.freeze()  # what the fork handed over stays shared with the parent, unscanned
     # no answers, feeds or postings: only the state (snapshots leave these flags out)
     state.replaying, state.posted_to = True, 2**63 - 1

@@ -257,5 +257,10 @@ def test_positions_are_sent_when_they_change_only(server: Server) -> None:
             await reply("q")  # the positions sent after "p" came before this answer
             # on subscribing, the trade, and subscribing again: not for the resting orders
             assert seen == [[], [(symbol, 2)], [(symbol, 2)]]
+            await ws.send(_text(_auth_message(maker) | {"id": "m"}))  # another account now
+            await reply("m")
+            await ws.send(_text({"op": "subscribe", "id": "r", "channels": ["book:" + symbol]}))
+            await reply("r")
+            assert seen[3:] == [[(symbol, -2)]]  # the maker's, sent at once
 
     asyncio.run(run())

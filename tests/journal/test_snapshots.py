@@ -94,8 +94,10 @@ def test_a_half_written_snapshot_is_ignored_and_removed(tmp_path: Path) -> None:
         journal.write_snapshot(2, b"two")
     leftover = tmp_path / "snapshot-000000000005.bin.tmp"
     leftover.write_bytes(b"partial")
+    writers = tmp_path / "snapshot-000000000004.bin.4242.tmp"  # as named now: by writer pid
+    writers.write_bytes(b"partial")
     with Journal(tmp_path) as journal:
-        assert not leftover.exists()
+        assert not leftover.exists() and not writers.exists()
         assert journal.latest_snapshot() == (2, b"two")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import exchange.journal.journal as journal_module
+import exchange.sequencer.follower as follower_module
 from exchange.journal import Journal
 from exchange.journal.snapshots import list_snapshots
 from exchange.sequencer.follower import JournalTail
@@ -37,6 +38,11 @@ def test_the_tail_reads_what_replay_reads_across_segments_as_it_grows(
         assert read == list(journal.replay(0))
         later = JournalTail(tmp_path / "j", 100)  # starting mid-journal
         assert list(later.read(journal.last_seq)) == list(journal.replay(100))
+        later.close()
+        left = JournalTail(tmp_path / "j", 0)  # a reader that stops half-way resumes after
+        first = next(left.read(journal.last_seq))
+        assert [first, *left.read(journal.last_seq)] == read
+        left.close()
     finally:
         tail.close()
         journal.close()
@@ -103,6 +109,46 @@ def test_a_dead_follower_leaves_snapshots_to_a_forked_writer(tmp_path: Path) -> 
             await _trade(svc, accounts, _h100(svc), 100, seed=5)
             svc.sequencer.wait_for_snapshot(timeout=30)
             assert list_snapshots(data / "journal"), "a forked writer took over"
+
+    asyncio.run(run())
+
+
+def test_a_follower_that_cannot_start_leaves_snapshots_to_forked_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_memory(*args: object, **kwargs: object) -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(follower_module, "fork_child", no_memory)
+
+    async def run() -> None:
+        async with in_process(tmp_path / "cfx", snapshot_every=40, snapshot_follower=True) as svc:
+            assert svc.follower is None
+            await _trade(svc, await _accounts(svc, 2), _h100(svc), 60, seed=6)
+            svc.sequencer.wait_for_snapshot(timeout=30)
+            assert list_snapshots(tmp_path / "cfx" / "journal")
+
+    asyncio.run(run())
+
+
+def test_the_follower_ignores_the_signals_of_its_process_group(tmp_path: Path) -> None:
+    """Ctrl-C reaches every process of the group: the follower stops when asked, not then."""
+
+    async def run() -> None:
+        async with in_process(tmp_path / "cfx", snapshot_every=40, snapshot_follower=True) as svc:
+            assert svc.follower is not None
+            accounts = await _accounts(svc, 2)  # commands it must apply: then it is in its loop
+            deadline = time.monotonic() + 10
+            while svc.follower.applied < svc.state.seq and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert svc.follower.applied == svc.state.seq
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                os.kill(svc.follower.pid, sig)
+            await asyncio.sleep(0.3)
+            assert svc.follower.alive
+            await _trade(svc, accounts, _h100(svc), 50, seed=7)
+            await asyncio.to_thread(_wait_for_snapshot, tmp_path / "cfx", 40)
+            assert svc.follower.alive
 
     asyncio.run(run())
 
