@@ -193,7 +193,8 @@ class Rules:
     penalty_bps: int = 5_000  # of the shortfall's invoice value, paid by the provider
     #: Which risk rules apply. 1: orders are checked against cash when placed, and only
     #: then. 2: also margin calls at scheduled events, and an order that does not raise the
-    #: account's requirement is accepted whatever its cash (docs/clearing.md). A fresh state
+    #: account's requirement is accepted whatever its cash (docs/clearing.md); dead man's
+    #: switches that fire together cancel in one pass, in order id order. A fresh state
     #: starts at 1 and the exchange raises it by a journaled ``rules`` command, so a journal
     #: written before version 2 existed replays as it ran.
     risk_version: int = 1
@@ -942,12 +943,23 @@ class ExchangeState:
             self._list_calendar()
 
     def _run_at(self, t: int) -> None:
-        for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
-            if acc.cancel_deadline and acc.cancel_deadline <= t:
+        due = [a for a in sorted(self.accounts.values(), key=lambda a: a.account_id)
+               if a.cancel_deadline and a.cancel_deadline <= t]  # fmt: skip
+        if self.rules.risk_version >= 2 and due:
+            # one pass over the open orders for all the switches that fire (in order id order)
+            fired = {acc.account_id for acc in due}
+            counts = dict.fromkeys(fired, 0)
+            for order in self._cancel_where(lambda o: o.account in fired):
+                counts[order.account] += 1
+            for acc in due:
                 acc.cancel_deadline = 0
-                cancelled = self._cancel_where(lambda o, a=acc.account_id: o.account == a)
                 self._out.ran.append({"event": "cancel_after", "account_id": acc.account_id,
-                                      "cancelled": len(cancelled), "time": iso(t)})  # fmt: skip
+                                      "cancelled": counts[acc.account_id], "time": iso(t)})  # fmt: skip
+        for acc in due if self.rules.risk_version < 2 else ():  # as journals before it ran
+            acc.cancel_deadline = 0
+            cancelled = self._cancel_where(lambda o, a=acc.account_id: o.account == a)
+            self._out.ran.append({"event": "cancel_after", "account_id": acc.account_id,
+                                  "cancelled": len(cancelled), "time": iso(t)})  # fmt: skip
         for c in sorted(self.contracts.values(), key=lambda c: c.book):
             if (
                 c.status == "trading"

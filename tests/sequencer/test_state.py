@@ -11,6 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from exchange.engine import CANCELLED
 from exchange.reasons import Reason
 from exchange.sequencer.state import ExchangeState, Outcome, Refused, to_ns
 
@@ -262,15 +263,25 @@ def test_client_order_id_makes_retries_idempotent(ex: Exchange) -> None:
     assert len(ex.state.orders) == 1
 
 
-def test_cancel_after_cancels_everything_when_not_renewed(ex: Exchange) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_cancel_after_cancels_everything_when_not_renewed(ex: Exchange, version: int) -> None:
+    if version > 1:
+        ex(op="rules", risk_version=version)
     ex.order(1, "sell", 350, 2)
+    ex.order(2, "buy", 340, 1)
     ex.order(1, "sell", 351, 2)
     ex(op="cancel_after", account_id=1, timeout_ns=10 * 10**9)
+    ex(op="cancel_after", account_id=2, timeout_ns=10 * 10**9)
     ex(op="advance", to=ex.state.now + 5 * 10**9)
-    assert sum(o.remaining for o in ex.state.orders.values()) == 4
-    ex(op="advance", to=ex.state.now + 6 * 10**9)
+    assert sum(o.remaining for o in ex.state.orders.values()) == 5
+    outcome = ex(op="advance", to=ex.state.now + 6 * 10**9)
     assert all(o.status == "cancelled" for o in ex.state.orders.values())
     assert ex.cash(1) == (100_000, 0, 0)
+    assert [(r["account_id"], r["cancelled"]) for r in outcome.ran] == [(1, 2), (2, 1)]
+    cancelled = [int(e["order_id"]) for _, events in outcome.events for e in events
+                 if e["kind"] == CANCELLED]  # fmt: skip
+    # version 1 cancels account by account; version 2 in one pass, in order id order
+    assert cancelled == ([1, 3, 2] if version == 1 else [1, 2, 3])
 
 
 def test_other_accounts_orders_are_not_found(ex: Exchange) -> None:
