@@ -532,7 +532,9 @@ class Connection:
             if name == "book":
                 self.send(dict(self.svc.md.snapshot_message(symbol)))
             elif name == "ticker":
-                for sym in self.svc.symbols() if symbol == "*" else [symbol]:
+                contracts = self.svc.state.contracts
+                every = [s for s in self.svc.symbols() if contracts[s].book_open]  # not over
+                for sym in every if symbol == "*" else [symbol]:
                     self.send(dict(self.svc.md.ticker_message(sym, self.svc.state.now)))
             elif name == "positions":
                 self._positions = None  # sent now whatever was sent before

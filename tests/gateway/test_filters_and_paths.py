@@ -6,7 +6,11 @@ contract's last trade.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+import orjson
+import websockets
 
 from tests.gateway.conftest import Server
 
@@ -99,3 +103,31 @@ def test_an_expired_contract_is_still_a_known_filter(server: Server) -> None:
     assert cancelled.status_code == 200, cancelled.text
     deliveries = httpx.get(server.url + f"/v1/market/deliveries?symbol={expiring}")
     assert deliveries.status_code == 200, deliveries.text
+
+
+def test_ticker_star_leaves_out_contracts_whose_trading_is_over(server: Server) -> None:
+    expired = "H100-2026-12-02"  # last trade 2026-12-01T23:00Z
+    if httpx.get(server.url + f"/v1/contracts/{expired}").json()["status"] == "trading":
+        server.advance("2026-12-01T23:30:00Z")  # unless the test above did
+    open_books = {
+        c["symbol"]
+        for c in httpx.get(server.url + "/v1/contracts").json()
+        if c["status"] in ("listed", "trading")
+    }
+
+    async def tickers(channel: str) -> set[str]:
+        async with websockets.connect(server.ws_url) as ws:
+            await ws.send(
+                orjson.dumps({"op": "subscribe", "id": 1, "channels": [channel]}).decode()
+            )
+            seen: set[str] = set()
+            while True:
+                try:
+                    message = orjson.loads(await asyncio.wait_for(ws.recv(), 1.0))
+                except TimeoutError:
+                    return seen
+                if message.get("channel") == "ticker":
+                    seen.add(message["symbol"])
+
+    assert asyncio.run(tickers("ticker:*")) == open_books
+    assert asyncio.run(tickers(f"ticker:{expired}")) == {expired}
