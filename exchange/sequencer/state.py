@@ -995,10 +995,11 @@ class ExchangeState:
         Orders are checked against the account's cash when placed; after that its cash can
         fall (variation margin paid at a settlement, an invoice moved to escrow, a fee or a
         penalty) and its requirement rise (a new reference price). In each contract, the
-        orders that could take its position further from zero are cancelled: every order
-        when it is flat; when long, the buys, and the sells too if together they exceed the
-        position (they could turn it short); when short, the same the other way. What is
-        left can only close positions: the requirement falls to the positions' own.
+        orders that raise its worst case beyond its position are cancelled: every order
+        when it is flat; when long ``q``, the buys, and the sells too if together they
+        exceed ``2q`` (filled, they would leave it shorter than it is long); when short, the
+        same the other way. The requirement falls to the positions' own, and the orders
+        :meth:`_check_margin` takes from an account short of cash are those left.
         """
         cancel: dict[tuple[int, str], tuple[int, ...]] = {}  # (account, symbol) -> sides
         called: list[int] = []
@@ -1009,12 +1010,13 @@ class ExchangeState:
             for symbol in {*acc.open_buy, *acc.open_sell}:
                 position = acc.positions.get(symbol)
                 q = position.quantity if position is not None else 0
+                # the sides whose orders, all filled, could leave a position bigger than q
                 if q > 0:
                     sides: tuple[int, ...] = (
-                        (BUY, SELL) if acc.open_sell.get(symbol, 0) > q else (BUY,)
+                        (BUY, SELL) if acc.open_sell.get(symbol, 0) > 2 * q else (BUY,)
                     )
                 elif q < 0:
-                    sides = (BUY, SELL) if acc.open_buy.get(symbol, 0) > -q else (SELL,)
+                    sides = (BUY, SELL) if acc.open_buy.get(symbol, 0) > -2 * q else (SELL,)
                 else:
                     sides = (BUY, SELL)
                 cancel[(acc.account_id, symbol)] = sides

@@ -186,6 +186,17 @@ def test_margin_call_cancels_the_orders_that_raise_an_uncovered_requirement(
     assert ex.state.accounts[2].open_orders == 1
 
 
+def test_a_margin_call_cancels_sells_that_could_leave_a_bigger_short(ex: Exchange) -> None:
+    _thin_long(ex, 2_000, 2)
+    ex.order(3, "buy", 200, 10)
+    ex.order(3, "sell", 400, 15)
+    ex.order(3, "sell", 410, 10)  # 25 in all: filled, short 15, more than the long 10
+    [called] = _settle_at_250(ex)
+    assert called["cancelled"] == 3
+    acc = ex.state.accounts[3]
+    assert (acc.open_orders, acc.margin) == (0, 500)
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_account_short_of_margin_can_still_close_its_position(
     ex: Exchange, version: int
