@@ -202,8 +202,9 @@ class KillSwitch(_Out):
 class ClockAdvanced(_Out):
     clock: Time
     ran: list[dict[str, Any]] = Field(
-        description="what ran, in order: daily_settlement, expiry, delivery_start, "
-        "delivery_settlement, auction, cancel_after; each with its event, time and subject"
+        description="what ran, in order: cancel_after, auction (those that matched), "
+        "expiry, delivery_assignment, daily_settlement, delivery_start, delivery_settlement, "
+        "margin_call; each with its event, time and subject (docs/api.md)"
     )
 
 

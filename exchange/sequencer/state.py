@@ -1048,8 +1048,11 @@ class ExchangeState:
         events = self.engine.process_one(
             AUCTION, contract.book, 0, 0, 0, 0, 0, 0, 0, 0, self.seq, self.now
         )
+        trades = int((events["kind"] == TRADE).sum())
         self._apply_events(contract, self._own(events))
-        self._out.ran.append({"event": "auction", "symbol": contract.symbol, "time": iso(self.now)})
+        if trades:  # an auction that matched nothing is left out: one every interval adds up
+            self._out.ran.append({"event": "auction", "symbol": contract.symbol, "trades": trades,
+                                  "time": iso(self.now)})  # fmt: skip
 
     def _settle_price(self, contract: Contract) -> int:
         bids, asks = self.engine.depth(contract.book, 1)
@@ -1153,6 +1156,7 @@ class ExchangeState:
             acc.available -= moved
             acc.escrow += moved
             self._remargin(acc)
+        assigned: list[dict[str, int]] = []
         for short, long, hours in assign_deliveries(shorts, longs):
             delivery = Delivery(
                 delivery_id=self.next_delivery_id, symbol=contract.symbol, provider=short, consumer=long,
@@ -1167,6 +1171,8 @@ class ExchangeState:
                 f"delivery {delivery.delivery_id}",
             )
             self.accounts[short].bond += self._penalty(delivery, hours)
+            assigned.append({"delivery_id": delivery.delivery_id, "provider_account": short,
+                             "consumer_account": long, "gpu_hours": hours})  # fmt: skip
         for acc in self.accounts.values():
             acc.positions.pop(contract.symbol, None)
         for account_id, _ in shorts:  # margin for the bond on the hours now owed
@@ -1179,6 +1185,8 @@ class ExchangeState:
                 "time": iso(self.now),
             }
         )
+        self._out.ran.append({"event": "delivery_assignment", "symbol": contract.symbol,
+                              "deliveries": assigned, "time": iso(self.now)})  # fmt: skip
 
     def rebuild_bonds(self) -> None:
         """Set every provider's bond from its pending deliveries (for states from before
@@ -1243,6 +1251,7 @@ class ExchangeState:
                 {
                     "event": "delivery_settlement",
                     "delivery_id": delivery.delivery_id,
+                    "status": delivery.status,
                     "time": iso(self.now),
                 }
             )

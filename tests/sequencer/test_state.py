@@ -93,16 +93,23 @@ def test_day_contract_from_first_trade_to_settled_delivery(ex: Exchange) -> None
     assert (filled["status"], filled["fills"][0]["price"]) == ("filled", 350)
     assert ex.cash(2) == (98_311, 1_680, 0)  # 10 bps taker fee on $84.00 is 9 cents (rounded up)
 
-    ex(op="advance", to=ns("2026-12-07T00:30:00"))
+    ran = ex(op="advance", to=ns("2026-12-07T00:30:00")).ran
     contract = ex.state.contracts[SYMBOL]
     assert (contract.status, contract.final_price) == ("delivering", 350)
+    [assignment] = [e for e in ran if e["event"] == "delivery_assignment"]
+    assert assignment["deliveries"] == [
+        {"delivery_id": 1, "provider_account": 1, "consumer_account": 2, "gpu_hours": 24}
+    ]
     assert ex.cash(2) == (91_591, 0, 8_400)  # the invoice moved to escrow, margin released
     [delivery] = ex.state.deliveries.values()
     assert (delivery.provider, delivery.consumer, delivery.gpu_hours) == (1, 2, 24)
 
     ex(op="attest", account_id=1, delivery_id=1, gpu_hours=20, period_start="a", period_end="b")
-    ex(op="advance", to=ns("2026-12-09T00:00:00"))  # delivery end plus the 24 h grace
+    ran = ex(op="advance", to=ns("2026-12-09T00:00:00")).ran  # delivery end plus 24 h grace
     assert delivery.status == "settled"
+    assert [
+        (e["delivery_id"], e["status"]) for e in ran if e["event"] == "delivery_settlement"
+    ] == [(1, "settled")]
     # provider: paid 20 h x $3.50 = $70.00, penalty 50% of the 4 h shortfall = $7.00
     assert ex.cash(1) == (106_300, 0, 0)
     # consumer: refund 4 h = $14.00, plus the $7.00 penalty
