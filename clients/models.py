@@ -39,6 +39,8 @@ class Contract(Model):
     lot_size: int
     initial_margin_rate: Decimal
     price_band: Decimal
+    maker_fee_rate: Decimal = Decimal(0)
+    taker_fee_rate: Decimal = Decimal(0)
     status: str
     mechanism: str = "continuous"
     batch_interval_s: int | None = None
@@ -116,6 +118,7 @@ class Order(Model):
     remaining_quantity: int
     status: Literal["open", "partially_filled", "filled", "cancelled", "rejected"]
     time_in_force: Literal["GTC", "IOC", "FOK"]
+    post_only: bool = False
     created_at: datetime
     fills: list[OrderFill] = []
 
@@ -140,15 +143,32 @@ class Position(Model):
     quantity: int
     average_price: Decimal | None
     unrealized_pnl: Decimal
+    realized_pnl: Decimal = Decimal(0)
 
 
 class Account(Model):
     account_id: int
+    name: str = ""
+    role: str = "trader"
     cash: Decimal
     available: Decimal
     margin_locked: Decimal
     delivery_escrow: Decimal
     positions: list[Position] = []
+
+
+class Attestation(Model):
+    gpu_hours: int
+    period_start: str
+    period_end: str
+    evidence: str | None = None
+    time: datetime
+
+
+class DisputeRecord(Model):
+    gpu_hours: int
+    reason: str
+    time: datetime
 
 
 class Delivery(Model):
@@ -158,9 +178,12 @@ class Delivery(Model):
     consumer_account: int
     gpu_hours: int
     price: Decimal
+    amount: Decimal = Decimal(0)  # gpu_hours x price, held in the consumer's escrow
     status: str
     attested_gpu_hours: int = 0
     disputed_gpu_hours: int = 0
+    attestations: list[Attestation] = []
+    disputes: list[DisputeRecord] = []
 
 
 class Credentials(Model):
