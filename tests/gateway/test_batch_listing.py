@@ -26,9 +26,7 @@ def test_batch_contracts_trade_only_in_auctions(tmp_path: Path) -> None:
 
         ran = server.advance("2026-12-01T00:01:00Z")["ran"]
         # every contract held an auction; only the one that matched is in the answer
-        assert [(e["symbol"], e["trades"]) for e in ran if e["event"] == "auction"] == [
-            (symbol, 1)
-        ]
+        assert [(e["symbol"], e["trades"]) for e in ran if e["event"] == "auction"] == [(symbol, 1)]
         [trade] = httpx.get(server.url + f"/v1/trades/{symbol}").json()
         assert trade["quantity"] in (3, "3")
         assert "3.40" <= trade["price"] <= "3.60"  # one uniform price for the whole cross
