@@ -177,6 +177,8 @@ def orders_cancel(
         cancelled = cfx.cancel_all(symbol) if order_id is None else [cfx.cancel_order(order_id)]
     if json:
         print_json(cancelled)
+    elif order_id is not None and cancelled[0].status == "filled":  # closed before the cancel
+        _orders_table(f"order {order_id} was already filled: nothing to cancel", cancelled)
     else:
         _orders_table(f"{len(cancelled)} cancelled", cancelled)
 

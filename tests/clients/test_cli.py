@@ -119,3 +119,12 @@ def test_live_book_ladder_follows_the_feed(server: Server, trader: Trader, symbo
     text = out.decode()
     assert ladder.returncode == 0, text
     assert symbol in text and "4.44" in text and "7" in text
+
+
+def test_cancelling_a_filled_order_says_so(creds: list[str], symbol: str, trader: Trader) -> None:
+    trader("cli-filler").place_order(symbol, "sell", 1, "3.34")
+    code, out = cfx("orders", "place", symbol, "buy", "1", "3.34", *creds, "--json")
+    order = orjson.loads(out)
+    assert order["status"] == "filled", out
+    code, out = cfx("orders", "cancel", str(order["order_id"]), *creds)
+    assert code == 0 and "already filled: nothing to cancel" in out, out
