@@ -947,19 +947,17 @@ class ExchangeState:
                if a.cancel_deadline and a.cancel_deadline <= t]  # fmt: skip
         if self.rules.risk_version >= 2 and due:
             # one pass over the open orders for all the switches that fire (in order id order)
-            fired = {acc.account_id for acc in due}
-            counts = dict.fromkeys(fired, 0)
-            for order in self._cancel_where(lambda o: o.account in fired):
-                counts[order.account] += 1
+            fired = [acc.account_id for acc in due]
+            ids = set(fired)
+            self._cancelled_by("cancel_after", t, fired, lambda o: o.account in ids)
             for acc in due:
                 acc.cancel_deadline = 0
+        else:  # one account after the other, as journals before risk version 2 ran
+            for acc in due:
+                acc.cancel_deadline = 0
+                cancelled = self._cancel_where(lambda o, a=acc.account_id: o.account == a)
                 self._out.ran.append({"event": "cancel_after", "account_id": acc.account_id,
-                                      "cancelled": counts[acc.account_id], "time": iso(t)})  # fmt: skip
-        for acc in due if self.rules.risk_version < 2 else ():  # as journals before it ran
-            acc.cancel_deadline = 0
-            cancelled = self._cancel_where(lambda o, a=acc.account_id: o.account == a)
-            self._out.ran.append({"event": "cancel_after", "account_id": acc.account_id,
-                                  "cancelled": len(cancelled), "time": iso(t)})  # fmt: skip
+                                      "cancelled": len(cancelled), "time": iso(t)})  # fmt: skip
         for c in sorted(self.contracts.values(), key=lambda c: c.book):
             if (
                 c.status == "trading"
@@ -1020,16 +1018,19 @@ class ExchangeState:
                 else:
                     sides = (BUY, SELL)
                 cancel[(acc.account_id, symbol)] = sides
-        if not called:
-            return
-        cancelled = self._cancel_where(  # one pass over the open orders, in order id order
-            lambda o: o.side in cancel.get((o.account, o.symbol), ())
-        )
-        counts = dict.fromkeys(called, 0)
-        for order in cancelled:
+        if called:
+            self._cancelled_by(
+                "margin_call", t, called, lambda o: o.side in cancel.get((o.account, o.symbol), ())
+            )
+
+    def _cancelled_by(self, event: str, t: int, accounts: list[int], predicate: Any) -> None:
+        """Cancel the open orders ``predicate`` picks in one pass (in order id order), and
+        report ``event`` with the count cancelled for each of ``accounts``, in their order."""
+        counts = dict.fromkeys(accounts, 0)
+        for order in self._cancel_where(predicate):
             counts[order.account] += 1
-        for account_id in called:
-            self._out.ran.append({"event": "margin_call", "account_id": account_id,
+        for account_id in accounts:
+            self._out.ran.append({"event": event, "account_id": account_id,
                                   "cancelled": counts[account_id], "time": iso(t)})  # fmt: skip
 
     def _op_rules(self, cmd: dict[str, Any]) -> dict[str, Any]:
