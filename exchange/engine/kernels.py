@@ -72,6 +72,7 @@ from exchange.engine.types import (
     REJECTED,
     SELL,
     STP_CANCEL_BOTH,
+    STP_CANCEL_NEWEST,
     STP_CANCEL_OLDEST,
     STP_NONE,
     TRADE,
@@ -480,6 +481,41 @@ def _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
     return remaining, False
 
 
+@_kernel
+def _self_cross(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts, account, side, limit,
+                stp):  # fmt: skip
+    """Self-trade prevention for an order arriving in a batch book: the account's own orders
+    on the other side that it crosses (which the next auction could pair with it), best price
+    first and oldest first, are met as a continuous taker meets them. Return True if the
+    arriving order is to be cancelled."""
+    opp = 1 - side
+    book_id = bk[b, BK_ID]
+    base = bk[b, BK_LEVEL_BASE] + opp * bk[b, BK_N_TICKS]
+    step = -1 if opp == BUY else 1
+    price = bk[b, BK_BEST + opp]
+    while price != -1 and _reaches(side, limit, price):
+        touched = False
+        slot = levels[base + price].head
+        while slot != -1:
+            nxt = orders[slot].next
+            if orders[slot].account == account:
+                if stp != STP_CANCEL_NEWEST:
+                    _emit(ev, meta, CANCELLED, seq, ts, book_id, orders[slot].order_id,
+                          account, opp, price, orders[slot].remaining, 0, 0, 0, 0,
+                          R_SELF_TRADE)  # fmt: skip
+                    _remove(orders, levels, words, bk, hkeys, meta, b, slot)
+                    touched = True
+                if stp != STP_CANCEL_OLDEST:
+                    if touched:
+                        _emit_level(ev, meta, levels, bk, b, seq, ts, opp, price)
+                    return True
+            slot = nxt
+        if touched:
+            _emit_level(ev, meta, levels, bk, b, seq, ts, opp, price)
+        price = _scan(words, bk, b, opp, price + step)
+    return False
+
+
 @_inline
 def _would_cross(bk, b, side, price):
     best = bk[b, BK_BEST + 1 - side]
@@ -538,6 +574,9 @@ def _add(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
     stopped = False
     if bk[b, BK_MECHANISM] == BATCH:
         tif = GTC  # rest without matching: only an auction trades in a batch book
+        if stp != STP_NONE:
+            stopped = _self_cross(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
+                                  account, side, price, stp)  # fmt: skip
     elif tif == FOK and _fillable(orders, levels, words, bk, b, account, side, price, quantity,
                                 stp, is_market) < quantity:  # fmt: skip
         _emit(ev, meta, CANCELLED, seq, ts, book, order_id, account, side, price, quantity,
@@ -629,6 +668,9 @@ def _amend(orders, levels, words, bk, hkeys, hvals, meta, ev, b, seq, ts, book,
         remaining, stopped = _match(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
                                     order_id, account, o_side, price, quantity,
                                     orders[slot].stp, False)  # fmt: skip
+    elif orders[slot].stp != STP_NONE:
+        stopped = _self_cross(orders, levels, words, bk, hkeys, meta, ev, b, seq, ts,
+                              account, o_side, price, orders[slot].stp)  # fmt: skip
     if remaining == 0 or stopped:
         if stopped:
             _emit(ev, meta, CANCELLED, seq, ts, book, order_id, account, o_side, price,

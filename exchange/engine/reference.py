@@ -59,6 +59,7 @@ from exchange.engine.types import (
     REJECTED,
     SELL,
     STP_CANCEL_BOTH,
+    STP_CANCEL_NEWEST,
     STP_CANCEL_OLDEST,
     STP_NONE,
     TRADE,
@@ -278,12 +279,46 @@ class ReferenceEngine(Engine):
         )
         self._emit_order(ACCEPTED, order, quantity=order.remaining, remaining=order.remaining)
         if book.mechanism == BATCH:
-            self._rest(book, order)
+            if self._self_cross(book, order):
+                self._emit_order(CANCELLED, order, quantity=order.remaining, reason=R_SELF_TRADE)
+            else:
+                self._rest(book, order)
             return
         if cmd["tif"] == FOK and self._fillable(book, order) < order.remaining:
             self._emit_order(CANCELLED, order, quantity=order.remaining, reason=R_FOK_NOT_FILLED)
             return
         self._take(book, order, cmd["tif"], is_market)
+
+    def _self_cross(self, book: _Book, order: _Order) -> bool:
+        """Self-trade prevention for an order arriving in a batch book: the account's own
+        orders on the other side that it crosses (which the next auction could pair with it),
+        best price first and oldest first, are met as a continuous taker meets them. Return
+        True if the arriving order is to be cancelled."""
+        if order.stp == STP_NONE:
+            return False
+        opposite = book.sides[1 - order.side]
+        if order.side == BUY:  # asks at or below its limit, lowest first
+            crossed = list(opposite.levels.irange(maximum=order.price))
+        else:  # bids at or above it, highest first
+            crossed = list(opposite.levels.irange(minimum=order.price, reverse=True))
+        for price in crossed:
+            touched = False
+            for maker in list(opposite.levels[price].values()):
+                if maker.account != order.account:
+                    continue
+                if order.stp != STP_CANCEL_NEWEST:
+                    self._emit_order(
+                        CANCELLED, maker, quantity=maker.remaining, reason=R_SELF_TRADE
+                    )
+                    self._forget(book, maker)
+                    touched = True
+                if order.stp != STP_CANCEL_OLDEST:
+                    if touched:
+                        self._emit_level(book, opposite.side, price)
+                    return True
+            if touched:
+                self._emit_level(book, opposite.side, price)
+        return False
 
     def _fillable(self, book: _Book, taker: _Order) -> int:
         """Quantity a taker could fill now, honouring its self-trade prevention."""
@@ -413,7 +448,10 @@ class ReferenceEngine(Engine):
             self._emit_level(book, order.side, old_price)
         order.price, order.remaining = price, quantity
         if book.mechanism == BATCH:
-            self._rest(book, order)
+            if self._self_cross(book, order):
+                self._emit_order(CANCELLED, order, quantity=order.remaining, reason=R_SELF_TRADE)
+            else:
+                self._rest(book, order)
             return
         self._orders[order.order_id] = order
         self._take(book, order, GTC, False)

@@ -191,17 +191,19 @@ class Rules:
     settlement_window_ns: int = 30 * 60 * NS
     grace_ns: int = 24 * 3600 * NS
     penalty_bps: int = 5_000  # of the shortfall's invoice value, paid by the provider
-    #: Which risk rules apply. 1: orders are checked against cash when placed, and only
+    #: Which rules apply. 1: orders are checked against cash when placed, and only
     #: then. 2: also margin calls at scheduled events, and an order that does not raise the
     #: account's requirement is accepted whatever its cash (docs/clearing.md); dead man's
-    #: switches that fire together cancel in one pass, in order id order. A fresh state
-    #: starts at 1 and the exchange raises it by a journaled ``rules`` command, so a journal
-    #: written before version 2 existed replays as it ran.
+    #: switches that fire together cancel in one pass, in order id order. 3: an order placed
+    #: in a batch-auction contract applies its self-trade prevention to the account's own
+    #: orders it crosses, when it arrives (docs/engine.md), so an auction never pairs them.
+    #: A fresh state starts at 1 and the exchange raises it by a journaled ``rules``
+    #: command, so a journal written before a version existed replays as it ran.
     risk_version: int = 1
 
 
-#: The risk rules this build applies to new commands (:attr:`Rules.risk_version`).
-RISK_VERSION = 2
+#: The rules this build applies to new commands (:attr:`Rules.risk_version`).
+RISK_VERSION = 3
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -547,9 +549,14 @@ class ExchangeState:
         time_in_force = cmd.get("time_in_force", "GTC")
         tif = TIFS[time_in_force]
         stp = STPS[cmd.get("self_trade_prevention", "cancel_newest")]
+        # before version 3 a batch book left self-trade prevention out (the auction paired
+        # an account's own crossing orders): such an order's mode never reaches the engine
+        engine_stp = (
+            stp if contract.mechanism != BATCH or self.rules.risk_version >= 3 else STP_NONE
+        )
         events = self._own(self.engine.process_one(
-            ADD, contract.book, order_id, acc.account_id, side, price, quantity, tif, flags, stp,
-            self.seq, self.now,
+            ADD, contract.book, order_id, acc.account_id, side, price, quantity, tif, flags,
+            engine_stp, self.seq, self.now,
         ))  # fmt: skip
         if events["kind"][0] == REJECTED:
             reason = Reason(int(events[0]["reason"]))

@@ -20,6 +20,11 @@ from exchange.engine import (
     POST_ONLY,
     PRO_RATA,
     SELL,
+    STP_CANCEL_BOTH,
+    STP_CANCEL_NEWEST,
+    STP_CANCEL_OLDEST,
+    STP_NONE,
+    TRADE,
     UNCROSSED,
     Engine,
     Reason,
@@ -180,6 +185,88 @@ def test_amend_in_a_batch_book_never_trades(engine: Engine) -> None:
     assert engine.depth(0) == ([(102, 5)], [(100, 5)])
 
 
+def _add(order_id: int, account: int, side: int, price: int, quantity: int,
+         stp: int = STP_CANCEL_NEWEST) -> dict[str, int]:  # fmt: skip
+    return {"kind": ADD, "book": 0, "order_id": order_id, "account": account, "side": side,
+            "price": price, "quantity": quantity, "stp": stp}  # fmt: skip
+
+
+def _kinds(events: list[dict[str, int | str]]) -> list[tuple[object, ...]]:
+    """Events as (kind, order id, reason) or ("LEVEL", side, price, quantity)."""
+    return [(e["kind"], e["order_id"], e.get("reason", "NONE")) if e["kind"] != "LEVEL"
+            else ("LEVEL", ("BUY", "SELL")[int(e.get("side", 0))], e["price"], e.get("quantity", 0))
+            for e in events]  # fmt: skip
+
+
+def _self_trades(events: np.ndarray) -> int:
+    trades = events[events["kind"] == TRADE]
+    return int((trades["account"] == trades["maker_account"]).sum())
+
+
+def test_cancel_newest_refuses_to_cross_the_accounts_own_orders(engine: Engine) -> None:
+    engine.process(commands([_add(1, 1, BUY, 100, 5), _add(2, 2, BUY, 101, 5)]))
+    events = describe(engine.process(commands([_add(3, 1, SELL, 99, 5, STP_CANCEL_NEWEST)])))
+    assert _kinds(events) == [("ACCEPTED", 3, "NONE"), ("CANCELLED", 3, "SELF_TRADE")]
+    assert engine.depth(0) == ([(101, 5), (100, 5)], [])
+    engine.check_invariants()
+
+
+def test_cancel_oldest_cancels_every_own_order_crossed_and_rests(engine: Engine) -> None:
+    # account 1 bids at 102 and 100 (with account 2 between them in time), bids at 98
+    engine.process(commands([_add(1, 1, BUY, 102, 5), _add(2, 2, BUY, 100, 4),
+                             _add(3, 1, BUY, 100, 3), _add(4, 1, BUY, 98, 2)]))  # fmt: skip
+    events = describe(engine.process(commands([_add(5, 1, SELL, 100, 6, STP_CANCEL_OLDEST)])))
+    assert _kinds(events) == [
+        ("ACCEPTED", 5, "NONE"),
+        ("CANCELLED", 1, "SELF_TRADE"),
+        ("LEVEL", "BUY", 102, 0),
+        ("CANCELLED", 3, "SELF_TRADE"),
+        ("LEVEL", "BUY", 100, 4),
+        ("LEVEL", "SELL", 100, 6),
+    ]
+    assert engine.depth(0) == ([(100, 4), (98, 2)], [(100, 6)])
+    auction = engine.process(commands([_auction()]))
+    assert _self_trades(auction) == 0
+    assert auction[auction["kind"] == TRADE]["maker_account"].tolist() == [1]  # order 5
+    engine.check_invariants()
+
+
+def test_cancel_both_cancels_the_best_own_order_and_the_newcomer(engine: Engine) -> None:
+    engine.process(commands([_add(1, 1, SELL, 100, 5), _add(2, 1, SELL, 101, 5)]))
+    events = describe(engine.process(commands([_add(3, 1, BUY, 101, 5, STP_CANCEL_BOTH)])))
+    assert _kinds(events) == [
+        ("ACCEPTED", 3, "NONE"),
+        ("CANCELLED", 1, "SELF_TRADE"),
+        ("LEVEL", "SELL", 100, 0),
+        ("CANCELLED", 3, "SELF_TRADE"),
+    ]
+    assert engine.depth(0) == ([], [(101, 5)])
+
+
+def test_stp_none_may_trade_with_itself_in_the_auction(engine: Engine) -> None:
+    engine.process(commands([_add(1, 1, BUY, 100, 5), _add(2, 1, SELL, 100, 5, STP_NONE)]))
+    assert _self_trades(engine.process(commands([_auction()]))) == 1
+
+
+def test_own_orders_that_do_not_cross_are_left_alone(engine: Engine) -> None:
+    engine.process(commands([_add(1, 1, BUY, 99, 5), _add(2, 2, SELL, 98, 5)]))
+    events = describe(engine.process(commands([_add(3, 1, SELL, 100, 5, STP_CANCEL_BOTH)])))
+    assert _kinds(events) == [("ACCEPTED", 3, "NONE"), ("LEVEL", "SELL", 100, 5)]
+
+
+def test_an_amend_across_own_orders_is_cancelled(engine: Engine) -> None:
+    engine.process(commands([_add(1, 1, BUY, 99, 5), _add(2, 1, SELL, 101, 5)]))
+    amend = {"kind": AMEND, "book": 0, "order_id": 1, "account": 1, "price": 101, "quantity": 5}
+    events = describe(engine.process(commands([amend])))
+    assert _kinds(events) == [
+        ("AMENDED", 1, "NONE"),
+        ("LEVEL", "BUY", 99, 0),
+        ("CANCELLED", 1, "SELF_TRADE"),
+    ]
+    assert engine.depth(0) == ([], [(101, 5)])
+    engine.check_invariants()
+
+
 _rows = st.lists(
     st.tuples(
         st.sampled_from([ADD, ADD, ADD, AUCTION]),
@@ -188,6 +275,8 @@ _rows = st.lists(
         st.integers(95, 105),  # price
         st.integers(1, 20),  # quantity
         st.sampled_from([0, PRO_RATA]),
+        st.sampled_from([STP_NONE, STP_CANCEL_NEWEST, STP_CANCEL_OLDEST, STP_CANCEL_BOTH]),
+        st.integers(0, 7),  # amend an earlier order (0: add, as drawn)
     ),
     min_size=1,
     max_size=120,
@@ -197,10 +286,16 @@ _rows = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(rows=_rows)
 def test_backends_agree_and_every_auction_uncrosses(rows: list[tuple[int, ...]]) -> None:
+    """Orders of four accounts, with every self-trade prevention mode, some amended; an
+    account whose orders all prevent self-trades never trades with itself."""
     cmds = np.zeros(len(rows), dtype=COMMAND_DTYPE)
-    for i, (kind, account, side, price, quantity, flags) in enumerate(rows):
-        cmds[i] = (i + 1, i, i + 1, account, price, quantity, 0, kind, side, 0,
-                   flags if kind == AUCTION else 0, 0)  # fmt: skip
+    for i, (kind, account, side, price, quantity, flags, stp, amend) in enumerate(rows):
+        order_id = i + 1
+        if kind == ADD and 0 < amend < i and rows[i - amend][0] == ADD:
+            kind, order_id, account = AMEND, i - amend + 1, rows[i - amend][1]
+        cmds[i] = (i + 1, i, order_id, account, price, quantity, 0, kind, side, 0,
+                   flags if kind == AUCTION else 0, stp)  # fmt: skip
+    careless = {row[1] for row in rows if row[0] == ADD and row[6] == STP_NONE}
     engines = [Engine(backend=b) for b in BACKENDS]
     for e in engines:
         e.add_book(0, n_ticks=200, mechanism=BATCH)
@@ -213,6 +308,9 @@ def test_backends_agree_and_every_auction_uncrosses(rows: list[tuple[int, ...]])
             assert not bids or not asks or bids[0][0] < asks[0][0]
             traded = out[0][out[0]["kind"] == 3]["quantity"].sum()
             assert traded == out[0][0]["quantity"]
+            trades = out[0][out[0]["kind"] == TRADE]
+            for t in trades[trades["account"] == trades["maker_account"]]:
+                assert t["account"] in careless
         for e in engines:
             e.check_invariants()
     assert engines[0].snapshot() == engines[1].snapshot()

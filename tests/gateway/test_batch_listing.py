@@ -23,6 +23,10 @@ def test_batch_contracts_trade_only_in_auctions(tmp_path: Path) -> None:
         assert bid.status_code == ask.status_code == 201, (bid.text, ask.text)
         assert bid.json()["status"] == ask.json()["status"] == "open"  # no trade between calls
         assert httpx.get(server.url + f"/v1/trades/{symbol}").json() == []
+        # crossing its own bid, the buyer's sell is cancelled (cancel_newest, the default)
+        own = buyer.place(symbol, "sell", "3.30", 2)
+        assert own.status_code == 201, own.text
+        assert (own.json()["status"], own.json()["filled_quantity"]) == ("cancelled", 0)
 
         ran = server.advance("2026-12-01T00:01:00Z")["ran"]
         # every contract held an auction; only the one that matched is in the answer

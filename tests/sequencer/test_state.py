@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from exchange.engine import CANCELLED
 from exchange.reasons import Reason
-from exchange.sequencer.state import ExchangeState, Outcome, Refused, to_ns
+from exchange.sequencer.state import RISK_VERSION, ExchangeState, Outcome, Refused, to_ns
 
 SYMBOL = "H100-2026-12-07"
 
@@ -240,11 +240,12 @@ def test_no_margin_call_while_cash_covers_the_requirement(ex: Exchange) -> None:
 
 def test_the_risk_version_only_rises_to_what_the_exchange_runs(ex: Exchange) -> None:
     assert ex(op="rules", risk_version=2).reply == {"risk_version": 2}
-    for version in (1, 3):
+    for version in (1, RISK_VERSION + 1):
         with pytest.raises(Refused) as refused:
             ex(op="rules", risk_version=version)
         assert refused.value.reason is Reason.INVALID_REQUEST
     assert ex.state.rules.risk_version == 2
+    assert ex(op="rules", risk_version=RISK_VERSION).reply == {"risk_version": RISK_VERSION}
 
 
 def test_settlement_without_trades_in_the_window_uses_the_last_price(ex: Exchange) -> None:
@@ -542,6 +543,35 @@ def test_a_halted_batch_contract_holds_no_auction() -> None:
     assert ex(op="advance", to=ns("2026-12-05T10:02:00")).trades == []
     ex(op="halt", symbol=symbol, halted=False)
     assert [t["quantity"] for t in ex(op="advance", to=ns("2026-12-05T10:03:00")).trades] == [10]
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_batch_auction_pairs_an_accounts_own_orders_only_before_version_3(
+    version: int,
+) -> None:
+    ex = Exchange()
+    symbol = "H100-2026-12-08"
+    ex(op="list", ts=ns("2026-12-05T10:00:30"),
+       **{k: v for k, v in _listing(symbol, "2026-12-08").items() if k != "op"},
+       mechanism="batch", batch_interval_s=60)  # fmt: skip
+    ex(op="rules", risk_version=version)
+    ex(op="create_account", name="a", deposit=100_000)
+    ex(op="create_account", name="b", deposit=100_000)
+    place = {"op": "place", "account_id": 1, "symbol": symbol, "type": "limit", "quantity": 10}
+    ex(**place, side="buy", price=360)
+    ex(**place | {"account_id": 2, "quantity": 4}, side="sell", price=355)
+    sell = ex(**place, side="sell", price=350).reply  # crosses its own bid: cancel_newest
+    trades = ex(op="advance", to=ns("2026-12-05T10:02:00")).trades
+    own = [t for t in trades if t["taker_account"] == t["maker_account"]]
+    acc = ex.state.accounts[1]
+    if version < 3:  # its own sell, the better price, took the whole volume
+        assert sell["status"] == "open" and [t["quantity"] for t in trades] == [10]
+        assert len(own) == 1 and acc.open_orders == 0
+    else:
+        assert (sell["status"], sell["filled_quantity"]) == ("cancelled", 0)
+        assert own == [] and [t["quantity"] for t in trades] == [4]
+        assert acc.open_orders == 1 and acc.open_buy == {symbol: 6} and not acc.open_sell
+    assert ex.state.engine.order(sell["order_id"]) is None
 
 
 def test_the_final_price_is_clamped_into_the_book_at_expiry(ex: Exchange) -> None:
