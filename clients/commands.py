@@ -122,7 +122,13 @@ ORDER_COLUMNS = ("order_id", "symbol", "side", "type", "price", "quantity", "fil
 
 
 def _orders_table(title: str, orders: list[Any]) -> None:
-    table(title, [o.model_dump() for o in orders], ORDER_COLUMNS)
+    rows = []
+    for o in orders:
+        row = o.model_dump()
+        if row.get("cancel_reason"):  # "cancelled (margin_call)"
+            row["status"] = f"{row['status']} ({row['cancel_reason']})"
+        rows.append(row)
+    table(title, rows, ORDER_COLUMNS)
 
 
 @orders_app.command("place")

@@ -121,6 +121,10 @@ class Order(Model):
     post_only: bool = False
     created_at: datetime
     fills: list[OrderFill] = []
+    #: why a cancelled order was cancelled: "user", "self_trade", "ioc_remainder",
+    #: "fok_not_filled", "no_liquidity", "kill_switch", "cancel_after", "margin_call" or
+    #: "trading_ended" (None while not cancelled, or cancelled before the exchange said)
+    cancel_reason: str | None = None
 
     @property
     def is_open(self) -> bool:

@@ -107,6 +107,19 @@ class OrderFill(_Out):
     time: Time
 
 
+CancelReason = Literal[
+    "user",
+    "self_trade",
+    "ioc_remainder",
+    "fok_not_filled",
+    "no_liquidity",
+    "kill_switch",
+    "cancel_after",
+    "margin_call",
+    "trading_ended",
+]
+
+
 class Order(_Out):
     order_id: int
     client_order_id: str | None
@@ -122,6 +135,12 @@ class Order(_Out):
     post_only: bool
     created_at: Time
     fills: list[OrderFill]
+    cancel_reason: CancelReason | None = Field(
+        description="why a cancelled order was cancelled (null while not cancelled): asked by "
+        "its account (user), self-trade prevention, the unfilled rest of an IOC, FOK or "
+        "market order, the kill switch, the dead man's switch, a margin call, or the end of "
+        "trading"
+    )
 
 
 class CancelAfterState(_Out):

@@ -5,7 +5,7 @@ one stays queryable by id, with its fills, for as long as the exchange runs. Kep
 objects (an :class:`Order` and a dict per fill) that is about 500 bytes an order: the state
 grows by gigabytes an hour, and with it the snapshot's fork and pickling and the
 collector's walks. A closed order never changes again, so :class:`OrderStore` keeps it as
-one row of a numpy record array (80 bytes, and its ``client_order_id`` in a byte arena) and
+one row of a numpy record array (81 bytes, and its ``client_order_id`` in a byte arena) and
 its fills as rows of another (41 bytes each):
 
 - **live**: orders that may still change (open, partially filled), as :class:`Order`
@@ -57,6 +57,7 @@ CLOSED_DTYPE = np.dtype(
         ("status", "i1"),
         ("post_only", "i1"),
         ("stp", "i1"),
+        ("cancel_reason", "i1"),  # index in CANCEL_REASONS; 0: not cancelled (or not known)
     ]
 )
 #: One fill of a closed order; ``maker`` is 1 for the maker side of the trade.
@@ -75,12 +76,26 @@ _TYPES = ("limit", "market")
 _TIFS = ("GTC", "IOC", "FOK")
 _STATUSES = ("filled", "cancelled", "rejected", "open", "partially_filled")
 _LIQUIDITY = ("taker", "maker")
+#: Why an order was cancelled, as its ``cancel_reason`` says (docs/api.md, "Orders").
+CANCEL_REASONS = (
+    None,
+    "user",
+    "self_trade",
+    "ioc_remainder",
+    "fok_not_filled",
+    "no_liquidity",
+    "kill_switch",
+    "cancel_after",
+    "margin_call",
+    "trading_ended",
+)
+_CANCEL_REASON_CODES = {name: i for i, name in enumerate(CANCEL_REASONS)}
 _TYPE_CODES = {name: i for i, name in enumerate(_TYPES)}
 _TIF_CODES = {name: i for i, name in enumerate(_TIFS)}
 _STATUS_CODES = {name: i for i, name in enumerate(_STATUSES)}
 _CLOSED = frozenset(("filled", "cancelled", "rejected"))
 #: The same layouts as struct formats, to pack rows without numpy's per-row conversion.
-_ROW = struct.Struct("<8q2ih6b")
+_ROW = struct.Struct("<8q2ih7b")
 _FILL = struct.Struct("<5qb")
 assert _ROW.size == CLOSED_DTYPE.itemsize and _FILL.size == FILL_DTYPE.itemsize
 
@@ -102,6 +117,7 @@ class Order:
     filled: int = 0
     status: str = "open"
     fills: list[dict[str, Any]] = field(default_factory=list)
+    cancel_reason: str | None = None  # one of CANCEL_REASONS once cancelled
 
     @property
     def remaining(self) -> int:
@@ -130,6 +146,9 @@ class OrderStore:
         self.__dict__.update(state)
         if "_client_order_ids" in state:  # as pickled before the arena: upgrade the rows
             self._upgrade(self.__dict__.pop("_client_order_ids"))
+        for c, chunk in enumerate(self._rows):  # rows pickled before a column was added
+            if chunk is not None and chunk.dtype != CLOSED_DTYPE:
+                self._rows[c] = _widen(chunk)
 
     def _upgrade(self, client_order_ids: dict[int, str]) -> None:
         """Bring a store pickled with 64-byte rows and client ids in a dict to this layout."""
@@ -137,9 +156,7 @@ class OrderStore:
         self._client_bytes = bytearray()
         for c, old in enumerate(self._rows):
             if old is not None:
-                new = self._rows[c] = np.zeros(CHUNK, dtype=CLOSED_DTYPE)
-                for name in old.dtype.names or ():
-                    new[name] = old[name]
+                new = self._rows[c] = _widen(old)
                 new["client_len"] = -1
         for order_id, client_order_id in sorted(client_order_ids.items()):
             data = client_order_id.encode()
@@ -202,7 +219,7 @@ class OrderStore:
             rows.append(pack_row(
                 order_id, o.account, o.price, o.quantity, o.filled, o.created_at, start, at, n,
                 symbol, length, o.side, _TYPE_CODES[o.type], _TIF_CODES[o.time_in_force],
-                _STATUS_CODES[o.status], o.post_only, o.stp,
+                _STATUS_CODES[o.status], o.post_only, o.stp, _CANCEL_REASON_CODES[o.cancel_reason],
             ))  # fmt: skip
             for f in o.fills:
                 fills.append(pack_fill(f["trade_id"], order_id, f["price"], f["quantity"],
@@ -478,7 +495,7 @@ class OrderStore:
 
     def _order(self, row: np.void) -> Order:
         (order_id, account, price, quantity, filled, created_at, fill_start, client_at, n_fills,
-         symbol, client_len, side, type_, tif, status, post_only, stp) = row.tolist()  # fmt: skip
+         symbol, client_len, side, type_, tif, status, post_only, stp, why) = row.tolist()  # fmt: skip
         fills = []
         for at in range(fill_start, fill_start + n_fills):
             f = self._fills[at >> _SHIFT][at & (CHUNK - 1)]
@@ -501,4 +518,13 @@ class OrderStore:
             filled=filled,
             status=_STATUSES[status],
             fills=fills,
+            cancel_reason=CANCEL_REASONS[why],
         )
+
+
+def _widen(old: np.ndarray) -> np.ndarray:
+    """A chunk of rows of an older layout in :data:`CLOSED_DTYPE` (new columns zero)."""
+    new = np.zeros(len(old), dtype=CLOSED_DTYPE)
+    for name in old.dtype.names or ():
+        new[name] = old[name]
+    return new

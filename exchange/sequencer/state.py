@@ -67,7 +67,15 @@ STPS = {
 _FIELD = {name: i for i, name in enumerate(EVENT_DTYPE.names or ())}
 _KIND, _ORDER_ID, _MAKER_ORDER_ID = _FIELD["kind"], _FIELD["order_id"], _FIELD["maker_order_id"]
 _ACCOUNT, _MAKER_ACCOUNT = _FIELD["account"], _FIELD["maker_account"]
-_PRICE, _QUANTITY = _FIELD["price"], _FIELD["quantity"]
+_PRICE, _QUANTITY, _REASON = _FIELD["price"], _FIELD["quantity"], _FIELD["reason"]
+#: An order's ``cancel_reason`` from the reason of the engine's CANCELLED event.
+_CANCEL_REASONS = {
+    Reason.CANCELLED_BY_USER: "user",
+    Reason.SELF_TRADE: "self_trade",
+    Reason.IOC_REMAINDER: "ioc_remainder",
+    Reason.FOK_NOT_FILLED: "fok_not_filled",
+    Reason.MARKET_NO_LIQUIDITY: "no_liquidity",
+}
 
 
 def _own(events: np.ndarray) -> np.ndarray:
@@ -450,7 +458,7 @@ class ExchangeState:
         acc = self.account(int(cmd["account_id"]))
         acc.disabled = bool(cmd["disabled"])
         if acc.disabled:
-            self._cancel_where(lambda o: o.account == acc.account_id)
+            self._cancel_where(lambda o: o.account == acc.account_id, "kill_switch")
         return {"account_id": acc.account_id, "disabled": acc.disabled}
 
     # -- contracts ----------------------------------------------------------------------------
@@ -622,8 +630,9 @@ class ExchangeState:
         if quantity is None:
             acc.open_orders += sign
 
-    def _apply_events(self, contract: Contract, events: np.ndarray) -> None:
-        """Turn engine events into order states, fills, positions and fees."""
+    def _apply_events(self, contract: Contract, events: np.ndarray, why: str = "user") -> None:
+        """Turn engine events into order states, fills, positions and fees; an order the
+        engine cancels as asked (not for a reason of its own) is cancelled for ``why``."""
         if not self.replaying:
             self._out.events.append((contract.symbol, events))
         accounts: set[int] = set()
@@ -639,6 +648,10 @@ class ExchangeState:
                 order = self.orders[row[_ORDER_ID]]
                 self._track_open(order, -1)
                 order.status = "cancelled"
+                reason = row[_REASON]
+                order.cancel_reason = (
+                    why if reason == Reason.CANCELLED_BY_USER else _CANCEL_REASONS[reason]
+                )
                 self.orders.close(order)
                 accounts.add(order.account)
             elif kind in (AMENDED, ACCEPTED):
@@ -728,7 +741,7 @@ class ExchangeState:
         self._cancel_in_engine(order)
         return self._reply(order)
 
-    def _cancel_in_engine(self, order: Order) -> None:
+    def _cancel_in_engine(self, order: Order, why: str = "user") -> None:
         contract = self.contracts[order.symbol]
         events = self.engine.process_one(
             CANCEL,
@@ -744,7 +757,7 @@ class ExchangeState:
             self.seq,
             self.now,
         )
-        self._apply_events(contract, self._own(events))
+        self._apply_events(contract, self._own(events), why)
 
     def _op_cancel_all(self, cmd: dict[str, Any]) -> list[dict[str, Any]]:
         account = int(cmd["account_id"])
@@ -755,11 +768,12 @@ class ExchangeState:
         )
         return [self.order_view(o) for o in cancelled]
 
-    def _cancel_where(self, predicate: Any) -> list[Order]:
+    def _cancel_where(self, predicate: Any, why: str = "user") -> list[Order]:
+        """Cancel the open orders ``predicate`` picks, in order id order, for ``why``."""
         cancelled = []
         for order in self.orders.open():
             if order.remaining and predicate(order):
-                self._cancel_in_engine(order)
+                self._cancel_in_engine(order, why)
                 cancelled.append(order)
         return cancelled
 
@@ -962,7 +976,9 @@ class ExchangeState:
         else:  # one account after the other, as journals before risk version 2 ran
             for acc in due:
                 acc.cancel_deadline = 0
-                cancelled = self._cancel_where(lambda o, a=acc.account_id: o.account == a)
+                cancelled = self._cancel_where(
+                    lambda o, a=acc.account_id: o.account == a, "cancel_after"
+                )
                 self._out.ran.append({"event": "cancel_after", "account_id": acc.account_id,
                                       "cancelled": len(cancelled), "time": iso(t)})  # fmt: skip
         for c in sorted(self.contracts.values(), key=lambda c: c.book):
@@ -1034,7 +1050,7 @@ class ExchangeState:
         """Cancel the open orders ``predicate`` picks in one pass (in order id order), and
         report ``event`` with the count cancelled for each of ``accounts``, in their order."""
         counts = dict.fromkeys(accounts, 0)
-        for order in self._cancel_where(predicate):
+        for order in self._cancel_where(predicate, event):
             counts[order.account] += 1
         for account_id in accounts:
             self._out.ran.append({"event": event, "account_id": account_id,
@@ -1136,7 +1152,7 @@ class ExchangeState:
     def _expire(self, contract: Contract) -> None:
         """Stop trading, fix the final price, turn positions into delivery obligations."""
         price = self._settle_price(contract)  # clamped into the book as it stands
-        self._cancel_where(lambda o: o.symbol == contract.symbol)
+        self._cancel_where(lambda o: o.symbol == contract.symbol, "trading_ended")
         self.engine.remove_book(contract.book)  # empty now; its memory goes back
         self._mark(contract, price)
         contract.status = "expired"
@@ -1286,6 +1302,7 @@ class ExchangeState:
             "post_only": order.post_only,
             "created_at": order.created_at,
             "fills": list(order.fills),
+            "cancel_reason": order.cancel_reason,
             "tick_cents": contract.tick_cents,
         }
 

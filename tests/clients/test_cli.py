@@ -50,6 +50,8 @@ def test_place_list_amend_cancel(creds: list[str], symbol: str) -> None:
     assert code == 0 and "3.21" in out and symbol in out
     code, out = cfx("orders", "cancel", str(order["order_id"]), *creds, "--json")
     assert code == 0 and orjson.loads(out)[0]["status"] == "cancelled"
+    code, out = cfx("orders", "list", "--status", "all", "--limit", "1", *creds)
+    assert code == 0 and "cancelled (user)" in out
     code, out = cfx("orders", "cancel", "--all", *creds, "--json")
     assert code == 0 and orjson.loads(out) == []
 

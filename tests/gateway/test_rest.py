@@ -75,8 +75,9 @@ def test_cancel_amend_and_cancel_all(server: Server, symbol: str) -> None:
     order = trader.place(symbol, "buy", "3.00", 5).json()
     amended = trader.request("PATCH", f"/v1/orders/{order['order_id']}", {"quantity": 3}).json()
     assert (amended["quantity"], amended["remaining_quantity"]) == (3, 3)
+    assert amended["cancel_reason"] is None
     cancelled = trader.request("DELETE", f"/v1/orders/{order['order_id']}").json()
-    assert cancelled["status"] == "cancelled"
+    assert (cancelled["status"], cancelled["cancel_reason"]) == ("cancelled", "user")
     trader.place(symbol, "buy", "3.01", 1)
     trader.place(symbol, "buy", "3.02", 1)
     gone = trader.request("DELETE", f"/v1/orders?symbol={symbol}").json()

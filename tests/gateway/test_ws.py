@@ -145,7 +145,18 @@ def test_order_entry_over_the_websocket(server: Server, symbol: str) -> None:
             assert seen["update"]["order_id"] == ack["order"]["order_id"]
             await ws.send(_text({"op": "cancel", "id": 8, "order_id": ack["order"]["order_id"]}))
             cancel = await _until(ws, lambda m: m.get("id") == 8)
-            assert cancel["order"]["status"] == "cancelled"
+            assert (cancel["order"]["status"], cancel["order"]["cancel_reason"]) == (
+                "cancelled",
+                "user",
+            )
+            # an IOC's unfilled rest, on the orders channel: the update says why it went
+            await ws.send(_text({"op": "place", "id": 9, "symbol": symbol, "side": "buy", "type": "limit",
+                                        "price": "2.00", "quantity": 1, "time_in_force": "IOC"}))  # fmt: skip
+            update = await _until(
+                ws, lambda m: m.get("channel") == "orders" and m["status"] == "cancelled"
+                and m["cancel_reason"] != "user"
+            )  # fmt: skip
+            assert update["cancel_reason"] == "ioc_remainder"
 
     asyncio.run(run())
 

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.sequencer.orders import CHUNK, CLOSED_DTYPE, Order, OrderStore
+from exchange.sequencer.orders import CANCEL_REASONS, CHUNK, CLOSED_DTYPE, Order, OrderStore
 
 SYMBOLS = ["A100-2026-12-01", "H100-2026-W49", "H100-2026-12"]
 
@@ -65,6 +65,7 @@ def _run(steps: list[Any], store: OrderStore) -> dict[int, Order]:
             _fill(order, trade_id, min(step[2], order.remaining), step[3])
         else:
             order.status = "cancelled"
+            order.cancel_reason = CANCEL_REASONS[1 + order.order_id % (len(CANCEL_REASONS) - 1)]
         if order.remaining == 0:
             store.close(order)
     return {i: pickle.loads(pickle.dumps(o)) for i, o in model.items()}
@@ -173,7 +174,7 @@ def test_a_store_pickled_in_the_earlier_layout_loads() -> None:
     store.add(_order(40, 1, SYMBOLS[0], None))  # moves the last closed one to the columns
     model[40] = _order(40, 1, SYMBOLS[0], None)
     old_dtype = np.dtype([(n, CLOSED_DTYPE[n]) for n in CLOSED_DTYPE.names or ()
-                          if n not in ("client_at", "client_len")])  # fmt: skip
+                          if n not in ("client_at", "client_len", "cancel_reason")])  # fmt: skip
     old = store.__dict__.copy()
     old["_rows"] = [None if c is None else np.zeros(CHUNK, dtype=old_dtype) for c in store._rows]
     for new, rows in zip(store._rows, old["_rows"], strict=True):
@@ -191,3 +192,32 @@ def test_a_store_pickled_in_the_earlier_layout_loads() -> None:
     assert list(loaded.values()) == list(model.values())
     assert loaded.owner(2) == (1, "ç2") and loaded.owner(3) == (2, None)
     assert loaded.fills_of(2, limit=2) == store.fills_of(2, limit=2)
+
+
+def test_rows_pickled_before_cancel_reasons_load_without_one() -> None:
+    store = OrderStore(flush_every=1)
+    for order_id in range(1, 6):
+        order = _order(order_id, 1, SYMBOLS[0], None)
+        store.add(order)
+        order.status, order.cancel_reason = "cancelled", "margin_call"
+        store.close(order)
+    store.flush()
+    assert [o.cancel_reason for o in store.values()] == ["margin_call"] * 5
+    old_dtype = np.dtype([(n, CLOSED_DTYPE[n]) for n in CLOSED_DTYPE.names or ()
+                          if n != "cancel_reason"])  # fmt: skip
+    old = store.__dict__.copy()
+    old["_rows"] = [None if c is None else np.zeros(CHUNK, dtype=old_dtype) for c in store._rows]
+    for new, rows in zip(store._rows, old["_rows"], strict=True):
+        if new is not None:
+            for name in old_dtype.names or ():
+                rows[name] = new[name]
+    was = OrderStore.__new__(OrderStore)
+    was.__dict__.update(old)
+    loaded = pickle.loads(pickle.dumps(was))
+    assert [(o.status, o.cancel_reason) for o in loaded.values()] == [("cancelled", None)] * 5
+    order = _order(6, 1, SYMBOLS[0], None)  # and it takes new ones with theirs
+    loaded.add(order)
+    order.status, order.cancel_reason = "cancelled", "user"
+    loaded.close(order)
+    loaded.flush()
+    assert loaded[6].cancel_reason == "user"

@@ -202,6 +202,45 @@ def test_a_margin_call_cancels_sells_that_could_leave_a_bigger_short(ex: Exchang
     assert called["cancelled"] == 3
     acc = ex.state.accounts[3]
     assert (acc.open_orders, acc.margin) == (0, 500)
+    assert {o.cancel_reason for o in ex.state.orders.select(3, statuses=["cancelled"])} == {
+        "margin_call"
+    }
+
+
+def test_a_cancelled_order_says_why(ex: Exchange) -> None:
+    ex(op="rules", risk_version=RISK_VERSION)
+
+    def why(order: dict[str, Any]) -> str | None:
+        view = ex.state.order_view(ex.state.orders[order["order_id"]])
+        assert (view["status"] == "cancelled") == (view["cancel_reason"] is not None)
+        return view["cancel_reason"]  # type: ignore[no-any-return]
+
+    resting = ex.order(1, "sell", 360, 2)
+    assert why(resting) is None
+    assert why(ex.order(2, "buy", 340, 1, time_in_force="IOC")) == "ioc_remainder"
+    assert why(ex.order(2, "buy", 340, 1, time_in_force="FOK")) == "fok_not_filled"
+    assert why(ex.order(1, "buy", 360, 1)) == "self_trade"
+    filled = ex.order(2, "buy", 360, 1)
+    assert filled["status"] == "filled" and why(filled) is None
+    market = ex(op="place", account_id=2, symbol=SYMBOL, side="buy", type="market", quantity=5)
+    assert why(market.reply) == "no_liquidity"  # the 1 left of the resting sell, then nothing
+    assert why(resting) is None  # filled
+    asked = ex.order(1, "sell", 370, 1)
+    ex(op="cancel", account_id=1, order_id=asked["order_id"])
+    assert why(asked) == "user"
+    ex(op="kill_switch", account_id=2, disabled=True)
+    ex(op="kill_switch", account_id=2, disabled=False)
+    killed = ex.order(2, "buy", 300, 1)
+    ex(op="kill_switch", account_id=2, disabled=True)
+    assert why(killed) == "kill_switch"
+    ex(op="kill_switch", account_id=2, disabled=False)
+    timed = ex.order(2, "buy", 300, 1)
+    ex(op="cancel_after", account_id=2, timeout_ns=10**9)
+    ex(op="advance", to=ex.state.now + 2 * 10**9)
+    assert why(timed) == "cancel_after"
+    ended = ex.order(2, "buy", 300, 1)
+    ex(op="advance", to=ns("2026-12-06T23:00:00"))  # trading ends
+    assert why(ended) == "trading_ended"
 
 
 @pytest.mark.parametrize("version", [1, 2])
