@@ -32,7 +32,9 @@ SECRET = typer.Option(None, "--secret", envvar="CFX_API_SECRET", help="API secre
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 orders_app = typer.Typer(help="Place, amend, cancel and list your orders.", no_args_is_help=True)
-console = Console()
+#: On a terminal, as wide as it is; into a pipe or a file, wide enough that no table is cut
+#: (rich would assume 80 columns and shorten cells to fit).
+console = Console(width=None if sys.stdout.isatty() else 1_000)
 
 
 def _plain(value: Any) -> Any:

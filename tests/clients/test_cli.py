@@ -130,3 +130,15 @@ def test_cancelling_a_filled_order_says_so(creds: list[str], symbol: str, trader
     assert order["status"] == "filled", out
     code, out = cfx("orders", "cancel", str(order["order_id"]), *creds)
     assert code == 0 and "already filled: nothing to cancel" in out, out
+
+
+def test_tables_are_not_cut_when_piped(server: Server, creds: list[str], symbol: str) -> None:
+    """Into a pipe there is no terminal width: rows come out whole, not cut to 80 columns."""
+    env = {**os.environ, "COLUMNS": ""}
+    out = subprocess.run(
+        [sys.executable, "-m", "clients.cli", "contracts", "--url", server.url],
+        capture_output=True, text=True, timeout=60, env=env, check=True,
+    ).stdout  # fmt: skip
+    [row] = [line for line in out.splitlines() if f" {symbol} " in line]
+    assert "…" not in out and len(row) > 80
+    assert row.split("│")[-2].strip().endswith("+00:00")  # last_trade_time, the last column
