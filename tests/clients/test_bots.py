@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from decimal import Decimal
+from typing import TypeVar
 
 from bench.server import Server
 from clients import AsyncClient, Client
 from clients.bots import BOTS, Settings, provider
 from tests.clients.conftest import Trader
+
+T = TypeVar("T")
 
 
 def _bot(name: str, client: Client, settings: Settings, seconds: float) -> None:
@@ -21,20 +25,54 @@ def _bot(name: str, client: Client, settings: Settings, seconds: float) -> None:
     asyncio.run(main())
 
 
+def _bot_until(
+    name: str, client: Client, settings: Settings, until: Callable[[], T | None], seconds: float
+) -> T | None:
+    """Run a bot until ``until()`` (polled every 0.1 s) returns something, at most
+    ``seconds``; return it. A slow start (a cold server, a busy machine) only waits longer."""
+
+    async def main() -> T | None:
+        async with AsyncClient(client.url, client.key, client.secret) as cfx:
+            bot = asyncio.create_task(BOTS[name](cfx, settings))
+            try:
+                deadline = asyncio.get_running_loop().time() + seconds
+                while asyncio.get_running_loop().time() < deadline and not bot.done():
+                    found = await asyncio.to_thread(until)
+                    if found is not None:
+                        return found
+                    await asyncio.sleep(0.1)
+                return None
+            finally:
+                bot.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await bot
+
+    return asyncio.run(main())
+
+
 def test_market_maker_quotes_both_sides_and_leans_against_inventory(
     trader: Trader, symbol: str
 ) -> None:
     mm = trader("mm")
     settings = Settings(fair=Decimal("3.50"), quantity=5, interval_s=0.2, deadman_s=60)
-    _bot("market-maker", mm, settings, 1.5)
-    quotes = {o.side: o for o in mm.orders(symbol, "open")}
-    assert set(quotes) == {"buy", "sell"}
-    flat_mid = (quotes["buy"].price + quotes["sell"].price) / 2
-    assert quotes["buy"].price < quotes["sell"].price
+
+    def mid_of_both_quotes() -> Decimal | None:
+        quotes = {o.side: o for o in mm.orders(symbol, "open")}
+        if set(quotes) != {"buy", "sell"}:
+            return None
+        assert quotes["buy"].price < quotes["sell"].price
+        return (quotes["buy"].price + quotes["sell"].price) / 2
+
+    flat_mid = _bot_until("market-maker", mm, settings, mid_of_both_quotes, 30)
+    assert flat_mid is not None
     trader("mm-hitter").place_order(symbol, "sell", 5, None)  # the maker is now long 5
-    _bot("market-maker", mm, settings, 1.5)
-    quotes = {o.side: o for o in mm.orders(symbol, "open")}
-    assert (quotes["buy"].price + quotes["sell"].price) / 2 < flat_mid + Decimal("0.05")
+    assert {p.symbol: p.quantity for p in mm.positions()}[symbol] == 5
+
+    def leaning_mid() -> Decimal | None:
+        mid = mid_of_both_quotes()
+        return mid if mid is not None and mid < flat_mid + Decimal("0.05") else None
+
+    assert _bot_until("market-maker", mm, settings, leaning_mid, 30) is not None
 
 
 def test_block_consumer_buys_the_whole_block_or_nothing(trader: Trader, symbol: str) -> None:
