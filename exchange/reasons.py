@@ -58,6 +58,7 @@ class Reason(IntEnum):
     ATTESTATION_EXCEEDS_OWED = 2010
     DISPUTE_EXCEEDS_ATTESTED = 2011
     DELIVERY_NOT_OPEN = 2012
+    ATTESTATION_PERIOD = 2013  # not ISO 8601, or not inside the delivery window up to now
 
     # 3000-3099: matching engine rejections (the command changed nothing)
     INVALID_COMMAND = 3001

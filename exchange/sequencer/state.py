@@ -205,13 +205,15 @@ class Rules:
     #: switches that fire together cancel in one pass, in order id order. 3: an order placed
     #: in a batch-auction contract applies its self-trade prevention to the account's own
     #: orders it crosses, when it arrives (docs/engine.md), so an auction never pairs them.
+    #: 4: an attestation's period must be two ISO 8601 times inside the delivery window,
+    #: ending by the time it is made (docs/clearing.md).
     #: A fresh state starts at 1 and the exchange raises it by a journaled ``rules``
     #: command, so a journal written before a version existed replays as it ran.
     risk_version: int = 1
 
 
 #: The rules this build applies to new commands (:attr:`Rules.risk_version`).
-RISK_VERSION = 3
+RISK_VERSION = 4
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -843,6 +845,8 @@ class ExchangeState:
                 Reason.ATTESTATION_EXCEEDS_OWED,
                 f"{delivery.gpu_hours - delivery.attested} GPU-hours remain owed",
             )
+        if self.rules.risk_version >= 4:
+            self._check_period(delivery, cmd)
         owed = delivery.gpu_hours - delivery.attested
         delivery.attested += hours
         provider = self.accounts[delivery.provider]
@@ -853,6 +857,31 @@ class ExchangeState:
              "evidence": cmd.get("evidence"), "time": self.now}
         )  # fmt: skip
         return self.delivery_view(delivery)
+
+    def _check_period(self, delivery: Delivery, cmd: dict[str, Any]) -> None:
+        """Refuse an attestation whose period is not two ISO 8601 times with an offset, in
+        order, inside the contract's delivery window and ending by now."""
+        times = []
+        for name in ("period_start", "period_end"):
+            try:
+                at = datetime.fromisoformat(str(cmd[name]))
+                if at.tzinfo is None:
+                    raise ValueError("no offset")
+                times.append(to_ns(at))
+            except (ValueError, OverflowError):
+                raise Refused(
+                    Reason.ATTESTATION_PERIOD,
+                    f"{name} must be an ISO 8601 time with its offset, e.g. 2026-12-07T13:00:00Z",
+                ) from None
+        start, end = times
+        contract = self.contracts[delivery.symbol]
+        last = min(contract.delivery_end, self.now)
+        if not contract.delivery_start <= start < end <= last:
+            raise Refused(
+                Reason.ATTESTATION_PERIOD,
+                f"the period must run forwards inside {iso(contract.delivery_start)} to "
+                f"{iso(last)}: the delivery window, up to now",
+            )
 
     def _op_resolve(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Admin decision on a disputed delivery: ``provider_hours`` of the disputed hours

@@ -61,26 +61,30 @@ def _contract_life(server: Server) -> None:
     [delivery] = provider.request("GET", "/v1/deliveries").json()
     assert lab.request("GET", "/v1/deliveries").json() == [delivery]
     assert (delivery["gpu_hours"], delivery["price"], delivery["status"]) == (24, "3.50", "pending")
-    attested = provider.request(
-        "POST",
-        f"/v1/deliveries/{delivery['delivery_id']}/attestations",
-        {
-            "gpu_hours": 20,
-            "period_start": "2026-12-05T00:00:00Z",
-            "period_end": "2026-12-05T20:00:00Z",
-        },
-    )
+    twenty_hours = {
+        "gpu_hours": 20,
+        "period_start": "2026-12-05T00:00:00Z",
+        "period_end": "2026-12-05T20:00:00Z",
+    }
+    attestations = f"/v1/deliveries/{delivery['delivery_id']}/attestations"
+    early = provider.request("POST", attestations, twenty_hours | {"gpu_hours": 19})  # at 00:30
+    assert (early.status_code, early.json()["error"]["code"]) == (400, "ATTESTATION_PERIOD")
+    server.advance("2026-12-05T20:30:00Z")
+    attested = provider.request("POST", attestations, twenty_hours)
     assert attested.status_code == 201, attested.text
     too_many = provider.request(
         "POST",
-        f"/v1/deliveries/{delivery['delivery_id']}/attestations",
+        attestations,
         {
             "gpu_hours": 5,
             "period_start": "2026-12-05T20:00:00Z",
-            "period_end": "2026-12-06T00:00:00Z",
+            "period_end": "2026-12-05T20:30:00Z",
         },
     )
-    assert too_many.status_code == 422 or too_many.status_code == 400
+    assert (too_many.status_code, too_many.json()["error"]["code"]) == (
+        400,
+        "ATTESTATION_EXCEEDS_OWED",
+    )
     not_theirs = lab.request(
         "POST",
         f"/v1/deliveries/{delivery['delivery_id']}/attestations",

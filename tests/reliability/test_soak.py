@@ -178,11 +178,14 @@ def _attest(bot: Bot) -> int:
             and owed
             and delivery["status"] == "pending"
         ):
-            body = {
-                "gpu_hours": owed,
-                "period_start": "2026-12-01T00:00:00Z",
-                "period_end": "2026-12-02T00:00:00Z",
-            }
+            # the hours of the delivery window gone by (an attestation covers no later ones)
+            contract = bot.client.request("GET", f"/v1/contracts/{delivery['symbol']}").json()
+            now = bot.client.request("GET", "/v1/health").json()["clock"]
+            end = min(now.replace("Z", "+00:00"), contract["delivery_end"].replace("Z", "+00:00"))
+            start = contract["delivery_start"].replace("Z", "+00:00")
+            if end <= start:
+                continue
+            body = {"gpu_hours": owed, "period_start": start, "period_end": end}
             response = bot.client.request(
                 "POST", f"/v1/deliveries/{delivery['delivery_id']}/attestations", body
             )

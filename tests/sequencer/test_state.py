@@ -117,6 +117,42 @@ def test_day_contract_from_first_trade_to_settled_delivery(ex: Exchange) -> None
     assert contract.status == "settled"
 
 
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_attestation_covers_hours_of_the_delivery_window_gone_by(
+    ex: Exchange, version: int
+) -> None:
+    ex(op="rules", risk_version=version)
+    ex.order(1, "sell", 350, 24)
+    ex.order(2, "buy", 350, 24)
+    ex(op="advance", to=ns("2026-12-07T10:30:00"))  # delivering since 00:00
+
+    def attest(start: str, end: str) -> Reason | None:
+        try:
+            ex(op="attest", account_id=1, delivery_id=1, gpu_hours=1, period_start=start,
+               period_end=end)  # fmt: skip
+        except Refused as refused:
+            return refused.reason
+        return None
+
+    wrong = [
+        ("a", "b"),
+        ("2026-12-07T00:00:00", "2026-12-07T01:00:00"),  # no offset
+        ("2026-12-07T02:00:00Z", "2026-12-07T01:00:00Z"),  # backwards
+        ("2026-12-06T23:00:00Z", "2026-12-07T01:00:00Z"),  # before the window
+        ("2026-12-07T10:00:00Z", "2026-12-07T11:00:00Z"),  # ends after now
+    ]
+    before = ex.state.state_hash()
+    refusals = [attest(start, end) for start, end in wrong]
+    if version < 4:  # recorded as given
+        assert refusals == [None] * len(wrong)
+        return
+    assert refusals == [Reason.ATTESTATION_PERIOD] * len(wrong)
+    assert ex.state.state_hash() == before
+    assert attest("2026-12-07T00:00:00Z", "2026-12-07T10:30:00+00:00") is None
+    assert attest("2026-12-07T09:00:00+09:00", "2026-12-07T10:00:00.5Z") is None  # 00:00 UTC
+    assert ex.state.deliveries[1].attested == 2
+
+
 @pytest.mark.parametrize("flush_every", [1, 2, 3, 1024])
 def test_every_fill_is_kept_when_the_order_it_closes_moves_to_the_columns(
     ex: Exchange, flush_every: int
