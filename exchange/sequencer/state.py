@@ -262,6 +262,9 @@ class ExchangeState:
     #: state: the same commands change it exactly as when they ran live.
     replaying = False
     posted_to = 0
+    #: The sequence number of the command at whose scheduled events margin calls last ran
+    #: (a class default: states from before it was kept run them at their next moment).
+    _margin_called_at = -1
 
     def __init__(
         self, backend: str = "numba", rules: Rules | None = None, calendar: Any = None
@@ -272,6 +275,7 @@ class ExchangeState:
         self.contracts: dict[str, Contract] = {}
         self.by_book: dict[int, str] = {}
         self.accounts: dict[int, Account] = {}
+        self._armed_switches: dict[int, int] = {}  # see _armed
         self.orders = OrderStore()
         self.client_ids = ClientOrderIds()
         self.deliveries: dict[int, Delivery] = {}
@@ -451,6 +455,11 @@ class ExchangeState:
         if timeout_ns < 0:
             raise Refused(Reason.INVALID_REQUEST, "timeout_s must not be negative")
         acc.cancel_deadline = self.now + timeout_ns if timeout_ns else 0
+        armed = self._armed()
+        if acc.cancel_deadline:
+            armed[acc.account_id] = acc.cancel_deadline
+        else:
+            armed.pop(acc.account_id, None)
         return {
             "account_id": acc.account_id,
             "cancel_at": iso(acc.cancel_deadline) if acc.cancel_deadline else None,
@@ -958,7 +967,7 @@ class ExchangeState:
 
     def next_due(self) -> int | None:
         """Time of the next scheduled event, or ``None``."""
-        times = [a.cancel_deadline for a in self.accounts.values() if a.cancel_deadline]
+        times = list(self._armed().values())
         if self.contracts:
             times.append(self.next_settlement)
         for c in self.contracts.values():
@@ -992,9 +1001,22 @@ class ExchangeState:
         if started == 0 or self.now // DAY_NS != started // DAY_NS:
             self._list_calendar()
 
+    def _armed(self) -> dict[int, int]:
+        """The armed dead man's switches: account id -> deadline (every nonzero
+        ``cancel_deadline``), kept so the schedule need not look at every account."""
+        armed: dict[int, int] | None = self.__dict__.get("_armed_switches")
+        if armed is None:  # a state from before it was kept
+            armed = self._armed_switches = {
+                a.account_id: a.cancel_deadline for a in self.accounts.values() if a.cancel_deadline
+            }
+        return armed
+
     def _run_at(self, t: int) -> None:
-        due = [a for a in sorted(self.accounts.values(), key=lambda a: a.account_id)
-               if a.cancel_deadline and a.cancel_deadline <= t]  # fmt: skip
+        reported = len(self._out.ran)
+        armed = self._armed()
+        due = [self.accounts[i] for i in sorted(i for i, at in armed.items() if at <= t)]
+        for acc in due:
+            del armed[acc.account_id]
         if self.rules.risk_version >= 2 and due:
             # one pass over the open orders for all the switches that fire (in order id order)
             fired = [acc.account_id for acc in due]
@@ -1035,8 +1057,15 @@ class ExchangeState:
                 )
             elif c.status == "delivering" and c.delivery_end + self.rules.grace_ns <= t:
                 self._settle_deliveries(c)
-        if self.rules.risk_version >= 2:
+        # Margin calls, unless this moment changed nothing since the last ones: no command
+        # ran in between, and no event here moved cash, positions, references or orders
+        # (each event that can reports itself; an auction that matched nothing does not).
+        # The calls then made already cancelled everything they would cancel now.
+        if self.rules.risk_version >= 2 and (
+            self.seq != self._margin_called_at or len(self._out.ran) > reported
+        ):
             self._margin_calls(t)
+            self._margin_called_at = self.seq
 
     def _margin_calls(self, t: int) -> None:
         """Cancel the orders that raise the margin of an account whose cash no longer
@@ -1056,7 +1085,7 @@ class ExchangeState:
         for acc in sorted(self.accounts.values(), key=lambda a: a.account_id):
             if not acc.open_orders or self.requirement(acc) <= acc.available + acc.margin:
                 continue
-            called.append(acc.account_id)
+            calls = False
             for symbol in {*acc.open_buy, *acc.open_sell}:
                 position = acc.positions.get(symbol)
                 q = position.quantity if position is not None else 0
@@ -1070,6 +1099,12 @@ class ExchangeState:
                 else:
                     sides = (BUY, SELL)
                 cancel[(acc.account_id, symbol)] = sides
+                calls = calls or any(
+                    (acc.open_buy if side == BUY else acc.open_sell).get(symbol, 0)
+                    for side in sides
+                )
+            if calls:  # else it has no order that raises its requirement: nothing to do
+                called.append(acc.account_id)
         if called:
             self._cancelled_by(
                 "margin_call", t, called, lambda o: o.side in cancel.get((o.account, o.symbol), ())

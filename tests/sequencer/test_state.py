@@ -288,8 +288,7 @@ def test_an_account_short_of_margin_can_still_close_its_position(
     called = _settle_at_250(ex)
     acc = ex.state.accounts[3]
     assert acc.available + acc.margin == 496  # its long 10 needs $5.00
-    if version == 2:  # called, but it has no order that raises the requirement
-        assert [c["cancelled"] for c in called] == [0]
+    assert called == []  # short of cash, but it has no order that raises the requirement
     with pytest.raises(Refused) as refused:
         ex.order(3, "buy", 250, 1)  # would raise it
     assert refused.value.reason is Reason.INSUFFICIENT_MARGIN
@@ -301,6 +300,59 @@ def test_an_account_short_of_margin_can_still_close_its_position(
     assert ex.order(3, "sell", 300, 10)["status"] == "open"  # a short of 10 at worst: no more
     with pytest.raises(Refused):
         ex.order(3, "sell", 300, 1)  # a short of 11 would raise it
+
+
+def test_margin_calls_run_again_only_after_something_changed() -> None:
+    """A day of 60 s batch auctions: the calls at the settlement cancel the short account's
+    raising order; the auctions after it, which match nothing, call no one again (it stays
+    short, with only an order that reduces its position left); the next command's do."""
+    ex = Exchange()
+    symbol = "H100-2026-12-08"
+    ex(op="list", ts=ns("2026-12-05T10:00:30"),
+       **{k: v for k, v in _listing(symbol, "2026-12-08").items() if k != "op"},
+       mechanism="batch", batch_interval_s=60)  # fmt: skip
+    ex(op="rules", risk_version=RISK_VERSION)
+    for name, deposit in (("a", 100_000), ("thin", 700), ("b", 100_000)):
+        ex(op="create_account", name=name, deposit=deposit)
+    place = {"op": "place", "symbol": symbol, "type": "limit"}
+    ex(**place, account_id=2, side="buy", price=350, quantity=5)
+    ex(**place, account_id=1, side="sell", price=350, quantity=5)
+    ex(op="advance", to=ns("2026-12-05T23:40:00"))  # an auction matched them: 2 is long 5
+    ex(**place, account_id=2, side="buy", price=300, quantity=3)  # raises its requirement
+    ex(**place, account_id=2, side="sell", price=400, quantity=2)  # does not
+    ex(**place, account_id=1, side="sell", price=250, quantity=1)
+    ex(**place, account_id=3, side="buy", price=250, quantity=1)  # the day settles at 2.50
+    calls: list[int] = []
+    original = ex.state._margin_calls
+
+    def counted(t: int) -> None:
+        calls.append(t)
+        original(t)
+
+    ex.state._margin_calls = counted  # type: ignore[method-assign]
+    ran = ex(op="advance", to=ns("2026-12-06T23:40:00")).ran
+    called = [(r["account_id"], r["cancelled"]) for r in ran if r["event"] == "margin_call"]
+    assert called == [(2, 1)]  # the buy; 5 x $1.00 of variation margin left it $1.98
+    acc = ex.state.accounts[2]
+    assert acc.open_orders == 1 and acc.available + acc.margin < ex.state.requirement(acc)
+    # the first moment of the command (whose auction traded), then the settlement
+    assert calls == [ns("2026-12-05T23:41:00"), ns("2026-12-06T00:00:00")]
+    ex(op="advance", to=ns("2026-12-06T23:42:00"))
+    assert calls[2:] == [ns("2026-12-06T23:41:00")]
+
+
+def test_a_state_saved_before_switches_were_indexed_still_fires_them(ex: Exchange) -> None:
+    ex.order(2, "buy", 300, 1)
+    ex(op="cancel_after", account_id=2, timeout_ns=10**9)
+    ex(op="cancel_after", account_id=1, timeout_ns=10**9)
+    ex(op="cancel_after", account_id=1, timeout_ns=0)  # disarmed
+    del ex.state.__dict__["_armed_switches"]  # as a snapshot from then loads
+    assert ex.state.next_due() == ex.state.now + 10**9
+    ran = ex(op="advance", to=ex.state.now + 2 * 10**9).ran
+    assert [(r["account_id"], r["cancelled"]) for r in ran if r["event"] == "cancel_after"] == [
+        (2, 1)
+    ]
+    assert ex.state._armed() == {}
 
 
 def test_no_margin_call_while_cash_covers_the_requirement(ex: Exchange) -> None:
