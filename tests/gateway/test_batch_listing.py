@@ -26,7 +26,7 @@ def test_batch_contracts_trade_only_in_auctions(tmp_path: Path) -> None:
         # crossing its own bid, the buyer's sell is cancelled (cancel_newest, the default)
         own = buyer.place(symbol, "sell", "3.30", 2)
         assert own.status_code == 201, own.text
-        assert (own.json()["status"], own.json()["filled_quantity"]) == ("cancelled", 0)
+        assert (own.json()["status"], own.json()["cancel_reason"]) == ("cancelled", "self_trade")
 
         ran = server.advance("2026-12-01T00:01:00Z")["ran"]
         # every contract held an auction; only the one that matched is in the answer

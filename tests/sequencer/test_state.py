@@ -141,13 +141,19 @@ def test_an_attestation_covers_hours_of_the_delivery_window_gone_by(
         ("2026-12-06T23:00:00Z", "2026-12-07T01:00:00Z"),  # before the window
         ("2026-12-07T10:00:00Z", "2026-12-07T11:00:00Z"),  # ends after now
     ]
-    before = ex.state.state_hash()
+
+    def delivery_state() -> tuple[object, ...]:
+        delivery = ex.state.deliveries[1]
+        bonds = [a.bond for a in ex.state.accounts.values()]
+        return ex.state.state_hash(), bonds, list(delivery.attestations), delivery.attested
+
+    before = delivery_state()
     refusals = [attest(start, end) for start, end in wrong]
     if version < 4:  # recorded as given
         assert refusals == [None] * len(wrong)
         return
     assert refusals == [Reason.ATTESTATION_PERIOD] * len(wrong)
-    assert ex.state.state_hash() == before
+    assert delivery_state() == before
     assert attest("2026-12-07T00:00:00Z", "2026-12-07T10:30:00+00:00") is None
     assert attest("2026-12-07T09:00:00+09:00", "2026-12-07T10:00:00.5Z") is None  # 00:00 UTC
     assert ex.state.deliveries[1].attested == 2
@@ -264,6 +270,9 @@ def test_a_cancelled_order_says_why(ex: Exchange) -> None:
     asked = ex.order(1, "sell", 370, 1)
     ex(op="cancel", account_id=1, order_id=asked["order_id"])
     assert why(asked) == "user"
+    oldest = ex.order(2, "buy", 355, 1)
+    ex.order(2, "sell", 355, 1, self_trade_prevention="cancel_oldest")  # rests
+    assert why(oldest) == "self_trade"  # cancelled by the account's own later order
     ex(op="kill_switch", account_id=2, disabled=True)
     ex(op="kill_switch", account_id=2, disabled=False)
     killed = ex.order(2, "buy", 300, 1)
