@@ -167,7 +167,10 @@ def create_account(
         if not token:
             token_file = data_dir / "admin.token"
             if not token_file.exists():
-                raise typer.BadParameter("give the admin token: --token or CFX_ADMIN_TOKEN")
+                raise typer.BadParameter(
+                    f"give the admin token: --token, CFX_ADMIN_TOKEN, or the server's --data-dir "
+                    f"(no {token_file})"
+                )
             token = token_file.read_text().strip()
         body: dict[str, str] = {"name": name, "role": role}
         if deposit is not None:

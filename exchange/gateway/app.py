@@ -263,6 +263,15 @@ def create_app(svc: ExchangeService) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = []
+        kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        about_body = any((err.get("loc") or ("",))[0] == "body" for err in exc.errors())
+        if about_body and kind != "application/json":
+            # the body was not read as JSON at all: say why, not what it then lacked
+            problems.append(
+                f"send the body as JSON with Content-Type: application/json (not {kind!r})"
+                if kind
+                else "send the body as JSON with Content-Type: application/json"
+            )
         for err in exc.errors()[:5]:
             if err.get("type") == "json_invalid":  # loc is ("body", character offset)
                 at = err.get("loc", ())[-1]

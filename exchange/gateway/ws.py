@@ -449,8 +449,11 @@ class Connection:
             self.error(None, Reason.INVALID_REQUEST, "messages must be JSON objects")
             return
         request_id = message.get("id")
-        if request_id is not None and not isinstance(request_id, (str, int)):
-            request_id = None
+        if request_id is not None and (
+            not isinstance(request_id, str | int) or isinstance(request_id, bool)
+        ):  # refused, not run: an answer without the id could not be matched to the request
+            self.error(None, Reason.INVALID_REQUEST, "id must be a string or an integer")
+            return
         op = message.get("op")
         try:
             if op in ("subscribe", "unsubscribe", "auth") and self._control.take(""):
@@ -497,7 +500,7 @@ class Connection:
                 Reason.INVALID_REQUEST,
                 "channels must be a list of strings like 'book:H100-2026-W50'",
             )
-        return channels
+        return list(dict.fromkeys(channels))  # each once, in the order named
 
     def subscribe(self, message: dict[str, Any], request_id: Any) -> None:
         channels = self._channels(message)

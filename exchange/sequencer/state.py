@@ -854,22 +854,24 @@ class ExchangeState:
                 Reason.ATTESTATION_EXCEEDS_OWED,
                 f"{delivery.gpu_hours - delivery.attested} GPU-hours remain owed",
             )
+        period = (cmd["period_start"], cmd["period_end"])  # as given, before version 4
         if self.rules.risk_version >= 4:
-            self._check_period(delivery, cmd)
+            period = self._check_period(delivery, cmd)
         owed = delivery.gpu_hours - delivery.attested
         delivery.attested += hours
         provider = self.accounts[delivery.provider]
         provider.bond -= self._penalty(delivery, owed) - self._penalty(delivery, owed - hours)
         self._remargin(provider)
         delivery.attestations.append(
-            {"gpu_hours": hours, "period_start": cmd["period_start"], "period_end": cmd["period_end"],
+            {"gpu_hours": hours, "period_start": period[0], "period_end": period[1],
              "evidence": cmd.get("evidence"), "time": self.now}
         )  # fmt: skip
         return self.delivery_view(delivery)
 
-    def _check_period(self, delivery: Delivery, cmd: dict[str, Any]) -> None:
+    def _check_period(self, delivery: Delivery, cmd: dict[str, Any]) -> tuple[str, str]:
         """Refuse an attestation whose period is not two ISO 8601 times with an offset, in
-        order, inside the contract's delivery window and ending by now."""
+        order, inside the contract's delivery window and ending by now; return the period
+        as the exchange writes times (UTC, milliseconds)."""
         times = []
         for name in ("period_start", "period_end"):
             try:
@@ -891,6 +893,7 @@ class ExchangeState:
                 f"the period must run forwards inside {iso(contract.delivery_start)} to "
                 f"{iso(last)}: the delivery window, up to now",
             )
+        return iso(start), iso(end)
 
     def _op_resolve(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Admin decision on a disputed delivery: ``provider_hours`` of the disputed hours

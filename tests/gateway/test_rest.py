@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from exchange.gateway.auth import sign
@@ -354,6 +355,21 @@ def test_no_input_gets_a_500(server: Server, symbol: str) -> None:
                        ("/v1/admin/clock/advance", {"to": "2020-01-01T00:00:00Z"})):  # fmt: skip
         response = server.admin("POST", path, body)
         assert 400 <= response.status_code < 500, (path, response.text)
+
+
+def test_a_body_not_sent_as_json_is_told_the_content_type(server: Server, symbol: str) -> None:
+    trader = server.account("plain-text")
+    body = orjson.dumps({"symbol": symbol, "side": "buy", "type": "market", "quantity": 1})
+    timestamp = str(int(time.time()))
+    headers = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": timestamp, "Content-Type": "text/plain",
+               "CFX-SIGNATURE": sign(trader.secret, timestamp, "POST", "/v1/orders", body)}  # fmt: skip
+    response = httpx.post(server.url + "/v1/orders", content=body, headers=headers)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "INVALID_REQUEST"
+    assert error["message"].startswith(
+        "send the body as JSON with Content-Type: application/json (not 'text/plain')"
+    )
 
 
 def test_admin_odd_targets_are_4xx(server: Server) -> None:

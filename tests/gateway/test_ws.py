@@ -173,6 +173,12 @@ def test_bad_frames_get_errors_and_keep_the_connection(server: Server) -> None:
                     "UNKNOWN_SYMBOL",
                     "UNAUTHORIZED",
                 )
+            for bad_id in ('{"a": 1}', "true", "1.5", "[1]"):  # refused, not run unanswerable
+                await ws.send(f'{{"op": "ping", "id": {bad_id}}}')
+                reply = await _until(ws, lambda m: m.get("op") in ("error", "pong"))
+                assert (reply["op"], reply["id"], reply["error"]["code"]) == (
+                    "error", None, "INVALID_REQUEST"
+                )  # fmt: skip
             await ws.send(b"\x00\x01binary")
             reply = await _until(ws, lambda m: m.get("op") == "error")
             assert reply["error"]["code"] == "INVALID_REQUEST"
@@ -198,6 +204,14 @@ def test_subscribing_again_to_a_book_sends_a_fresh_snapshot(server: Server, symb
                 )
                 assert snapshot["symbol"] == symbol
                 Book(snapshot)  # its checksum holds
+            # a book named twice in one subscribe is subscribed once: one snapshot
+            await ws.send(_text({"op": "subscribe", "id": "twice",
+                                 "channels": [f"book:{symbol}", f"book:{symbol}"]}))  # fmt: skip
+            await ws.send(_text({"op": "ping", "id": "after"}))
+            seen = []
+            while (message := await _recv(ws)).get("id") != "after":
+                seen.append(message)
+            assert sum(m.get("type") == "snapshot" for m in seen) == 1
 
     asyncio.run(run())
 

@@ -157,6 +157,10 @@ def test_an_attestation_covers_hours_of_the_delivery_window_gone_by(
     assert attest("2026-12-07T00:00:00Z", "2026-12-07T10:30:00+00:00") is None
     assert attest("2026-12-07T09:00:00+09:00", "2026-12-07T10:00:00.5Z") is None  # 00:00 UTC
     assert ex.state.deliveries[1].attested == 2
+    assert [(a["period_start"], a["period_end"]) for a in ex.state.deliveries[1].attestations] == [
+        ("2026-12-07T00:00:00.000Z", "2026-12-07T10:30:00.000Z"),
+        ("2026-12-07T00:00:00.000Z", "2026-12-07T10:00:00.500Z"),  # as the exchange writes times
+    ]
 
 
 @pytest.mark.parametrize("flush_every", [1, 2, 3, 1024])
