@@ -442,8 +442,8 @@ class Connection:
             return
         try:
             message = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            self.error(None, Reason.INVALID_REQUEST, "messages must be JSON objects")
+        except orjson.JSONDecodeError as exc:  # e.g. "depth limit exceeded: line 1 column 1026"
+            self.error(None, Reason.INVALID_REQUEST, f"the message is not valid JSON ({exc})")
             return
         if not isinstance(message, dict):
             self.error(None, Reason.INVALID_REQUEST, "messages must be JSON objects")

@@ -173,6 +173,13 @@ def test_bad_frames_get_errors_and_keep_the_connection(server: Server) -> None:
                     "UNKNOWN_SYMBOL",
                     "UNAUTHORIZED",
                 )
+            for frame, says in (("{", "unexpected end of data"),
+                                ("[" * 2000 + "]" * 2000, "depth limit exceeded")):  # fmt: skip
+                await ws.send(frame)
+                reply = await _until(ws, lambda m: m.get("op") == "error")
+                assert reply["error"]["message"].startswith(
+                    f"the message is not valid JSON ({says}"
+                )
             for bad_id in ('{"a": 1}', "true", "1.5", "[1]"):  # refused, not run unanswerable
                 await ws.send(f'{{"op": "ping", "id": {bad_id}}}')
                 reply = await _until(ws, lambda m: m.get("op") in ("error", "pong"))
