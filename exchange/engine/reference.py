@@ -279,15 +279,20 @@ class ReferenceEngine(Engine):
         )
         self._emit_order(ACCEPTED, order, quantity=order.remaining, remaining=order.remaining)
         if book.mechanism == BATCH:
-            if self._self_cross(book, order):
-                self._emit_order(CANCELLED, order, quantity=order.remaining, reason=R_SELF_TRADE)
-            else:
-                self._rest(book, order)
+            self._rest_in_batch(book, order)
             return
         if cmd["tif"] == FOK and self._fillable(book, order) < order.remaining:
             self._emit_order(CANCELLED, order, quantity=order.remaining, reason=R_FOK_NOT_FILLED)
             return
         self._take(book, order, cmd["tif"], is_market)
+
+    def _rest_in_batch(self, book: _Book, order: _Order) -> None:
+        """An order arriving in a batch book (added, or amended out of its place) rests,
+        unless its self-trade prevention cancels it."""
+        if self._self_cross(book, order):
+            self._emit_order(CANCELLED, order, quantity=order.remaining, reason=R_SELF_TRADE)
+        else:
+            self._rest(book, order)
 
     def _self_cross(self, book: _Book, order: _Order) -> bool:
         """Self-trade prevention for an order arriving in a batch book: the account's own
@@ -448,10 +453,7 @@ class ReferenceEngine(Engine):
             self._emit_level(book, order.side, old_price)
         order.price, order.remaining = price, quantity
         if book.mechanism == BATCH:
-            if self._self_cross(book, order):
-                self._emit_order(CANCELLED, order, quantity=order.remaining, reason=R_SELF_TRADE)
-            else:
-                self._rest(book, order)
+            self._rest_in_batch(book, order)
             return
         self._orders[order.order_id] = order
         self._take(book, order, GTC, False)

@@ -263,8 +263,9 @@ def create_app(svc: ExchangeService) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = []
+        errors = exc.errors()
         kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        about_body = any((err.get("loc") or ("",))[0] == "body" for err in exc.errors())
+        about_body = any((err.get("loc") or ("",))[0] == "body" for err in errors)
         if about_body and kind != "application/json":
             # the body was not read as JSON at all: say why, not what it then lacked
             problems.append(
@@ -272,7 +273,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
                 if kind
                 else "send the body as JSON with Content-Type: application/json"
             )
-        for err in exc.errors()[:5]:
+        for err in errors[:5]:
             if err.get("type") == "json_invalid":  # loc is ("body", character offset)
                 at = err.get("loc", ())[-1]
                 problems.append(f"the body is not valid JSON (at character {at})")

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from exchange.sequencer.orders import CancelReason
+
 Decimal = str  #: a decimal string such as "3.50" (prices, money, rates)
 Time = str  #: ISO 8601 UTC, e.g. "2026-12-01T00:00:00.000Z"
 
@@ -105,19 +107,6 @@ class OrderFill(_Out):
     quantity: int
     liquidity: Literal["maker", "taker"]
     time: Time
-
-
-CancelReason = Literal[
-    "user",
-    "self_trade",
-    "ioc_remainder",
-    "fok_not_filled",
-    "no_liquidity",
-    "kill_switch",
-    "cancel_after",
-    "margin_call",
-    "trading_ended",
-]
 
 
 class Order(_Out):

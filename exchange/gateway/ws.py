@@ -450,7 +450,7 @@ class Connection:
             return
         request_id = message.get("id")
         if request_id is not None and (
-            not isinstance(request_id, str | int) or isinstance(request_id, bool)
+            not isinstance(request_id, (str, int)) or isinstance(request_id, bool)
         ):  # refused, not run: an answer without the id could not be matched to the request
             self.error(None, Reason.INVALID_REQUEST, "id must be a string or an integer")
             return
@@ -535,9 +535,12 @@ class Connection:
             if name == "book":
                 self.send(dict(self.svc.md.snapshot_message(symbol)))
             elif name == "ticker":
-                contracts = self.svc.state.contracts
-                every = [s for s in self.svc.symbols() if contracts[s].book_open]  # not over
-                for sym in every if symbol == "*" else [symbol]:
+                if symbol == "*":  # the contracts whose trading is not over
+                    contracts = self.svc.state.contracts
+                    symbols = [s for s in self.svc.symbols() if contracts[s].book_open]
+                else:
+                    symbols = [symbol]
+                for sym in symbols:
                     self.send(dict(self.svc.md.ticker_message(sym, self.svc.state.now)))
             elif name == "positions":
                 self._positions = None  # sent now whatever was sent before

@@ -27,7 +27,7 @@ import heapq
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -77,8 +77,7 @@ _TIFS = ("GTC", "IOC", "FOK")
 _STATUSES = ("filled", "cancelled", "rejected", "open", "partially_filled")
 _LIQUIDITY = ("taker", "maker")
 #: Why an order was cancelled, as its ``cancel_reason`` says (docs/api.md, "Orders").
-CANCEL_REASONS = (
-    None,
+CancelReason = Literal[
     "user",
     "self_trade",
     "ioc_remainder",
@@ -88,7 +87,9 @@ CANCEL_REASONS = (
     "cancel_after",
     "margin_call",
     "trading_ended",
-)
+]
+#: The column's codes: 0 for none, then the reasons in that order.
+CANCEL_REASONS: tuple[CancelReason | None, ...] = (None, *get_args(CancelReason))
 _CANCEL_REASON_CODES = {name: i for i, name in enumerate(CANCEL_REASONS)}
 _TYPE_CODES = {name: i for i, name in enumerate(_TYPES)}
 _TIF_CODES = {name: i for i, name in enumerate(_TIFS)}
@@ -117,7 +118,7 @@ class Order:
     filled: int = 0
     status: str = "open"
     fills: list[dict[str, Any]] = field(default_factory=list)
-    cancel_reason: str | None = None  # one of CANCEL_REASONS once cancelled
+    cancel_reason: CancelReason | None = None  # once cancelled
 
     @property
     def remaining(self) -> int:

@@ -47,7 +47,7 @@ from exchange.engine import (
 )
 from exchange.reasons import Reason
 from exchange.sequencer.client_ids import ClientOrderIds
-from exchange.sequencer.orders import Order, OrderStore
+from exchange.sequencer.orders import CancelReason, Order, OrderStore
 
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
@@ -69,7 +69,7 @@ _KIND, _ORDER_ID, _MAKER_ORDER_ID = _FIELD["kind"], _FIELD["order_id"], _FIELD["
 _ACCOUNT, _MAKER_ACCOUNT = _FIELD["account"], _FIELD["maker_account"]
 _PRICE, _QUANTITY, _REASON = _FIELD["price"], _FIELD["quantity"], _FIELD["reason"]
 #: An order's ``cancel_reason`` from the reason of the engine's CANCELLED event.
-_CANCEL_REASONS = {
+_CANCEL_REASONS: dict[int, CancelReason] = {
     Reason.CANCELLED_BY_USER: "user",
     Reason.SELF_TRADE: "self_trade",
     Reason.IOC_REMAINDER: "ioc_remainder",
@@ -149,7 +149,6 @@ class Account:
     open_buy: dict[str, int] = field(default_factory=dict)
     open_sell: dict[str, int] = field(default_factory=dict)
     open_orders: int = 0
-    cancel_deadline: int = 0  # ns; 0 when the dead man's switch is disarmed
     bond: int = 0  # cents of margin held for the penalty on GPU-hours still owed
 
 
@@ -275,7 +274,7 @@ class ExchangeState:
         self.contracts: dict[str, Contract] = {}
         self.by_book: dict[int, str] = {}
         self.accounts: dict[int, Account] = {}
-        self._armed_switches: dict[int, int] = {}  # see _armed
+        self._armed_switches: dict[int, int] = {}  # dead man's switches: account -> deadline
         self.orders = OrderStore()
         self.client_ids = ClientOrderIds()
         self.deliveries: dict[int, Delivery] = {}
@@ -454,15 +453,14 @@ class ExchangeState:
         timeout_ns = int(cmd["timeout_ns"])
         if timeout_ns < 0:
             raise Refused(Reason.INVALID_REQUEST, "timeout_s must not be negative")
-        acc.cancel_deadline = self.now + timeout_ns if timeout_ns else 0
         armed = self._armed()
-        if acc.cancel_deadline:
-            armed[acc.account_id] = acc.cancel_deadline
+        if timeout_ns:
+            armed[acc.account_id] = self.now + timeout_ns
         else:
             armed.pop(acc.account_id, None)
         return {
             "account_id": acc.account_id,
-            "cancel_at": iso(acc.cancel_deadline) if acc.cancel_deadline else None,
+            "cancel_at": iso(armed[acc.account_id]) if timeout_ns else None,
         }
 
     def _op_kill_switch(self, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -641,7 +639,9 @@ class ExchangeState:
         if quantity is None:
             acc.open_orders += sign
 
-    def _apply_events(self, contract: Contract, events: np.ndarray, why: str = "user") -> None:
+    def _apply_events(
+        self, contract: Contract, events: np.ndarray, why: CancelReason = "user"
+    ) -> None:
         """Turn engine events into order states, fills, positions and fees; an order the
         engine cancels as asked (not for a reason of its own) is cancelled for ``why``."""
         if not self.replaying:
@@ -752,7 +752,7 @@ class ExchangeState:
         self._cancel_in_engine(order)
         return self._reply(order)
 
-    def _cancel_in_engine(self, order: Order, why: str = "user") -> None:
+    def _cancel_in_engine(self, order: Order, why: CancelReason = "user") -> None:
         contract = self.contracts[order.symbol]
         events = self.engine.process_one(
             CANCEL,
@@ -779,7 +779,7 @@ class ExchangeState:
         )
         return [self.order_view(o) for o in cancelled]
 
-    def _cancel_where(self, predicate: Any, why: str = "user") -> list[Order]:
+    def _cancel_where(self, predicate: Any, why: CancelReason = "user") -> list[Order]:
         """Cancel the open orders ``predicate`` picks, in order id order, for ``why``."""
         cancelled = []
         for order in self.orders.open():
@@ -1005,35 +1005,32 @@ class ExchangeState:
             self._list_calendar()
 
     def _armed(self) -> dict[int, int]:
-        """The armed dead man's switches: account id -> deadline (every nonzero
-        ``cancel_deadline``), kept so the schedule need not look at every account."""
+        """The armed dead man's switches: account id -> deadline in ns."""
         armed: dict[int, int] | None = self.__dict__.get("_armed_switches")
-        if armed is None:  # a state from before it was kept
+        if armed is None:  # a state saved when each Account kept its own cancel_deadline
             armed = self._armed_switches = {
-                a.account_id: a.cancel_deadline for a in self.accounts.values() if a.cancel_deadline
+                a.account_id: deadline
+                for a in self.accounts.values()
+                if (deadline := a.__dict__.pop("cancel_deadline", 0))
             }
         return armed
 
     def _run_at(self, t: int) -> None:
         reported = len(self._out.ran)
         armed = self._armed()
-        due = [self.accounts[i] for i in sorted(i for i, at in armed.items() if at <= t)]
-        for acc in due:
-            del armed[acc.account_id]
-        if self.rules.risk_version >= 2 and due:
+        fired = sorted(i for i, at in armed.items() if at <= t)  # accounts, by id
+        for account_id in fired:
+            del armed[account_id]
+        if self.rules.risk_version >= 2 and fired:
             # one pass over the open orders for all the switches that fire (in order id order)
-            fired = [acc.account_id for acc in due]
             ids = set(fired)
             self._cancelled_by("cancel_after", t, fired, lambda o: o.account in ids)
-            for acc in due:
-                acc.cancel_deadline = 0
         else:  # one account after the other, as journals before risk version 2 ran
-            for acc in due:
-                acc.cancel_deadline = 0
+            for account_id in fired:
                 cancelled = self._cancel_where(
-                    lambda o, a=acc.account_id: o.account == a, "cancel_after"
+                    lambda o, a=account_id: o.account == a, "cancel_after"
                 )
-                self._out.ran.append({"event": "cancel_after", "account_id": acc.account_id,
+                self._out.ran.append({"event": "cancel_after", "account_id": account_id,
                                       "cancelled": len(cancelled), "time": iso(t)})  # fmt: skip
         for c in sorted(self.contracts.values(), key=lambda c: c.book):
             if (
@@ -1113,7 +1110,9 @@ class ExchangeState:
                 "margin_call", t, called, lambda o: o.side in cancel.get((o.account, o.symbol), ())
             )
 
-    def _cancelled_by(self, event: str, t: int, accounts: list[int], predicate: Any) -> None:
+    def _cancelled_by(
+        self, event: CancelReason, t: int, accounts: list[int], predicate: Any
+    ) -> None:
         """Cancel the open orders ``predicate`` picks in one pass (in order id order), and
         report ``event`` with the count cancelled for each of ``accounts``, in their order."""
         counts = dict.fromkeys(accounts, 0)

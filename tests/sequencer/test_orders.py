@@ -159,6 +159,19 @@ def test_closed_orders_span_chunks_and_keep_their_fills() -> None:
     assert OrderStore.of(model.values()).open() == store.open()
 
 
+def _state_without(store: OrderStore, columns: tuple[str, ...]) -> dict[str, Any]:
+    """The store's attributes as an earlier layout pickled them: rows without ``columns``."""
+    old_dtype = np.dtype([(n, CLOSED_DTYPE[n]) for n in CLOSED_DTYPE.names or ()
+                          if n not in columns])  # fmt: skip
+    old = store.__dict__.copy()
+    old["_rows"] = [None if c is None else np.zeros(CHUNK, dtype=old_dtype) for c in store._rows]
+    for new, rows in zip(store._rows, old["_rows"], strict=True):
+        if new is not None:
+            for name in old_dtype.names or ():
+                rows[name] = new[name]
+    return old
+
+
 def test_a_store_pickled_in_the_earlier_layout_loads() -> None:
     """Before the arena: 64-byte rows, client order ids in a dict, no fill chunk maxima."""
     store = OrderStore(flush_every=1)
@@ -173,14 +186,7 @@ def test_a_store_pickled_in_the_earlier_layout_loads() -> None:
         model[order_id] = pickle.loads(pickle.dumps(order))
     store.add(_order(40, 1, SYMBOLS[0], None))  # moves the last closed one to the columns
     model[40] = _order(40, 1, SYMBOLS[0], None)
-    old_dtype = np.dtype([(n, CLOSED_DTYPE[n]) for n in CLOSED_DTYPE.names or ()
-                          if n not in ("client_at", "client_len", "cancel_reason")])  # fmt: skip
-    old = store.__dict__.copy()
-    old["_rows"] = [None if c is None else np.zeros(CHUNK, dtype=old_dtype) for c in store._rows]
-    for new, rows in zip(store._rows, old["_rows"], strict=True):
-        if new is not None:
-            for name in old_dtype.names or ():
-                rows[name] = new[name]
+    old = _state_without(store, ("client_at", "client_len", "cancel_reason"))
     old["_client_order_ids"] = {
         i: o.client_order_id for i, o in model.items()
         if o.client_order_id is not None and i not in store._live and i not in store._recent
@@ -203,14 +209,7 @@ def test_rows_pickled_before_cancel_reasons_load_without_one() -> None:
         store.close(order)
     store.flush()
     assert [o.cancel_reason for o in store.values()] == ["margin_call"] * 5
-    old_dtype = np.dtype([(n, CLOSED_DTYPE[n]) for n in CLOSED_DTYPE.names or ()
-                          if n != "cancel_reason"])  # fmt: skip
-    old = store.__dict__.copy()
-    old["_rows"] = [None if c is None else np.zeros(CHUNK, dtype=old_dtype) for c in store._rows]
-    for new, rows in zip(store._rows, old["_rows"], strict=True):
-        if new is not None:
-            for name in old_dtype.names or ():
-                rows[name] = new[name]
+    old = _state_without(store, ("cancel_reason",))
     was = OrderStore.__new__(OrderStore)
     was.__dict__.update(old)
     loaded = pickle.loads(pickle.dumps(was))

@@ -319,11 +319,7 @@ def test_margin_calls_run_again_only_after_something_changed() -> None:
     """A day of 60 s batch auctions: the calls at the settlement cancel the short account's
     raising order; the auctions after it, which match nothing, call no one again (it stays
     short, with only an order that reduces its position left); the next command's do."""
-    ex = Exchange()
-    symbol = "H100-2026-12-08"
-    ex(op="list", ts=ns("2026-12-05T10:00:30"),
-       **{k: v for k, v in _listing(symbol, "2026-12-08").items() if k != "op"},
-       mechanism="batch", batch_interval_s=60)  # fmt: skip
+    ex, symbol = _batch_exchange()
     ex(op="rules", risk_version=RISK_VERSION)
     for name, deposit in (("a", 100_000), ("thin", 700), ("b", 100_000)):
         ex(op="create_account", name=name, deposit=deposit)
@@ -359,7 +355,9 @@ def test_a_state_saved_before_switches_were_indexed_still_fires_them(ex: Exchang
     ex(op="cancel_after", account_id=2, timeout_ns=10**9)
     ex(op="cancel_after", account_id=1, timeout_ns=10**9)
     ex(op="cancel_after", account_id=1, timeout_ns=0)  # disarmed
-    del ex.state.__dict__["_armed_switches"]  # as a snapshot from then loads
+    # as a snapshot from then loads: each account with its own deadline, no index
+    for account_id, deadline in ex.state.__dict__.pop("_armed_switches").items():
+        ex.state.accounts[account_id].cancel_deadline = deadline  # type: ignore[attr-defined]
     assert ex.state.next_due() == ex.state.now + 10**9
     ran = ex(op="advance", to=ex.state.now + 2 * 10**9).ran
     assert [(r["account_id"], r["cancelled"]) for r in ran if r["event"] == "cancel_after"] == [
@@ -585,6 +583,17 @@ def test_disputed_hours_wait_for_an_admin_decision(ex: Exchange) -> None:
     assert refused.value.reason is Reason.DELIVERY_NOT_OPEN
 
 
+def _batch_exchange() -> tuple[Exchange, str]:
+    """A state with one contract, H100-2026-12-08, auctioned every 60 s from 10:00:30 on the
+    5th, and no account yet."""
+    ex = Exchange()
+    symbol = "H100-2026-12-08"
+    ex(op="list", ts=ns("2026-12-05T10:00:30"),
+       **{k: v for k, v in _listing(symbol, "2026-12-08").items() if k != "op"},
+       mechanism="batch", batch_interval_s=60)  # fmt: skip
+    return ex, symbol
+
+
 def _listing(symbol: str, day: str, **over: Any) -> dict[str, Any]:
     """A day contract delivered on ``day`` (trading stops at 23:00 the day before)."""
     start = datetime.fromisoformat(day)
@@ -670,11 +679,7 @@ def test_amending_up_is_held_to_the_position_limit(ex: Exchange) -> None:
 
 
 def test_a_halted_batch_contract_holds_no_auction() -> None:
-    ex = Exchange()
-    symbol = "H100-2026-12-08"
-    ex(op="list", ts=ns("2026-12-05T10:00:30"),
-       **{k: v for k, v in _listing(symbol, "2026-12-08").items() if k != "op"},
-       mechanism="batch", batch_interval_s=60)  # fmt: skip
+    ex, symbol = _batch_exchange()
     ex(op="create_account", name="a", deposit=100_000)
     ex(op="create_account", name="b", deposit=100_000)
     ex(op="place", account_id=1, symbol=symbol, side="buy", type="limit", price=360, quantity=10)
@@ -689,11 +694,7 @@ def test_a_halted_batch_contract_holds_no_auction() -> None:
 def test_a_batch_auction_pairs_an_accounts_own_orders_only_before_version_3(
     version: int,
 ) -> None:
-    ex = Exchange()
-    symbol = "H100-2026-12-08"
-    ex(op="list", ts=ns("2026-12-05T10:00:30"),
-       **{k: v for k, v in _listing(symbol, "2026-12-08").items() if k != "op"},
-       mechanism="batch", batch_interval_s=60)  # fmt: skip
+    ex, symbol = _batch_exchange()
     ex(op="rules", risk_version=version)
     ex(op="create_account", name="a", deposit=100_000)
     ex(op="create_account", name="b", deposit=100_000)
