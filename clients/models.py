@@ -104,6 +104,7 @@ class OrderFill(Model):
     price: Decimal
     quantity: int
     liquidity: Literal["maker", "taker"]
+    time: datetime
 
 
 class Order(Model):
