@@ -515,7 +515,8 @@ class ExchangeState:
         if not contract.book_open:
             raise Refused(
                 Reason.CONTRACT_NOT_TRADING,
-                f"{contract.symbol} is {contract.status}: trading is over, nothing to halt",
+                f"{contract.symbol} is {contract.status}: trading is over, it can be neither "
+                "halted nor resumed",
             )
         contract.halted = bool(cmd["halted"])
         return {"symbol": contract.symbol, "halted": contract.halted}
@@ -550,12 +551,7 @@ class ExchangeState:
                 Reason.TOO_MANY_OPEN_ORDERS, f"at most {self.rules.max_open_orders} open orders"
             )
         if not is_market:
-            band = contract.reference * contract.band_bps // 10_000
-            if abs(price - contract.reference) > band:
-                raise Refused(
-                    Reason.PRICE_OUT_OF_BAND,
-                    f"price must lie within {contract.band_bps / 100:g}% of the reference price",
-                )
+            self._check_band(contract, price)
         self._check_position_limit(acc, contract.symbol, side, quantity)
         extra = (contract.symbol, quantity if side == BUY else 0, quantity if side == SELL else 0)
         self._check_margin(acc, extra)
@@ -601,6 +597,15 @@ class ExchangeState:
         self._track_open(order, +1)
         self._apply_events(contract, events)
         return self._reply(order)
+
+    @staticmethod
+    def _check_band(contract: Contract, price: int) -> None:
+        """Refuse a limit price further from the reference price than the band allows."""
+        if abs(price - contract.reference) > contract.reference * contract.band_bps // 10_000:
+            raise Refused(
+                Reason.PRICE_OUT_OF_BAND,
+                f"price must lie within {contract.band_bps / 100:g}% of the reference price",
+            )
 
     def _check_margin(self, acc: Account, extra: tuple[str, int, int]) -> None:
         """Refuse an order (``extra``: symbol, buys, sells) whose margin cash does not cover,
@@ -809,11 +814,7 @@ class ExchangeState:
             raise Refused(
                 Reason.INVALID_QUANTITY, f"quantity must exceed the {order.filled} already filled"
             )
-        band = contract.reference * contract.band_bps // 10_000
-        if abs(price - contract.reference) > band:
-            raise Refused(
-                Reason.PRICE_OUT_OF_BAND, "price outside the band around the reference price"
-            )
+        self._check_band(contract, price)
         acc = self.accounts[order.account]
         delta = new_remaining - order.remaining
         if delta > 0:

@@ -407,6 +407,17 @@ def test_price_band_and_post_only_refusals(ex: Exchange) -> None:
     with pytest.raises(Refused) as refused:
         ex.order(1, "sell", 600, 1)  # band 50% of 350
     assert refused.value.reason is Reason.PRICE_OUT_OF_BAND
+    assert refused.value.message == "price must lie within 50% of the reference price"
+    resting = ex.order(1, "sell", 500, 1)
+    before = ex.state.state_hash()
+    with pytest.raises(Refused) as amended:  # an amend is held to the same band, in the same words
+        ex(op="amend", account_id=1, order_id=resting["order_id"], price=600)
+    assert (amended.value.reason, amended.value.message) == (
+        Reason.PRICE_OUT_OF_BAND,
+        refused.value.message,
+    )
+    assert ex.state.state_hash() == before
+    ex(op="cancel", account_id=1, order_id=resting["order_id"])
     ex.order(1, "sell", 350, 1)
     with pytest.raises(Refused) as refused:
         ex.order(2, "buy", 350, 1, post_only=True)
@@ -741,6 +752,9 @@ def test_a_contract_whose_trading_is_over_cannot_be_halted(ex: Exchange) -> None
         with pytest.raises(Refused) as refused:
             ex(op="halt", symbol=SYMBOL, halted=halted)
         assert refused.value.reason == Reason.CONTRACT_NOT_TRADING
+        assert refused.value.message == (
+            f"{SYMBOL} is expired: trading is over, it can be neither halted nor resumed"
+        )
 
 
 def test_a_replay_leaves_out_answers_and_held_postings_and_reaches_the_same_state() -> None:
