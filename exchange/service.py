@@ -269,6 +269,13 @@ class ExchangeService:
             self.collector.install()
             self.sequencer.batch_listeners.append(self.collector.after_batch)
         self.sequencer.start()
+        if self.start_ns is not None and (self.state.seq != 0 or not self.clock.simulated):
+            log.warning(
+                "the start time is ignored: %s",
+                f"the exchange in {self.data_dir} is already at {iso(self.state.now)}"
+                if self.state.seq
+                else "the real clock starts now",
+            )
         if self.state.seq == 0:
             start = self.start_ns if self.start_ns is not None else time.time_ns()
             if self.clock.simulated:

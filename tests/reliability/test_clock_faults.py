@@ -62,3 +62,20 @@ def test_a_refused_command_keeps_the_settlement_its_time_ran(tmp_path: Path) -> 
                 ), account
 
     asyncio.run(run())
+
+
+def test_a_start_time_given_to_an_exchange_already_running_is_ignored_aloud(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart resumes the journal's clock; ``--start`` names a fresh exchange's only."""
+
+    async def run() -> None:
+        async with in_process(tmp_path / "cfx") as svc:
+            first = svc.state.now
+        assert "start time is ignored" not in caplog.text
+        async with in_process(tmp_path / "cfx") as svc:
+            assert svc.state.now == first == to_ns(START_TIME)
+        assert f"the exchange in {tmp_path / 'cfx'} is already at 2026-" in caplog.text
+
+    with caplog.at_level("WARNING", logger="cfx"):
+        asyncio.run(run())
