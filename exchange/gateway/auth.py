@@ -18,6 +18,9 @@ from pathlib import Path
 #: A signed request's timestamp may differ from the server clock by at most this much.
 MAX_SKEW_S = 30
 _SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+#: A timestamp as plain decimal digits: ``int()`` would also take ``+17...``, ``017...``,
+#: ``1_7...`` or other scripts' digits, each a new signature of the same request.
+_TIMESTAMP = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
 def load_master_key(data_dir: Path) -> bytes:
@@ -63,10 +66,9 @@ def verify(
     Hex digits may come in either case (:class:`~exchange.gateway.ratelimit.ReplayCache`
     takes them as one signature).
     """
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        return "CFX-TIMESTAMP must be unix seconds"
+    if not _TIMESTAMP.fullmatch(timestamp):
+        return "CFX-TIMESTAMP must be unix seconds, written as plain decimal digits"
+    ts = int(timestamp)
     if abs(now_s - ts) > MAX_SKEW_S:
         return f"CFX-TIMESTAMP is more than {MAX_SKEW_S} s away from server time"
     if not _SIGNATURE.fullmatch(signature):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
+from exchange.gateway.errors import ApiError
+from exchange.reasons import Reason
+
 
 class TokenBucket:
     """``rate`` requests per second on average, bursts up to ``burst``."""
@@ -26,8 +29,28 @@ class TokenBucket:
         return (1.0 - tokens) / self.rate
 
 
+class ReplayCacheFull(ApiError):
+    """Every remembered signature may still be sent again: none can be forgotten yet. The
+    request is refused (503 ``UNAVAILABLE``, nothing changed) until one can."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            Reason.UNAVAILABLE,
+            "too many signed requests in the last minute to tell this one from a replay: "
+            "send it again shortly",
+            {"Retry-After": "1"},
+        )
+
+
 class ReplayCache:
-    """Remember recent signatures so a captured request cannot be sent twice."""
+    """Remember recent signatures so a captured request cannot be sent twice.
+
+    A signature is remembered for ``ttl_s``, longer than its timestamp stays inside the
+    signing window, and never forgotten earlier: when ``max_entries`` signatures are all that
+    young, :meth:`seen` raises :class:`ReplayCacheFull` rather than make room, since the one
+    dropped could then be replayed. (Each API key adds at most its rate limit's worth a
+    second, and a websocket ``auth`` one per second of timestamp.)
+    """
 
     def __init__(self, ttl_s: float = 65.0, max_entries: int = 200_000) -> None:
         self.ttl_s = ttl_s
@@ -43,10 +66,12 @@ class ReplayCache:
         now = time.monotonic() if now is None else now
         while self._seen:
             oldest, at = next(iter(self._seen.items()))
-            if now - at <= self.ttl_s and len(self._seen) < self.max_entries:
+            if now - at <= self.ttl_s:
                 break
             self._seen.pop(oldest)
         if signature in self._seen:
             return True
+        if len(self._seen) >= self.max_entries:
+            raise ReplayCacheFull
         self._seen[signature] = now
         return False

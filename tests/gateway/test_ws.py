@@ -296,3 +296,24 @@ def test_positions_are_sent_when_they_change_only(server: Server) -> None:
             assert seen[3:] == [[(symbol, -2)]]  # the maker's, sent at once
 
     asyncio.run(run())
+
+
+def test_an_auth_timestamp_has_one_spelling(server: Server) -> None:
+    """`+T`, `0T`, `T` in other digits, `T.0`: each would sign afresh what `T` signed."""
+    trader = server.account("ws-spelling")
+
+    async def run() -> None:
+        async with websockets.connect(server.ws_url) as ws:
+            now = str(int(time.time()))
+            wide = "".join(chr(0xFF10 + int(d)) for d in now)  # fullwidth digits
+            for n, spelling in enumerate(("+" + now, "0" + now, wide, now + ".0")):
+                await ws.send(_text({"op": "auth", "id": n, "key": trader.key, "timestamp": spelling,
+                                     "signature": sign(trader.secret, spelling, "GET", "/v1/ws", b"")}))  # fmt: skip
+                refused = await _until(ws, lambda m, n=n: m.get("id") == n)
+                assert refused["op"] == "error", spelling
+                assert refused["error"]["code"] == "UNAUTHORIZED"
+                assert "plain decimal digits" in refused["error"]["message"]
+            await ws.send(_text(_auth_message(trader) | {"id": "ok"}))
+            assert (await _until(ws, lambda m: m.get("id") == "ok"))["op"] == "ack"
+
+    asyncio.run(run())
