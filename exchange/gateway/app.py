@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from exchange.gateway import auth, fastpath
 from exchange.gateway import schemas as S
@@ -81,20 +82,32 @@ class _Gate:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            length = encoding = None
             for name, value in scope["headers"]:
                 if name == b"content-length":
-                    if not value.isdigit() or int(value) > MAX_BODY:
-                        await _too_large()(scope, receive, send)
-                        return
-                    break
+                    length = value
+                elif name == b"content-encoding":
+                    encoding = value
+            if encoding is not None and encoding.strip().lower() != b"identity":
+                await _error_response(
+                    ApiError(
+                        Reason.INVALID_REQUEST,
+                        "Content-Encoding is not supported: send the body as plain JSON",
+                    )
+                )(scope, receive, send)
+                return
+            if length is not None:
+                if not length.isdigit() or int(length) > MAX_BODY:
+                    await _too_large()(scope, receive, send)
+                    return
             else:
-                if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-                    # no length given (chunked): read it here, and no further than the limit
-                    whole = await _read_body(receive)
-                    if whole is None:
-                        await _too_large()(scope, receive, send)
-                        return
-                    receive = _replay(whole, receive)
+                # no length given (chunked), whatever the method: read it here, and no
+                # further than the limit (a GET's body is read too, before authentication)
+                whole = await _read_body(receive)
+                if whole is None:
+                    await _too_large()(scope, receive, send)
+                    return
+                receive = _replay(whole, receive)
             if scope["method"] in ("POST", "DELETE"):
                 passed_on = await fastpath.serve(
                     scope["app"].state.svc, scope, receive, send, MAX_BODY
@@ -108,6 +121,39 @@ class _Gate:
             scope[RAW_SEND_KEY] = send
             scope[RAW_RECEIVE_KEY] = receive
         await self.app(scope, receive, send)
+
+
+async def _credentials_first(request: Request) -> Response | None:
+    """The refusal of the credentials of a request whose body FastAPI refused before
+    checking them, or None when they pass.
+
+    FastAPI reads the body before it runs a route's dependencies, so a body that is not JSON
+    would be refused before the signature (or admin token) is looked at, unlike every other
+    invalid body: an unsigned request would not be told so, and a signed one would neither
+    use up its signature nor count against its rate. This checks them as the route would.
+    """
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    calls = {d.call for d in dependant.dependencies} if dependant is not None else set()
+    try:
+        if admin in calls:
+            await admin(request)
+        if account_id in calls:
+            await account_id(request)
+    except ApiError as exc:
+        return _error_response(exc)
+    return None
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route takes on the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match is not Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 def _too_large() -> Response:
@@ -262,8 +308,12 @@ def create_app(svc: ExchangeService) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = []
         errors = exc.errors()
+        if any(err.get("type") == "json_invalid" for err in errors):
+            refused = await _credentials_first(request)
+            if refused is not None:
+                return refused
+        problems = []
         kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         about_body = any((err.get("loc") or ("",))[0] == "body" for err in errors)
         if about_body and kind != "application/json":
@@ -290,7 +340,14 @@ def create_app(svc: ExchangeService) -> FastAPI:
             exc.status_code, Reason.INVALID_REQUEST
         )
         status = exc.status_code if 400 <= exc.status_code < 500 else 400
-        return _json(error_body(reason, str(exc.detail)), status, dict(exc.headers or {}))  # Allow
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of the first route only
+            headers["Allow"] = ", ".join(_allowed(request))
+        elif exc.status_code == 400:  # a body FastAPI could not read (not UTF-8, say)
+            refused = await _credentials_first(request)
+            if refused is not None:
+                return refused
+        return _json(error_body(reason, str(exc.detail)), status, headers)
 
     app.add_middleware(_Gate)
 
@@ -551,6 +608,8 @@ def create_app(svc: ExchangeService) -> FastAPI:
                 Reason.INVALID_REQUEST, "'to' needs a time zone, e.g. 2026-12-07T00:00:00Z"
             )
         to = to_ns(target)
+        if to < svc.state.now:  # refused here too: a time before 1678 is no journal integer
+            raise ApiError(Reason.CLOCK_BACKWARDS, "the clock cannot move backwards")
         if to - svc.state.now > MAX_ADVANCE_NS:
             # every settlement, listing and expiry in between runs in this one command,
             # holding the exchange (and every restart replaying it) for as long as it takes

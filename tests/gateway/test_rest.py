@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -378,3 +379,81 @@ def test_admin_odd_targets_are_4xx(server: Server) -> None:
         assert response.status_code == 400, (bad, response.text)
     wrong_verb = httpx.put(server.url + "/v1/health")
     assert wrong_verb.status_code == 405 and wrong_verb.headers["allow"] == "GET"
+
+
+def test_allow_names_every_method_the_path_takes(server: Server) -> None:
+    """Two routes share /v1/orders (and /v1/orders/{id}): Allow names the methods of both."""
+    collection = httpx.put(server.url + "/v1/orders")
+    assert collection.status_code == 405
+    assert collection.headers["allow"] == "DELETE, GET, POST"
+    assert collection.json()["error"]["code"] == "INVALID_REQUEST"
+    one = httpx.put(server.url + "/v1/orders/5")
+    assert one.status_code == 405 and one.headers["allow"] == "DELETE, GET, PATCH"
+
+
+def test_a_get_body_sent_in_chunks_is_cut_at_the_limit(server: Server) -> None:
+    """The answer comes once the body passes 64 KiB, while the client is still sending."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /v1/account HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(7):  # 70 KB of a body that never ends
+            sock.sendall(b"2710\r\n" + b" " * 10_000 + b"\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer
+    assert b"PAYLOAD_TOO_LARGE" in answer
+
+
+def test_a_body_that_is_not_json_is_refused_after_the_signature(server: Server) -> None:
+    """FastAPI reads a body before the route's checks: the credentials still come first."""
+    for method, path in (("POST", "/v1/orders"), ("PATCH", "/v1/orders/1"),
+                         ("POST", "/v1/orders/cancel-after")):  # fmt: skip
+        for raw in (b"{bad", "\u00ff".encode("latin-1")):
+            unsigned = httpx.request(method, server.url + path, content=raw,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+            assert unsigned.status_code == 401, (method, path, raw, unsigned.text)
+            assert unsigned.json()["error"]["code"] == "UNAUTHORIZED"
+    admin = httpx.post(server.url + "/v1/admin/accounts", content=b"{bad",
+                       headers={"Content-Type": "application/json"})  # fmt: skip
+    assert admin.status_code == 401, admin.text
+    trader = server.account("unparsed")
+    timestamp = str(int(time.time()))
+    headers = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": timestamp, "Content-Type": "application/json",
+               "CFX-SIGNATURE": sign(trader.secret, timestamp, "PATCH", "/v1/orders/1", b"{bad")}  # fmt: skip
+    first = httpx.patch(server.url + "/v1/orders/1", content=b"{bad", headers=headers)
+    again = httpx.patch(server.url + "/v1/orders/1", content=b"{bad", headers=headers)
+    assert first.status_code == 400 and "not valid JSON" in first.json()["error"]["message"]
+    assert again.status_code == 401 and "already used" in again.json()["error"]["message"]
+
+
+def test_a_timestamp_is_plain_digits(server: Server) -> None:
+    """Other spellings of the same number would be other signatures of the same request."""
+    trader = server.account("spelling")
+    now = str(int(time.time()))
+    for spelling in ("+" + now, "0" + now, now[:4] + "_" + now[4:], now + ".0"):
+        headers = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": spelling,
+                   "CFX-SIGNATURE": sign(trader.secret, spelling, "GET", "/v1/account", b"")}  # fmt: skip
+        response = httpx.get(server.url + "/v1/account", headers=headers)
+        assert response.status_code == 401, (spelling, response.text)
+        assert "plain decimal digits" in response.json()["error"]["message"]
+    assert trader.request("GET", "/v1/account").status_code == 200
+
+
+def test_a_compressed_body_is_refused(server: Server, symbol: str) -> None:
+    trader = server.account("gzip")
+    body = orjson.dumps({"symbol": symbol, "side": "buy", "type": "limit", "price": "3.00",
+                         "quantity": 1})  # fmt: skip
+    timestamp = str(int(time.time()))
+    headers = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": timestamp, "Content-Type": "application/json",
+               "Content-Encoding": "gzip",
+               "CFX-SIGNATURE": sign(trader.secret, timestamp, "POST", "/v1/orders", body)}  # fmt: skip
+    response = httpx.post(server.url + "/v1/orders", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("Content-Encoding is not supported")
+    assert trader.request("GET", "/v1/orders").json() == []
+
+
+def test_a_sim_clock_advance_to_the_distant_past_goes_backwards(server: Server) -> None:
+    for to in ("0001-01-01T00:00:00Z", "1600-01-01T00:00:00Z", "2026-11-30T00:00:00Z"):
+        response = server.admin("POST", "/v1/admin/clock/advance", {"to": to})
+        assert response.status_code == 409, (to, response.text)
+        assert response.json()["error"]["code"] == "CLOCK_BACKWARDS"
