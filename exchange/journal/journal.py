@@ -119,13 +119,18 @@ class Journal:
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
         runway_bytes: int = RUNWAY_BYTES,
+        acknowledged: int = 0,
+        acknowledged_because: str | None = None,
     ) -> None:
         """Open (creating if needed) the journal in ``directory`` and recover its tail.
 
         ``fsync=False`` skips every fsync: for tests and benchmarks only, since an
         acknowledged append may then be lost by a machine crash. ``runway_bytes`` is how
         many zeros to keep written ahead of the last record when fsyncing (0: none, every
-        append grows the file).
+        append grows the file). ``acknowledged`` is a seq the caller knows was durable (its
+        ledger holds what the record did, say: ``acknowledged_because`` says so in the
+        error): a journal that no longer reaches it is :class:`JournalCorrupt`, as is one
+        that a valid snapshot shows to have lost records.
         """
         if segment_bytes <= _HEADER:
             raise ValueError(f"segment_bytes must exceed the {_HEADER}-byte segment header")
@@ -155,7 +160,10 @@ class Journal:
         self._broken: str | None = None
         self._closed = False
         try:
-            self.recovery = self._recover()
+            self.recovery = self._recover(
+                acknowledged,
+                acknowledged_because or f"records up to seq {acknowledged} were acknowledged",
+            )
         except BaseException:
             self.close()
             raise
@@ -389,8 +397,14 @@ class Journal:
         self._runway_off = False
 
     # -- recovery --------------------------------------------------------------------------
-    def _recover(self) -> RecoveryReport:
-        """Verify the last segment, cut a bad tail, and find ``next_seq``."""
+    def _recover(self, acknowledged: int, acknowledged_because: str) -> RecoveryReport:
+        """Verify the last segment, cut a bad tail, and find ``next_seq``.
+
+        A tail is cut only when it may be a torn write, the unacknowledged batch a crash
+        interrupted: when the records it would drop were acknowledged (a valid snapshot
+        holds their effects, or the caller says so), it is damage, and
+        :class:`JournalCorrupt` is raised with nothing changed.
+        """
         remove_temporaries(self.directory)
         self._bases = self._list_segments()
         for base in self._bases[:-1]:
@@ -400,6 +414,7 @@ class Journal:
         cut_file: str | None = None
         cursor = Cursor(_HEADER, 1)
         padded = False
+        tail: tuple[Path, int, int, str] | None = None  # (segment, offset, size, why) to cut
         while self._bases:
             base = self._bases[-1]
             path = self.directory / segment_name(base)
@@ -426,11 +441,15 @@ class Journal:
                 except Damage as damage:
                     cursor = damage.cursor
                     if not padded or not _zeros_to_end(file, cursor.offset, size):
-                        truncated += size - cursor.offset
-                        reasons.append(f"{damage} in {path.name}; cut {size - cursor.offset} bytes")
-                        cut_file = self._cut(path, cursor.offset, size)
+                        tail = (path, cursor.offset, size, str(damage))
                     # else only zeros follow: written ahead of the records, not damage
             break
+        self._refuse_loss(cursor.next_seq - 1, acknowledged, acknowledged_because, tail)
+        if tail is not None:
+            path, offset, size, damage_text = tail
+            truncated += size - offset
+            reasons.append(f"{damage_text} in {path.name}; cut {size - offset} bytes")
+            cut_file = self._cut(path, offset, size)
         self._next_seq = cursor.next_seq
         self._size = cursor.offset
         for seq, snapshot in list_snapshots(self.directory):
@@ -456,6 +475,33 @@ class Journal:
             truncated_bytes=truncated,
             reason="; ".join(reasons) or None,
             cut_file=cut_file,
+        )
+
+    def _refuse_loss(
+        self,
+        end: int,
+        acknowledged: int,
+        acknowledged_because: str,
+        tail: tuple[Path, int, int, str] | None,
+    ) -> None:
+        """Raise :class:`JournalCorrupt` if records after ``end`` were acknowledged."""
+        proof = [
+            (seq, f"snapshot {path.name} holds the state after seq {seq}")
+            for seq, path in list_snapshots(self.directory)
+            if seq > end and _readable(path, seq)
+        ]
+        if acknowledged > end:
+            proof.append((acknowledged, acknowledged_because))
+        if not proof:
+            return
+        _, why = max(proof)
+        found = f"{tail[3]} in {tail[0].name}" if tail is not None else "no records after it"
+        raise JournalCorrupt(
+            f"the journal ends at seq {end} ({found}), but {why}: acknowledged records are "
+            "damaged or missing, so nothing was cut or changed. Restore the journal "
+            "directory from a copy; or, to give up the records after the damage for good, "
+            "move aside the snapshots past it (and rebuild the ledger: move its database "
+            "aside, and it is refilled from the journal), then start again"
         )
 
     def _list_segments(self) -> list[int]:

@@ -216,13 +216,45 @@ def test_a_forked_writer_runs_at_the_lowest_priority(tmp_path: Path) -> None:
         assert journal.latest_snapshot() == (3, b"19")
 
 
-def test_a_snapshot_past_a_cut_tail_is_moved_aside_before_new_records_reuse_its_seq(
+def test_a_cut_that_would_drop_records_a_snapshot_holds_is_refused_with_nothing_changed(
+    tmp_path: Path,
+) -> None:
+    """A snapshot holds only durable records: a tail past it is damage, not a torn write."""
+    payloads = [b"old-%d" % i for i in range(1, 6)]
+    with Journal(tmp_path, runway_bytes=0) as journal:
+        journal.append_batch(payloads)
+        journal.write_snapshot(5, b"after old 1..5")
+    segment = next(tmp_path.glob("journal-*.log"))
+    flip_bit(segment, record_ends(payloads)[2] + 20, 3)  # record 4 of 5 is damaged
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "lock"}
+    with pytest.raises(JournalCorrupt) as refused:
+        Journal(tmp_path)
+    message = str(refused.value)
+    assert (
+        "the journal ends at seq 3 (bad crc at offset 79 (seq 4) in journal-000000000001.log)"
+        in message
+    )
+    assert "snapshot snapshot-000000000005.bin holds the state after seq 5" in message
+    assert "nothing was cut or changed" in message
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "lock"} == before
+    # records the caller knows were acknowledged count as proof too
+    (tmp_path / "snapshot-000000000005.bin").unlink()
+    with pytest.raises(JournalCorrupt, match="records up to seq 4 were acknowledged"):
+        Journal(tmp_path, acknowledged=4)
+    # the operator gives them up: the tail is cut, and new records take the numbers
+    with Journal(tmp_path, acknowledged=3) as journal:
+        assert journal.last_seq == 3 and "cut" in (journal.recovery.reason or "")
+        journal.append_batch([b"new-4", b"new-5", b"new-6"])
+        assert journal.latest_snapshot() is None
+
+
+def test_a_damaged_snapshot_past_a_cut_tail_is_moved_aside_before_new_records_reuse_its_seq(
     tmp_path: Path,
 ) -> None:
     payloads = [b"old-%d" % i for i in range(1, 6)]
     with Journal(tmp_path, runway_bytes=0) as journal:
         journal.append_batch(payloads)
-        journal.write_snapshot(5, b"after old 1..5")
+        flip_bit(journal.write_snapshot(5, b"after old 1..5"), SNAPSHOT_HEADER.size, 0)
     segment = next(tmp_path.glob("journal-*.log"))
     truncate(segment, record_ends(payloads)[2])  # records 4 and 5 are lost
     with Journal(tmp_path) as journal:

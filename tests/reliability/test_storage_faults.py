@@ -432,7 +432,7 @@ def test_a_write_whose_sync_and_rollback_both_fail_is_not_called_undone(
 def test_a_ledger_ahead_of_its_journal_stops_the_start_with_the_reason(tmp_path: Path) -> None:
     """An older copy of the journal beside a ledger that went on: new commands would reuse
     numbers the ledger holds with other postings, so the exchange refuses to start."""
-    from exchange.service import DataDirMismatch
+    from exchange.journal import JournalCorrupt
 
     data = tmp_path / "cfx"
 
@@ -444,8 +444,10 @@ def test_a_ledger_ahead_of_its_journal_stops_the_start_with_the_reason(tmp_path:
 
     asyncio.run(trade())
     shutil.rmtree(data / "journal")  # as if restored from a copy older than the ledger
-    with pytest.raises(DataDirMismatch, match="journal ends at 0"):
+    with pytest.raises(JournalCorrupt, match="journal ends at seq 0") as refused:
         asyncio.run(trade())
+    assert "the ledger holds the postings of commands up to seq" in str(refused.value)
+    assert "nothing was cut or changed" in str(refused.value)
     shutil.rmtree(data / "ledger.db", ignore_errors=True)
     for leftover in data.glob("ledger.db*"):
         leftover.unlink()
