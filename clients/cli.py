@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -69,16 +72,22 @@ def serve(
     ),
 ) -> None:
     """Run the exchange: REST and websocket API on HOST:PORT."""
+    import asyncio
+    import logging
+
     import uvicorn
 
     from exchange.gateway.app import create_app
     from exchange.gateway.ws import DirectWebSocketProtocol
-    from exchange.service import DataDirBusy, ExchangeService, ListingConflict
+    from exchange.journal import JournalCorrupt
+    from exchange.service import ClockConflict, DataDirBusy, ExchangeService, ListingConflict
 
     if clock not in ("real", "sim"):
         raise typer.BadParameter("--clock must be 'real' or 'sim'")
     if snapshot_writer not in ("auto", "follower", "fork"):
         raise typer.BadParameter("--snapshot-writer must be 'auto', 'follower' or 'fork'")
+    logging.basicConfig(level=logging.WARNING, format="cfx: %(levelname)s: %(message)s")
+    sock = _listen(host, port)  # first: a port in use is refused before the data dir is touched
     try:
         svc = ExchangeService(
             data_dir,
@@ -92,20 +101,18 @@ def serve(
             tune_gc=True,
             ledger_process=True,
         )
-    except (DataDirBusy, ListingConflict) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
+    except (DataDirBusy, ListingConflict, ClockConflict) as exc:
+        _fail(str(exc), 2)
+    except JournalCorrupt as exc:
+        _fail(f"{exc}\n(data dir: {data_dir})", 3)
+    except OSError as exc:
+        _fail(f"cannot open the data dir {data_dir}: {exc}", 2)
     if not os.environ.get("CFX_ADMIN_TOKEN"):
         typer.echo(
             f"admin token: {svc.admin_token} (stored in {data_dir / 'admin.token'})", err=True
         )
-    typer.echo(
-        f"cfx listening on http://{host}:{port} (data in {data_dir}, clock {clock})", err=True
-    )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(svc),
-        host=host,
-        port=port,
         log_level="warning",
         access_log=False,
         loop="uvloop",
@@ -117,6 +124,45 @@ def serve(
         ws_max_size=64 * 1024,
         timeout_graceful_shutdown=5,
     )
+
+    async def run() -> str | None:
+        # recovery first, here, so a data dir that cannot start is told in words, not in
+        # the traceback of a failed ASGI lifespan; the lifespan then only stops the service
+        try:
+            await svc.start()
+        except (JournalCorrupt, OSError) as exc:
+            with contextlib.suppress(Exception):  # what failed first is the one to report
+                await svc.stop()
+            return f"{exc}\n(data dir: {data_dir})"
+        bound = sock.getsockname()[1]  # the port given, or the one picked for --port 0
+        typer.echo(
+            f"cfx listening on http://{host}:{bound} (data in {data_dir}, clock {clock})", err=True
+        )
+        await uvicorn.Server(config).serve(sockets=[sock])
+        return None
+
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        problem = runner.run(run())
+    if problem is not None:
+        _fail(problem, 3)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, or exit saying why not."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2)
+    return sock
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"cfx serve: {message}", err=True)
+    raise typer.Exit(code)
 
 
 @app.command()

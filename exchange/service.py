@@ -68,10 +68,6 @@ DEFAULT_RATE_LIMIT = 200.0
 STATUS_FILTERS = {"open": ("open", "partially_filled")}
 
 
-class DataDirMismatch(RuntimeError):
-    """The journal and the ledger of a data dir do not belong together."""
-
-
 def fraction_str(value: Fraction, places: int = 4) -> str:
     """Format an exact fraction of cents as USD, rounded half even to ``places`` decimals."""
     usd = Decimal(value.numerator) / Decimal(value.denominator) / 100
@@ -93,6 +89,42 @@ class ListingConflict(ValueError):
     """The data dir was created with other listing terms than the ones asked for now."""
 
 
+class ClockConflict(ValueError):
+    """The data dir's exchange runs on the other kind of clock than the one asked for now."""
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all, durably, before anything depends on it."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    fsync_dir(path.parent)
+
+
+def fixed_clock(data_dir: Path, clock: str) -> None:
+    """Hold a data dir to the clock it was created with (kept in ``clock.json``).
+
+    A simulated exchange started on the real clock would jump to the machine's time at once,
+    running every settlement, expiry and delivery in between for good; a real one started on
+    a simulated clock would stop. Either is refused with :class:`ClockConflict`. A data dir
+    made before the file was kept takes the clock it is next started with.
+    """
+    path = data_dir / "clock.json"
+    if path.exists():
+        kept = json.loads(path.read_text())["clock"]
+        if kept != clock:
+            raise ClockConflict(
+                f"{data_dir} runs on the {'simulated' if kept == 'sim' else 'real'} clock: "
+                f"start it with --clock {kept} (the clock is fixed when a data dir is "
+                "created), or use a new --data-dir"
+            )
+        return
+    _write_durably(path, json.dumps({"clock": clock}) + "\n")
+
+
 def listing_calendar(data_dir: Path, batch_interval_s: int | None) -> ListingCalendar:
     """The data dir's listing calendar: continuous trading, or batch auctions every N s.
 
@@ -110,14 +142,7 @@ def listing_calendar(data_dir: Path, batch_interval_s: int | None) -> ListingCal
             "mechanism": "batch" if batch_interval_s else "continuous",
             "batch_interval_s": batch_interval_s,
         }
-        # durable before the journal's first record: written whole or not at all
-        temporary = path.with_name(path.name + ".tmp")
-        with open(temporary, "w") as file:
-            file.write(json.dumps(terms) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-        fsync_dir(data_dir)
+        _write_durably(path, json.dumps(terms) + "\n")  # before the journal's first record
     if batch_interval_s is not None and terms["batch_interval_s"] != batch_interval_s:
         raise ListingConflict(
             f"{data_dir} lists {terms['mechanism']} contracts"
@@ -167,9 +192,24 @@ class ExchangeService:
         self.clock = Clock(simulated=clock == "sim")
         self.start_ns = to_ns(start) if start else None
         calendar = listing_calendar(self.data_dir, batch_interval_s)  # before the journal exists
-        self.journal = Journal(self.data_dir / "journal")
+        fixed_clock(self.data_dir, clock)
         self.db_url = db_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
         self.ledger = Ledger(self.db_url, auto_open=True)
+        # what the ledger holds was acknowledged: recovery must not cut the journal below it
+        ledger_seq = self._ledger_seq()
+        try:
+            self.journal = Journal(
+                self.data_dir / "journal",
+                acknowledged=ledger_seq,
+                acknowledged_because=(
+                    f"the ledger holds the postings of commands up to seq {ledger_seq} (or "
+                    "belongs to a newer copy of this journal)"
+                ),
+            )
+        except BaseException:
+            self.ledger.close()
+            self._lock.close()
+            raise
         state = ExchangeState(backend=backend, calendar=calendar)
         self.sequencer = Sequencer(state, self.journal, self.clock)
         self.md = MarketData()
@@ -211,6 +251,7 @@ class ExchangeService:
         self._ledger_lock = asyncio.Lock()  # one ledger batch at a time, in seq order
         self._tasks: list[asyncio.Task[None]] = []
         self.recovery: dict[str, Any] = {}
+        self.started = False
         self.sequencer.listeners.append(self._on_outcome)
         self.sequencer.batch_listeners.append(self._on_batch)
 
@@ -231,26 +272,20 @@ class ExchangeService:
     # -- lifecycle --------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
-        await self.start()
+        if not self.started:  # ``cfx serve`` starts it before the server, to report failures
+            await self.start()
         try:
             yield
         finally:
             await self.stop()
 
     async def start(self) -> None:
+        self.started = True
         # Replay from no later than the ledger has caught up to: postings still queued when
         # the process died are made again by the replay (the ledger skips keys it has).
-        ledger_seq = self._ledger_seq()
-        if ledger_seq > self.journal.last_seq:
-            await self.stop()
-            raise DataDirMismatch(
-                f"the ledger holds postings of commands up to {ledger_seq}, but the journal "
-                f"ends at {self.journal.last_seq}: it lost records the ledger has (or is an "
-                "older copy). New commands would take those numbers with other postings, so "
-                "the exchange does not start: restore the journal, or rebuild the ledger from "
-                "it (an empty ledger database is filled from the journal on start)"
-            )
+        ledger_seq = self._ledger_seq()  # the journal reaches it: it was opened to
         self.recovery = self.sequencer.recover(at_most=ledger_seq)
+        self._report_recovery()
         self._rebuild_market_data()
         self._md_live = True
         if self.snapshot_follower:
@@ -287,6 +322,30 @@ class ExchangeService:
         self._tasks.append(asyncio.create_task(self._write_ledger(), name="ledger-writer"))
         if not self.clock.simulated:
             self._tasks.append(asyncio.create_task(self._tick(), name="clock"))
+
+    def _report_recovery(self) -> None:
+        """Say what recovery repaired or passed over: a cut tail, snapshots it could not use."""
+        report = self.journal.recovery
+        if report.reason:
+            kept = (
+                f"; the cut bytes are kept in {self.journal.directory / report.cut_file}"
+                if report.cut_file
+                else ""
+            )
+            log.warning(
+                "journal recovery: %s (it now ends at seq %d)%s",
+                report.reason,
+                report.last_seq,
+                kept,
+            )
+        for skipped in report.skipped_snapshots:
+            log.warning("snapshot at seq %d not used: %s", skipped.seq, skipped.reason)
+        for unloadable in self.recovery.get("unloadable_snapshots", ()):
+            log.warning(
+                "snapshot at seq %d could not be loaded: %s",
+                unloadable["seq"],
+                unloadable["reason"],
+            )
 
     async def stop(self) -> None:
         async with self._ledger_lock:  # let a ledger batch in flight finish first

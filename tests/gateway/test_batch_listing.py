@@ -42,7 +42,7 @@ def test_batch_contracts_trade_only_in_auctions(tmp_path: Path) -> None:
     # The listing terms belong to the data dir: a restart may not change them.
     refused = subprocess.run(
         [sys.executable, "-m", "clients.cli", "serve", "--data-dir", str(tmp_path / "data"),
-         "--clock", "sim", "--start", START, "--batch-interval", "5"],
+         "--port", "0", "--clock", "sim", "--start", START, "--batch-interval", "5"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert refused.returncode == 2

@@ -1,0 +1,102 @@
+"""`cfx serve` refusing to start, and what it says when recovery repaired something."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from exchange.journal.format import RECORD_HEADER, SEGMENT_HEADER
+from tests.gateway.conftest import START, Server, start_server, stop_server
+
+
+def _serve(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clients.cli", "serve", "--data-dir", str(data_dir), *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def _trade(server: Server, orders: int) -> None:
+    buyer, seller = server.account("buyer"), server.account("seller")
+    symbol = next(c["symbol"] for c in httpx.get(server.url + "/v1/contracts").json()
+                  if c["product"] == "H100" and c["status"] == "trading")  # fmt: skip
+    for n in range(orders):
+        assert seller.place(symbol, "sell", "3.50", 1).status_code == 201
+        assert buyer.place(symbol, "buy", "3.50" if n % 2 else "3.10", 1).status_code == 201
+
+
+def _record_offset(segment: bytes, seq: int) -> int:
+    """Where record ``seq`` starts in a segment that begins at seq 1."""
+    offset = SEGMENT_HEADER.size
+    for _ in range(1, seq):
+        length, _crc, _seq = RECORD_HEADER.unpack_from(segment, offset)
+        offset += RECORD_HEADER.size + length
+    assert RECORD_HEADER.unpack_from(segment, offset)[2] == seq
+    return offset
+
+
+def _journal_files(data_dir: Path) -> dict[str, bytes]:
+    """The journal's segments, snapshots and anything beside them, by name."""
+    return {p.name: p.read_bytes() for p in (data_dir / "journal").iterdir() if p.name != "lock"}
+
+
+def _segment(data_dir: Path) -> Path:
+    [segment] = (data_dir / "journal").glob("journal-*.log")
+    return segment
+
+
+def test_a_port_in_use_is_refused_before_the_data_dir_is_made(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = _serve(tmp_path / "data", "--port", str(port))
+    assert refused.returncode == 2, refused.stderr
+    assert f"cfx serve: cannot listen on 127.0.0.1:{port}" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "data").exists()
+
+
+def test_the_clock_is_fixed_when_the_data_dir_is_made(tmp_path: Path) -> None:
+    stop_server(start_server(tmp_path / "data"))  # a simulated clock
+    refused = _serve(tmp_path / "data", "--port", "0", "--clock", "real")
+    assert refused.returncode == 2, refused.stderr
+    assert "runs on the simulated clock: start it with --clock sim" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_damage_a_snapshot_proves_acknowledged_is_refused_in_words(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server(data, extra=["--snapshot-every", "20"])
+    try:
+        _trade(server, 20)  # 40 orders, a snapshot every 20 commands
+    finally:
+        stop_server(server)
+    segment = _segment(data)
+    damaged = bytearray(segment.read_bytes())
+    damaged[_record_offset(damaged, 10) + RECORD_HEADER.size] ^= 0x10  # before the snapshots
+    segment.write_bytes(bytes(damaged))
+    before = _journal_files(data)
+    refused = _serve(data, "--port", "0", "--clock", "sim", "--start", START)
+    assert refused.returncode == 3, refused.stderr
+    assert (
+        "acknowledged records are damaged or missing, so nothing was cut or changed"
+        in refused.stderr
+    )
+    assert "Traceback" not in refused.stderr
+    assert _journal_files(data) == before
+
+
+def test_a_cut_tail_is_reported_when_the_exchange_starts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    stop_server(start_server(data))
+    with open(_segment(data), "ab") as segment:
+        segment.write(b"not a record")  # after the records and the zeros written ahead
+    server = start_server(data)
+    stop_server(server)
+    log = data.with_name("data.log").read_text()
+    assert "cfx: WARNING: journal recovery: " in log
+    assert "; the cut bytes are kept in " in log and ".cut-" in log
