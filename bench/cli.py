@@ -19,8 +19,14 @@ def bench_engine(
 ) -> None:
     """Both engine backends on the standard flow: throughput, latency, memory."""
     from bench.engine import emit, run_from_options
+    from bench.options import OptionError
 
-    emit(run_from_options(quick, commands, books, seed, repeats), json)
+    try:
+        result = run_from_options(quick, commands, books, seed, repeats)
+    except OptionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    emit(result, json)
 
 
 @bench_app.command("experiments")
@@ -62,7 +68,7 @@ def bench_gateway(
     for flag, value in (("--url", url), ("--token", token), ("--scenario", scenario),
                         ("--sweep", sweep), ("--rate", rate), ("--p99-target-ms", p99_target_ms)):  # fmt: skip
         if value is not None:
-            args += [flag, str(value)]
+            args.append(f"{flag}={value}")
     args += (["--json"] if json else []) + (["--quick"] if quick else [])
     raise typer.Exit(gateway_main(args))
 
@@ -70,7 +76,7 @@ def bench_gateway(
 @bench_app.command("feed")
 def bench_feed(
     subscribers: str | None = typer.Option(None, help="Subscribers (or a list: 50,200,500)."),
-    rate: str | None = typer.Option(None, help="Book updates/s (or a list: 500,2000)."),
+    rate: str | None = typer.Option(None, help="Offered commands/s (or a list: 500,2000)."),
     duration: float | None = typer.Option(None, help="Measured seconds per repetition."),
     warmup: float | None = typer.Option(None, help="Seconds before measuring."),
     repetitions: int | None = typer.Option(None, help="Repetitions (median, min, max)."),
@@ -89,7 +95,7 @@ def bench_feed(
                         ("--warmup", warmup), ("--repetitions", repetitions), ("--processes", processes),
                         ("--url", url), ("--token", token)):  # fmt: skip
         if value is not None:
-            args += [flag, str(value)]
+            args.append(f"{flag}={value}")
     args += (["--json"] if json else []) + (["--quick"] if quick else [])
     raise typer.Exit(feed_main(args))
 
@@ -108,7 +114,7 @@ def bench_recovery(
 
     args = ["--out", out]
     if sizes is not None:
-        args += ["--sizes", sizes]
+        args.append(f"--sizes={sizes}")
     if repetitions is not None:
         args += ["--repetitions", str(repetitions)]
     args += (["--no-serve"] if no_serve else []) + (["--json"] if json else [])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import sys
 import time
 import tracemalloc
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from bench import machine
+from bench import machine, options
 from bench.flows import N_TICKS, resting_flow, standard_flow
 from bench.machine import machine_info
 from exchange.engine import Engine
@@ -210,17 +211,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
-    result = run_from_options(args.quick, args.commands, args.books, args.seed, args.repeats)
+    try:
+        result = run_from_options(args.quick, args.commands, args.books, args.seed, args.repeats)
+    except options.OptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     emit(result, args.json)
     return 0
 
 
 def run_from_options(quick: bool, commands: int | None, books: int, seed: int,
                      repeats: int | None) -> dict[str, Any]:  # fmt: skip
-    """Run with the command-line defaults (``quick`` shrinks every size)."""
+    """Run with the command-line defaults (``quick`` shrinks every size).
+
+    Raise :class:`bench.options.OptionError` naming the option for a value it cannot run with.
+    """
+    commands = options.at_least(commands, "--commands", 1, 20_000 if quick else 1_000_000)
+    books = options.at_least(books, "--books", 1, 10)
+    seed = options.at_least(seed, "--seed", 0, 1)
+    repeats = options.at_least(repeats, "--repeats", 1, 1 if quick else 3)
     if quick:
-        return run(commands or 20_000, books, seed, repeats or 1, (1_000, 5_000), 5_000, 20_000)
-    return run(commands or 1_000_000, books, seed, repeats or 3)
+        return run(commands, books, seed, repeats, (1_000, 5_000), 5_000, 20_000)
+    return run(commands, books, seed, repeats)
 
 
 def emit(result: dict[str, Any], as_json: bool) -> None:

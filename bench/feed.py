@@ -39,7 +39,7 @@ import orjson
 from hdrh.histogram import HdrHistogram
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench import machine
+from bench import machine, options
 from bench.machine import machine_info
 from bench.openloop import latency_summary, open_loop
 
@@ -365,10 +365,10 @@ def run(subscribers: list[int], rates: list[float], duration: float = 10.0, warm
         combined = []
         for n in subscribers:
             for rate in rates:
-                procs = processes or max(2, min(8, n // 64 + 1))
+                procs = processes if processes is not None else max(2, min(8, n // 64 + 1))
                 runs = []
                 for rep in range(repetitions):
-                    say(f"{n} subscribers, {rate:g} updates/s, repetition {rep + 1}")
+                    say(f"{n} subscribers, {rate:g} commands/s, repetition {rep + 1}")
                     runs.append(run_once(url, token, book, n, rate, duration, warmup, procs))
                 combined.append(_combine(runs) | {"client_processes": procs})
         result["runs"] = combined
@@ -385,10 +385,9 @@ def run(subscribers: list[int], rates: list[float], duration: float = 10.0, warm
 
 
 def render(result: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=140)
+    console = machine.console()
     m = result["machine"]
     console.print(f"[bold]cfx feed benchmark[/] on {m['cpu']}, {m['cores']} cores, Python {m['python']}; "
                   f"{result['symbol']}, {result['duration_s']:g} s after {result['warmup_s']:g} s warm-up")  # fmt: skip
@@ -397,7 +396,7 @@ def render(result: dict[str, Any]) -> None:
     )
     for col in ("subscribers", "offered cmd/s", "book updates/s", "delivered", "messages/s (all)",
                 "p50 ms", "p99 ms", "p99.9 ms", "max ms", "gaps", "slow consumers"):  # fmt: skip
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", overflow="fold")
     for r in result["runs"]:
         med, lo, hi = r["median"], r["min"], r["max"]
 
@@ -414,18 +413,10 @@ def render(result: dict[str, Any]) -> None:
         console.print(f"plot: {plot}")
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
-
-
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.feed", description=__doc__.splitlines()[0])
     p.add_argument("--subscribers", default=None, help="subscribers, or a list: 50,200,500")
-    p.add_argument("--rate", default=None, help="book updates/s, or a list: 500,2000")
+    p.add_argument("--rate", default=None, help="offered commands/s, or a list: 500,2000")
     p.add_argument("--duration", type=float, default=None)
     p.add_argument("--warmup", type=float, default=None)
     p.add_argument("--repetitions", type=int, default=None)
@@ -437,13 +428,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
     q = args.quick
-    subscribers = _ints(args.subscribers) if args.subscribers else [20 if q else 500]
-    rates = _floats(args.rate) if args.rate else [50.0 if q else 2000.0]
-    duration = args.duration or (1.0 if q else 10.0)
-    warmup = args.warmup if args.warmup is not None else (0.3 if q else 2.0)
-    repetitions = args.repetitions or (1 if q else 3)
+    subscribers, rates = [20 if q else 500], [50.0 if q else 2000.0]
+    try:
+        if args.subscribers is not None:
+            subscribers = options.positive_list(args.subscribers, "--subscribers", int,
+                                                "counts like 50,200,500")  # fmt: skip
+        if args.rate is not None:
+            rates = options.positive_list(args.rate, "--rate", float, "commands/s like 500,2000")
+        duration = options.positive(args.duration, "--duration", 1.0 if q else 10.0)
+        warmup = options.at_least(args.warmup, "--warmup", 0.0, 0.3 if q else 2.0)
+        repetitions = options.at_least(args.repetitions, "--repetitions", 1, 1 if q else 3)
+        processes = options.at_least(args.processes, "--processes", 1, default=None)
+        if args.url is not None and args.token is None:
+            raise options.OptionError("--url needs --token (or CFX_ADMIN_TOKEN): accounts are "
+                                      "created as admin")  # fmt: skip
+    except options.OptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     log = None if args.json else (lambda text: print(f"... {text}", file=sys.stderr, flush=True))
-    result = run(subscribers, rates, duration, warmup, repetitions, args.processes, args.url,
+    result = run(subscribers, rates, duration, warmup, repetitions, processes, args.url,
                  args.token, args.out, log)  # fmt: skip
     machine.emit(result, args.json, render)
     return 0

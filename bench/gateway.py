@@ -597,10 +597,9 @@ def _ms(us: float) -> str:
 
 def render(result: dict[str, Any]) -> None:
     """Rich tables: closed-loop saturation, then the open-loop sweep per transport."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=140)
+    console = machine.console()
     m = result["machine"]
     s = result["scenario"]
     console.print(f"[bold]cfx gateway benchmark[/] on {m['cpu']}, {m['cores']} cores, Python {m['python']}; "
@@ -611,7 +610,9 @@ def render(result: dict[str, Any]) -> None:
         for col in ("transport", "in flight", "acked/s", "answers/s", "p50 ms", "p99 ms", "p99.9 ms",
                     "max ms", "server CPU %", "client CPU %", "errors (median run)"):  # fmt: skip
             table.add_column(
-                col, justify="left" if col in ("transport", "errors (median run)") else "right"
+                col,
+                justify="left" if col in ("transport", "errors (median run)") else "right",
+                overflow="fold",
             )
         for transport, p in result["closed_loop"].items():
             med, lo, hi = p["median"], p["min"], p["max"]
@@ -628,7 +629,8 @@ def render(result: dict[str, Any]) -> None:
                             f"median of repetitions [min-max of p99]")  # fmt: skip
         for col in ("offered/s", "acked/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
                     "server CPU %", "RSS MB", "client CPU %", f"p99 <= {target_ms:g} ms", "errors (median run)"):  # fmt: skip
-            table.add_column(col, justify="left" if col.startswith("errors") else "right")
+            table.add_column(col, justify="left" if col.startswith("errors") else "right",
+                             overflow="fold")  # fmt: skip
         for p in sweep["points"]:
             lat, lo, hi = p["median"]["latency"], p["min"]["latency"], p["max"]["latency"]
             table.add_row(f"{p['offered_per_s']:,.0f}", f"{p['median']['ok_per_s']:,.0f}", _ms(lat["p50_us"]),
@@ -695,13 +697,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    log = None if args.json else (lambda text: print(f"... {text}", file=sys.stderr, flush=True))
     try:
         scenario = scenario_from_args(args)
+        result = run(scenario, args.url, args.token, args.out, closed=not args.no_closed, log=log)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    log = None if args.json else (lambda text: print(f"... {text}", file=sys.stderr, flush=True))
-    result = run(scenario, args.url, args.token, args.out, closed=not args.no_closed, log=log)
     machine.emit(result, args.json, render)
     return 0
 

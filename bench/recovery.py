@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench import machine
+from bench import machine, options
 from bench.machine import machine_info
 
 TARGETS = {"journal_replay_cmd_per_s": 1_000_000}
@@ -229,17 +229,16 @@ def run(sizes: list[int], repetitions: int = 3, serve: bool = True, out: Path | 
 
 
 def render(result: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=140)
+    console = machine.console()
     m = result["machine"]
     console.print(f"[bold]cfx recovery benchmark[/] on {m['cpu']}, {m['cores']} cores, Python {m['python']}; "
                   f"median of {result['repetitions']}")  # fmt: skip
     table = Table(title="restart time as the journal grows (seconds; commands/s)")
     for col in ("commands", "journal MB", "resting orders", "journal read", "replay only", "snapshot at",
                 "snapshot + replay", "cfx serve -> healthy"):  # fmt: skip
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", overflow="fold")
     for r in result["journals"]:
         serve = r.get("serve_healthy_s")
         table.add_row(f"{r['commands']:,}", f"{r['journal_mb']:,.1f}", f"{r['resting_orders']:,}",
@@ -263,9 +262,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
-    sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else (
-        [2_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000])  # fmt: skip
-    repetitions = args.repetitions or (1 if args.quick else 3)
+    sizes = [2_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000]
+    try:
+        if args.sizes is not None:
+            sizes = options.positive_list(
+                args.sizes, "--sizes", int, "journal lengths like 10000,100000"
+            )
+        repetitions = options.at_least(args.repetitions, "--repetitions", 1, 1 if args.quick else 3)
+    except options.OptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     log = None if args.json else (lambda text: print(f"... {text}", file=sys.stderr, flush=True))
     result = run(sizes, repetitions, not args.no_serve, args.out, log)
     machine.emit(result, args.json, render)
