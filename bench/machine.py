@@ -7,10 +7,17 @@ import platform
 import sys
 from collections.abc import Callable
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _PACKAGES = ("cfx", "numpy", "numba", "llvmlite", "sortedcontainers", "fastapi", "uvicorn",
              "websockets", "sqlmodel", "orjson")  # fmt: skip
+
+
+#: Console width when the output is not a terminal: wider than any table we print.
+WIDE = 1_000
 
 
 def _cpu_model() -> str:
@@ -65,6 +72,18 @@ def machine_info() -> dict[str, Any]:
         "commit": _commit(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def console() -> Console:
+    """Return a console for the result tables: a terminal's own width, else room for any table.
+
+    Written to a file or a pipe, a table keeps its natural width instead of cutting the
+    ``[min-max]`` cells of its widest columns.
+    """
+    from rich.console import Console
+
+    terminal = Console()
+    return terminal if terminal.is_terminal else Console(width=WIDE)
 
 
 def emit(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], None]) -> None:

@@ -1,0 +1,96 @@
+"""What the load benchmarks print and draw, from results built by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pytest
+
+from bench import feed, gateway
+from bench.plots import feed_figure, timeline_figure
+
+MACHINE = {"cpu": "AMD EPYC 7B13 64-Core Processor", "cores": 2, "python": "3.11.7"}
+
+
+def latency(p50_ms: float) -> dict[str, int]:
+    us = int(p50_ms * 1000)
+    return {"p50_us": us, "p90_us": 2 * us, "p99_us": 3 * us, "p99.9_us": 4 * us,
+            "max_us": 40 * us}  # fmt: skip
+
+
+def gateway_result() -> dict[str, Any]:
+    def stats(ok: float, p50_ms: float) -> dict[str, Any]:
+        return {"ok_per_s": ok, "achieved_per_s": ok, "latency": latency(p50_ms)}
+
+    closed = {"median_run": {"in_flight": 64}, "median": stats(5_261.4, 1.5),
+              "min": stats(5_261.0, 1.25), "max": stats(5_262.0, 1.75),
+              "server_cpu_percent": 97.0, "client_cpu_percent": 88.0,
+              "errors": {"RATE_LIMITED": 12_345, "INSUFFICIENT_MARGIN": 1_234}}  # fmt: skip
+    timeline = [[i * 0.25, 2_000.0] for i in range(32)] + [[8.0, 40.0]]
+    point = {"offered_per_s": 2_000.0, "holds": True, "median": stats(2_000.0, 1.0),
+             "min": stats(1_990.0, 0.9), "max": stats(2_000.0, 1.1), "errors": {},
+             "server_cpu_percent": 50.0, "server_peak_rss_mb": 180.0, "client_cpu_percent": 40.0,
+             "median_run": {"timeline": timeline}}  # fmt: skip
+    return {"machine": MACHINE,
+            "scenario": {"connections": 4, "symbols": 1, "repetitions": 3, "duration": 6.0,
+                         "warmup": 2.0, "p99_target_ms": 10.0,
+                         "mix": {"limit": 0.55, "market": 0.05, "cancel": 0.4, "crossing": 0.2}},
+            "closed_loop": {"websocket": closed, "rest": closed},
+            "sweep": {"websocket": {"points": [point], "knee_per_s": 2_000.0}}}  # fmt: skip
+
+
+def feed_result(p50_ms: float = 9.5) -> dict[str, Any]:
+    def stats(lag_ms: float) -> dict[str, Any]:
+        return {"lag": latency(lag_ms), "messages_per_s": 72_400.0, "delivered_fraction": 1.0,
+                "book_updates_per_subscriber_per_s": 2_000.0, "book_updates_sent_per_s": 2_000.0}  # fmt: skip
+
+    run = {"subscribers": 500, "rate": 2_000.0, "median": stats(p50_ms), "min": stats(p50_ms / 2),
+           "max": stats(p50_ms * 1_000), "gaps": 0, "slow_consumer_disconnects": 0}  # fmt: skip
+    return {"machine": MACHINE, "symbol": "H100-2026-01-01", "duration_s": 10.0, "warmup_s": 2.0,
+            "runs": [run, run | {"subscribers": 50}]}  # fmt: skip
+
+
+def test_the_gateway_tables_show_min_and_max_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    gateway.render(gateway_result())
+    out = capsys.readouterr().out
+    assert "5,261 [5,261-5,262]" in out  # acked/s [min-max]
+    assert "4.50 [3.75-5.25]" in out  # closed-loop p99 ms [min-max]
+    assert "RATE_LIMITED 12,345, INSUFFICIENT_MARGIN 1,234" in out
+    assert "…" not in out
+
+
+def test_the_feed_table_shows_min_and_max_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    feed.render(feed_result())
+    out = capsys.readouterr().out
+    assert "28.50 [14.25-28,500.00]" in out  # p99 ms [min-max]
+    assert "…" not in out
+
+
+def test_the_feed_plot_draws_bars_from_zero_with_readable_ticks() -> None:
+    fig = feed_figure(feed_result(p50_ms=2.0))  # max 40x p50: a wide range
+    (ax,) = fig.axes
+    try:
+        assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0
+        assert all(bar.get_y() == 0 for bar in ax.patches)
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert len(labels) >= 4
+        values = {t.get_text() for t in ax.texts}
+        assert {"2.0", "80.0"} <= values  # each bar names its value: p50 and max
+    finally:
+        plt.close(fig)
+
+
+def test_the_timeline_leaves_out_the_partial_last_bin_and_the_legend_hides_no_line() -> None:
+    result = gateway_result()
+    fig = timeline_figure(result, "websocket")
+    (ax,) = fig.axes
+    try:
+        (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("offered")]
+        assert list(line.get_xdata())[-1] == 7.75 and min(line.get_ydata()) == 2_000.0
+        fig.canvas.draw()
+        legend = ax.get_legend().get_window_extent()
+        assert legend.x0 >= ax.get_window_extent().x1  # beside the axes, not over a line
+    finally:
+        plt.close(fig)
