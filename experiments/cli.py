@@ -5,7 +5,9 @@ Wire it into the main CLI with ``app.add_typer(experiments.cli.app, name="experi
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -31,6 +33,10 @@ def run(
     from experiments.config import ConfigError, load
     from experiments.runner import run_experiment
 
+    for option, value in (("--seeds", seeds), ("--cpus", cpus)):
+        if value is not None and value < 1:
+            typer.echo(f"error: {option} must be at least 1, not {value}", err=True)
+            raise typer.Exit(2)
     try:
         conf = load(config)
         target = out or Path("experiment-results") / conf.name
@@ -57,6 +63,9 @@ def gode_sunder(
     """Reproduce Gode & Sunder (1993): ZI-U and ZI-C efficiency beside the published table."""
     from experiments import gode_sunder as gs
 
+    if seed < 0:
+        typer.echo(f"error: --seed must be at least 0, not {seed}", err=True)
+        raise typer.Exit(2)
     try:
         result = gs.run(periods, orders, rule, seed)
     except ValueError as exc:
@@ -82,5 +91,11 @@ def examples() -> None:
     for item in sorted(resources.files("experiments").joinpath("configs").iterdir(),
                        key=lambda p: p.name):  # fmt: skip
         if item.name.endswith(".toml"):
-            first = item.read_text().splitlines()[0].lstrip("# ")
-            typer.echo(f"{item}\n    {first}")
+            typer.echo(f"{item}\n    {_first_sentence(item.read_text())}")
+
+
+def _first_sentence(text: str) -> str:
+    """Return the first sentence of the comment that opens a config, whole."""
+    comment = itertools.takewhile(lambda line: line.startswith("#"), text.splitlines())
+    words = " ".join(line.lstrip("# ") for line in comment)
+    return re.split(r"(?<=[.?!])\s", words, maxsplit=1)[0]

@@ -79,6 +79,28 @@ DEFAULT_METRICS: Final[dict[str, list[str]]] = {
     "gode_sunder": ["efficiency", "smith_alpha", "profit_dispersion", "volume_per_period"],
 }
 
+#: Every metric a run reports, by kind: the names ``metrics`` may list.
+METRICS: Final[dict[str, tuple[str, ...]]] = {
+    "market": (
+        "allocation_ratio", "auction_volume", "auctions", "auctions_crossed", "band_rejects",
+        "blocks_completed", "blocks_fragmented", "cancels", "commands", "contracted_efficiency",
+        "contracted_optimum", "contracted_surplus", "convergence_slope", "delivered_optimum",
+        "delivered_surplus", "delivery_rate", "demand_served", "depth", "efficiency",
+        "engine_rejects", "eq_price", "eq_price_before_shock", "eq_quantity", "fees", "fok_killed",
+        "idle_steps", "improvement_rejects", "in_flight_at_close", "intermediary_short_units",
+        "loss_extra_marginal", "loss_missed", "loss_other", "margin_blocks", "orders",
+        "overcommitted_units", "preempted_units", "price_rmsd", "profit_dispersion",
+        "providers_failed", "quota", "rationed_orders", "rationed_quantity", "relative_spread",
+        "requests_served", "share_inference", "share_intermediaries", "share_surge",
+        "share_training", "smith_alpha", "spread", "trades", "units_contracted", "units_delivered",
+        "value_per_unit_served", "volatility", "volume", "volume_ratio", "vwap"),
+    "gode_sunder": (
+        "convergence_slope", "efficiency", "efficiency_std", "eq_price", "eq_quantity",
+        "eq_quantity_max", "loss_extra_marginal", "loss_missed", "mean_price",
+        "orders_drawn_per_period", "orders_sent_per_period", "price_rmsd", "profit_dispersion",
+        "smith_alpha", "volume_per_period"),
+}  # fmt: skip
+
 #: Allowed values of the settings that take names.
 _CHOICES: Final[dict[str, tuple[Any, ...]]] = {
     "preset": population.PRESETS,
@@ -228,6 +250,10 @@ def parse(text: str, name: str = "experiment", where: str = "<config>",
         _check_value(where, "experiment", key, value, EXPERIMENT_DEFAULTS[key], sweep=False)
     exp = EXPERIMENT_DEFAULTS | exp
     kind = exp["kind"]
+    for metric in exp["metrics"] or ():
+        if metric not in METRICS[kind]:
+            raise ConfigError(f"{where}: [experiment] metrics: unknown metric {metric!r} for kind "
+                              f"{kind!r}; known metrics: {', '.join(METRICS[kind])}")  # fmt: skip
     allowed = {"market": {"scenario": population.SCENARIO_DEFAULTS,
                           "market": market.MARKET_DEFAULTS},
                "gode_sunder": {"gode_sunder": GODE_SUNDER_DEFAULTS}}[kind]  # fmt: skip

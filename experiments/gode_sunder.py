@@ -558,7 +558,7 @@ def sensitivity(orders: tuple[int, ...] = (50, 200, 1000, 2000, 10000),
                 row: dict[str, Any] = {"rule": rule, "orders_per_period": opp, "market": number}
                 for trader in TRADERS:
                     s = simulate(mkt, trader, periods, opp, rule, seed).summary()
-                    row[trader] = s["efficiency"]
+                    row[trader] = round(s["efficiency"], 4)
                     row[f"{trader}_volume"] = s["volume_per_period"]
                 out.append(row)
     return out

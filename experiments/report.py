@@ -159,6 +159,8 @@ def _fmt(value: Any) -> str:
 def _cell(row: dict[str, Any], metric: str) -> str:
     if f"{metric}_mean" not in row:
         return "–"
+    if row["runs"] < 2:  # one seed: no spread to show
+        return _fmt(row[f"{metric}_mean"])
     return f"{_fmt(row[f'{metric}_mean'])} ± {_fmt(row[f'{metric}_std'])}"
 
 
@@ -178,7 +180,9 @@ def markdown(result: ExperimentResult, plots: list[str]) -> str:
         "",
         "## Results",
         "",
-        "Mean ± standard deviation over seeds.",
+        "Mean ± standard deviation over seeds."
+        if seeds > 1
+        else "One seed: no standard deviation.",
         "",
     ]
     metrics = [m for m in conf.metrics if any(f"{m}_mean" in row for row in summary)]

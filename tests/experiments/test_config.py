@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from experiments import config as cfg
+from experiments import gode_sunder as gs
+from experiments import population, scenarios
 
 
 def shipped() -> list[Path]:
@@ -70,6 +72,14 @@ def test_defaults_and_seeds() -> None:
         ("[experiment]\nkind = 'lab'", "unknown value 'lab'"),
         ("[experiment]\nkind = 'gode_sunder'\n[market]\nsteps = 1", "unknown table [market]"),
         ("[experiment]\nkind = 'gode_sunder'\n[gode_sunder]\nmarket = 7", "unknown value 7"),
+        (
+            "[experiment]\nmetrics = ['effciency']",
+            "[experiment] metrics: unknown metric 'effciency'",
+        ),
+        (
+            "[experiment]\nkind = 'gode_sunder'\nmetrics = ['blocks_completed']",
+            "unknown metric 'blocks_completed' for kind 'gode_sunder'; known metrics: convergence_slope",
+        ),
     ],
 )
 def test_config_errors_name_the_file_table_and_key(text: str, message: str) -> None:
@@ -82,3 +92,18 @@ def test_config_errors_name_the_file_table_and_key(text: str, message: str) -> N
 def test_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(cfg.ConfigError, match="cannot read"):
         cfg.load(tmp_path / "nope.toml")
+
+
+def test_the_known_metrics_are_what_runs_report() -> None:
+    market: set[str] = set()
+    for mechanism in scenarios.MECHANISMS:
+        for shock in population.SHOCKS:
+            run = scenarios.run({"preset": "gs3", "shock": shock},
+                                {"mechanism": mechanism, "steps": 400}, 0)  # fmt: skip
+            market |= set(run.metrics)
+    assert market == set(cfg.METRICS["market"])
+    summary = gs.simulate(gs.market(1), "zi_c", 2, 50, "improve", 1).summary()
+    settings = {"market", "trader", "periods", "orders_per_period", "rule", "seed"}
+    assert set(summary) - settings == set(cfg.METRICS["gode_sunder"])
+    for kind, metrics in cfg.DEFAULT_METRICS.items():
+        assert set(metrics) <= set(cfg.METRICS[kind])

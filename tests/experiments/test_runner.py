@@ -80,3 +80,13 @@ def test_a_sweep_on_ray_matches_the_local_run(tmp_path: Path) -> None:
     ray_csv = (tmp_path / "ray" / "results.csv").read_bytes()
     assert ray_csv == (tmp_path / "local" / "results.csv").read_bytes()
     assert local.where == "in process"
+
+
+def test_one_seed_reports_no_spread(tmp_path: Path) -> None:
+    conf = cfg.parse(TINY.replace("seeds = 2", "seeds = 1"), name="tiny")
+    report = run_experiment(conf, out=tmp_path, parallel=False, progress=False)
+    rows = [line for line in (tmp_path / "report.md").read_text().splitlines()
+            if line.startswith("| mechanism=")]  # fmt: skip
+    assert len(rows) == 3 and report.summary()[0]["runs"] == 1
+    assert not any("±" in row for row in rows)
+    assert "One seed: no standard deviation." in (tmp_path / "report.md").read_text()
