@@ -64,6 +64,9 @@ FEED_INTERVAL_S = 0.01
 
 #: Requests per second per API key, unless CFX_RATE_LIMIT says otherwise.
 DEFAULT_RATE_LIMIT = 200.0
+#: Seconds a used signature is remembered: longer than its timestamp is accepted (30 s
+#: either side of the server clock).
+REPLAY_WINDOW_S = 65
 #: What ``GET /v1/orders?status=`` means in order statuses.
 STATUS_FILTERS = {"open": ("open", "partially_filled")}
 
@@ -171,6 +174,7 @@ class ExchangeService:
         snapshot_follower: bool | None = None,
         tune_gc: bool = False,
         ledger_process: bool = False,
+        keep_clock: bool = True,
     ) -> None:
         from exchange.journal import Journal
         from exchange.ledger import Ledger
@@ -185,19 +189,21 @@ class ExchangeService:
             raise DataDirBusy(
                 f"another cfx process is using {self.data_dir}; use --url to reach it"
             ) from exc
-        self.master_key = load_master_key(self.data_dir)
-        self.admin_token = (
-            admin_token or os.environ.get("CFX_ADMIN_TOKEN") or self._stored_admin_token()
-        )
-        self.clock = Clock(simulated=clock == "sim")
-        self.start_ns = to_ns(start) if start else None
-        calendar = listing_calendar(self.data_dir, batch_interval_s)  # before the journal exists
-        fixed_clock(self.data_dir, clock)
-        self.db_url = db_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
-        self.ledger = Ledger(self.db_url, auto_open=True)
-        # what the ledger holds was acknowledged: recovery must not cut the journal below it
-        ledger_seq = self._ledger_seq()
+        self.ledger: Any = None
         try:
+            self.master_key = load_master_key(self.data_dir)
+            self.admin_token = (
+                admin_token or os.environ.get("CFX_ADMIN_TOKEN") or self._stored_admin_token()
+            )
+            self.clock = Clock(simulated=clock == "sim")
+            self.start_ns = to_ns(start) if start else None
+            calendar = listing_calendar(self.data_dir, batch_interval_s)  # before the journal
+            if keep_clock:
+                fixed_clock(self.data_dir, clock)
+            self.db_url = db_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
+            self.ledger = Ledger(self.db_url, auto_open=True)
+            # what the ledger holds was acknowledged: recovery must not cut the journal below
+            ledger_seq = self._ledger_seq()
             self.journal = Journal(
                 self.data_dir / "journal",
                 acknowledged=ledger_seq,
@@ -206,8 +212,9 @@ class ExchangeService:
                     "belongs to a newer copy of this journal)"
                 ),
             )
-        except BaseException:
-            self.ledger.close()
+        except BaseException:  # the data dir is not opened: let go of it for whoever is next
+            if self.ledger is not None:
+                self.ledger.close()
             self._lock.close()
             raise
         state = ExchangeState(backend=backend, calendar=calendar)
@@ -217,7 +224,12 @@ class ExchangeService:
         # that; CFX_RATE_LIMIT overrides the default, e.g. for load tests.
         rate = float(os.environ.get("CFX_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
         self.limiter = TokenBucket(rate=rate, burst=max(1, int(2 * rate)))
-        self.replays = ReplayCache()
+        # a key's rate limit keeps it below its share of remembered signatures (burst, the
+        # rate over the window, and a websocket auth per second of timestamp besides)
+        self.replays = ReplayCache(
+            per_key=self.limiter.burst + int(rate * REPLAY_WINDOW_S) + 2 * REPLAY_WINDOW_S,
+            ttl_s=REPLAY_WINDOW_S,
+        )
         self.snapshot_every = snapshot_every
         #: Snapshots while serving come from a forked writer (where processes fork).
         self.background_snapshots = (
@@ -339,7 +351,10 @@ class ExchangeService:
                 kept,
             )
         for skipped in report.skipped_snapshots:
-            log.warning("snapshot at seq %d not used: %s", skipped.seq, skipped.reason)
+            # newer than the ledger (it is written behind) or older than the one loaded:
+            # routine; anything else (damaged, ahead of the journal) is worth a word
+            if not skipped.reason.startswith(("after seq", "passed over")):
+                log.warning("snapshot at seq %d not used: %s", skipped.seq, skipped.reason)
         for unloadable in self.recovery.get("unloadable_snapshots", ()):
             log.warning(
                 "snapshot at seq %d could not be loaded: %s",
@@ -802,7 +817,8 @@ def run_offline(data_dir: Path, action: Callable[[ExchangeService], Awaitable[An
     """Open the exchange on ``data_dir`` without serving it, run ``action``, close it."""
 
     async def main() -> Any:
-        svc = ExchangeService(data_dir, clock="sim")
+        # time stands still while it runs, whatever clock the data dir keeps for serving
+        svc = ExchangeService(data_dir, clock="sim", keep_clock=False)
         await svc.start()
         try:
             return await action(svc)

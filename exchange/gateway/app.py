@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from exchange.gateway import auth, fastpath
@@ -142,6 +143,8 @@ async def _credentials_first(request: Request) -> Response | None:
             await account_id(request)
     except ApiError as exc:
         return _error_response(exc)
+    except (ClientDisconnect, RuntimeError):  # the body was never read whole: no one is there
+        return None
     return None
 
 
@@ -252,7 +255,7 @@ def authenticate(
             "too many requests for this API key",
             {"Retry-After": str(max(1, round(wait + 0.5)))},
         )
-    if once and svc.replays.seen(signature):
+    if once and svc.replays.seen(signature, key):
         raise ApiError(
             Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
         )

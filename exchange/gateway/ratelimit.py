@@ -30,48 +30,62 @@ class TokenBucket:
 
 
 class ReplayCacheFull(ApiError):
-    """Every remembered signature may still be sent again: none can be forgotten yet. The
-    request is refused (503 ``UNAVAILABLE``, nothing changed) until one can."""
+    """Every signature an API key has used may still be sent again: none can be forgotten
+    yet. Its request is refused (503 ``UNAVAILABLE``, nothing changed) until one can."""
 
     def __init__(self) -> None:
         super().__init__(
             Reason.UNAVAILABLE,
-            "too many signed requests in the last minute to tell this one from a replay: "
-            "send it again shortly",
+            "too many signed requests from this API key in the last minute to tell this one "
+            "from a replay: send it again shortly",
             {"Retry-After": "1"},
         )
 
 
 class ReplayCache:
-    """Remember recent signatures so a captured request cannot be sent twice.
+    """Remember recent signatures, per API key, so a captured request cannot be sent twice.
 
     A signature is remembered for ``ttl_s``, longer than its timestamp stays inside the
-    signing window, and never forgotten earlier: when ``max_entries`` signatures are all that
-    young, :meth:`seen` raises :class:`ReplayCacheFull` rather than make room, since the one
-    dropped could then be replayed. (Each API key adds at most its rate limit's worth a
-    second, and a websocket ``auth`` one per second of timestamp.)
+    signing window, and never forgotten earlier. Each key has a share of ``per_key``
+    signatures, which its rate limit keeps it below (the exchange sizes it so: burst plus
+    rate times ``ttl_s``, plus a websocket ``auth`` per second of timestamp). A key that
+    reaches it anyway gets :class:`ReplayCacheFull` for its own requests, never another
+    key's: dropping one of its young signatures to make room would let that one be replayed.
     """
 
-    def __init__(self, ttl_s: float = 65.0, max_entries: int = 200_000) -> None:
+    def __init__(self, ttl_s: float = 65.0, per_key: int = 20_000) -> None:
         self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.per_key = per_key
+        self._seen: dict[str, OrderedDict[str, float]] = {}
+        self._added = 0
 
-    def seen(self, signature: str, now: float | None = None) -> bool:
-        """Record ``signature``; return whether it was already used inside the window.
+    def seen(self, signature: str, key: str, now: float | None = None) -> bool:
+        """Record ``key``'s ``signature``; return whether it was already used in the window.
 
         Hex digits in either case are the same signature, so it is kept in lower case.
         """
         signature = signature.lower()
         now = time.monotonic() if now is None else now
-        while self._seen:
-            oldest, at = next(iter(self._seen.items()))
+        entries = self._seen.get(key)
+        if entries is None:
+            entries = self._seen[key] = OrderedDict()
+        self._expire(entries, now)
+        if signature in entries:
+            return True
+        if len(entries) >= self.per_key:
+            raise ReplayCacheFull
+        entries[signature] = now
+        self._added += 1
+        if self._added % 4096 == 0:  # now and then, forget the keys that went quiet
+            for quiet in [k for k, e in self._seen.items() if not self._expire(e, now)]:
+                del self._seen[quiet]
+        return False
+
+    def _expire(self, entries: OrderedDict[str, float], now: float) -> int:
+        """Drop ``entries`` older than the window; return how many are left."""
+        while entries:
+            oldest, at = next(iter(entries.items()))
             if now - at <= self.ttl_s:
                 break
-            self._seen.pop(oldest)
-        if signature in self._seen:
-            return True
-        if len(self._seen) >= self.max_entries:
-            raise ReplayCacheFull
-        self._seen[signature] = now
-        return False
+            entries.pop(oldest)
+        return len(entries)

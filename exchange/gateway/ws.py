@@ -565,7 +565,7 @@ class Connection:
         )
         if problem:
             raise ApiError(Reason.UNAUTHORIZED, problem)
-        if self.svc.replays.seen(signature):
+        if self.svc.replays.seen(signature, key):
             raise ApiError(Reason.UNAUTHORIZED, "this signature was already used")
         self.svc.unregister_private(self)
         self.account = account

@@ -11,19 +11,28 @@ from exchange.reasons import Reason
 
 def test_a_signature_is_refused_again_in_either_case_until_its_window_passes() -> None:
     cache = ReplayCache(ttl_s=65.0)
-    assert cache.seen("AB" * 32, now=0.0) is False
-    assert cache.seen("ab" * 32, now=65.0) is True
-    assert cache.seen("ab" * 32, now=130.5) is False  # too old to pass the timestamp check
+    assert cache.seen("AB" * 32, "k", now=0.0) is False
+    assert cache.seen("ab" * 32, "k", now=65.0) is True
+    assert cache.seen("ab" * 32, "k", now=130.5) is False  # too old to pass the timestamp check
 
 
-def test_a_full_cache_refuses_new_signatures_rather_than_forget_young_ones() -> None:
-    cache = ReplayCache(ttl_s=65.0, max_entries=3)
+def test_a_full_share_refuses_its_keys_new_signatures_rather_than_forget_young_ones() -> None:
+    cache = ReplayCache(ttl_s=65.0, per_key=3)
     for n in range(3):
-        assert cache.seen(f"{n:064x}", now=float(n)) is False
+        assert cache.seen(f"{n:064x}", "busy", now=float(n)) is False
     with pytest.raises(ReplayCacheFull) as full:
-        cache.seen("f" * 64, now=10.0)
+        cache.seen("f" * 64, "busy", now=10.0)
     assert isinstance(full.value, ApiError) and full.value.reason is Reason.UNAVAILABLE
     assert full.value.status == 503 and full.value.headers == {"Retry-After": "1"}
-    assert all(cache.seen(f"{n:064x}", now=10.0) for n in range(3))  # none was dropped
-    assert cache.seen("f" * 64, now=65.5) is False  # the first one aged out: room again
-    assert cache.seen("f" * 64, now=66.0) is True
+    assert all(cache.seen(f"{n:064x}", "busy", now=10.0) for n in range(3))  # none was dropped
+    assert cache.seen("f" * 64, "other", now=10.0) is False  # another key is not held up
+    assert cache.seen("f" * 64, "busy", now=65.5) is False  # the first one aged out: room again
+    assert cache.seen("f" * 64, "busy", now=66.0) is True
+
+
+def test_keys_that_went_quiet_are_forgotten() -> None:
+    cache = ReplayCache(ttl_s=65.0)
+    cache.seen("a" * 64, "quiet", now=0.0)
+    for n in range(4096):
+        cache.seen(f"{n:064x}", "busy", now=100.0)
+    assert "quiet" not in cache._seen and "busy" in cache._seen
