@@ -405,7 +405,6 @@ class Journal:
         holds their effects, or the caller says so), it is damage, and
         :class:`JournalCorrupt` is raised with nothing changed.
         """
-        remove_temporaries(self.directory)
         self._bases = self._list_segments()
         for base in self._bases[:-1]:
             self._check_header(base)
@@ -415,6 +414,7 @@ class Journal:
         cursor = Cursor(_HEADER, 1)
         padded = False
         tail: tuple[Path, int, int, str] | None = None  # (segment, offset, size, why) to cut
+        empty: list[Path] = []  # segments a crash left with a header at most, to remove
         while self._bases:
             base = self._bases[-1]
             path = self.directory / segment_name(base)
@@ -427,13 +427,11 @@ class Journal:
                     if size > _HEADER:
                         raise JournalCorrupt(f"{path.name}: {problem}, with {size} bytes after it")
                     # A crash while creating the segment: it never held a record.
-                    path.unlink()
+                    empty.append(path)
                     self._bases.pop()
                     truncated += size
                     reasons.append(f"{problem} in {path.name}; removed it")
                     cursor = Cursor(_HEADER, base)
-                    if self.fsync:
-                        fsync_dir(self.directory)
                     continue
                 try:
                     for _ in scan_records(file, size, base, 2**64, cursor):
@@ -445,6 +443,12 @@ class Journal:
                     # else only zeros follow: written ahead of the records, not damage
             break
         self._refuse_loss(cursor.next_seq - 1, acknowledged, acknowledged_because, tail)
+        # from here on the journal is repaired; nothing before this line changed a file
+        remove_temporaries(self.directory)
+        for path in empty:
+            path.unlink()
+        if empty and self.fsync:
+            fsync_dir(self.directory)
         if tail is not None:
             path, offset, size, damage_text = tail
             truncated += size - offset

@@ -147,6 +147,18 @@ def test_a_torn_new_segment_header_removes_the_empty_segment(tmp_path: Path) -> 
     assert read_all(tmp_path) == numbered([bytes(30), b"again"])
 
 
+def test_a_refused_recovery_removes_no_segment_either(tmp_path: Path) -> None:
+    with Journal(tmp_path, fsync=False, segment_bytes=60) as journal:
+        journal.append_batch([bytes(30)])
+        journal.append_batch([bytes(30)])
+        newest = journal.segments[-1]
+    truncate(newest, 7)  # record 2 went with the header, but it had been acknowledged
+    (tmp_path / "snapshot-000000000001.bin.tmp").write_bytes(b"half")
+    with pytest.raises(JournalCorrupt, match="records up to seq 2 were acknowledged"):
+        Journal(tmp_path, fsync=False, segment_bytes=60, acknowledged=2)
+    assert newest.stat().st_size == 7 and (tmp_path / "snapshot-000000000001.bin.tmp").exists()
+
+
 def test_an_empty_last_segment_is_fine(tmp_path: Path) -> None:
     with Journal(tmp_path, fsync=False, segment_bytes=60) as journal:
         journal.append_batch([bytes(30)])
