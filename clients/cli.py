@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,10 +77,11 @@ def serve(
     import logging
 
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
     from exchange.gateway.app import create_app
     from exchange.gateway.ws import DirectWebSocketProtocol
-    from exchange.journal import JournalCorrupt
+    from exchange.journal import JournalCorrupt, JournalError
     from exchange.service import ClockConflict, DataDirBusy, ExchangeService, ListingConflict
 
     if clock not in ("real", "sim"):
@@ -87,7 +89,9 @@ def serve(
     if snapshot_writer not in ("auto", "follower", "fork"):
         raise typer.BadParameter("--snapshot-writer must be 'auto', 'follower' or 'fork'")
     logging.basicConfig(level=logging.WARNING, format="cfx: %(levelname)s: %(message)s")
-    sock = _listen(host, port)  # first: a port in use is refused before the data dir is touched
+    # bound first, so a port in use is refused before the data dir is touched; listening only
+    # once the exchange serves, so a client is refused (safe to retry) while it recovers
+    sockets = _bind(host, port)
     try:
         svc = ExchangeService(
             data_dir,
@@ -105,8 +109,8 @@ def serve(
         _fail(str(exc), 2)
     except JournalCorrupt as exc:
         _fail(f"{exc}\n(data dir: {data_dir})", 3)
-    except OSError as exc:
-        _fail(f"cannot open the data dir {data_dir}: {exc}", 2)
+    except (OSError, JournalError, SQLAlchemyError) as exc:
+        _fail(f"cannot open the exchange in {data_dir}: {exc}", 2)
     if not os.environ.get("CFX_ADMIN_TOKEN"):
         typer.echo(
             f"admin token: {svc.admin_token} (stored in {data_dir / 'admin.token'})", err=True
@@ -127,18 +131,32 @@ def serve(
 
     async def run() -> str | None:
         # recovery first, here, so a data dir that cannot start is told in words, not in
-        # the traceback of a failed ASGI lifespan; the lifespan then only stops the service
+        # the traceback of a failed ASGI lifespan; the lifespan then only stops the service.
+        # SIGINT or SIGTERM meanwhile stops it once recovery is done, as uvicorn would.
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         try:
             await svc.start()
-        except (JournalCorrupt, OSError) as exc:
+        except (JournalError, OSError, SQLAlchemyError) as exc:
             with contextlib.suppress(Exception):  # what failed first is the one to report
                 await svc.stop()
             return f"{exc}\n(data dir: {data_dir})"
-        bound = sock.getsockname()[1]  # the port given, or the one picked for --port 0
+        finally:
+            await asyncio.sleep(0)  # a signal that came meanwhile: its handler runs now
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        if stop.is_set():
+            await svc.stop()
+            return None
+        port_bound = sockets[0].getsockname()[1]  # the port given, or the one --port 0 got
+        where = f"[{host}]" if ":" in host else host
         typer.echo(
-            f"cfx listening on http://{host}:{bound} (data in {data_dir}, clock {clock})", err=True
+            f"cfx listening on http://{where}:{port_bound} (data in {data_dir}, clock {clock})",
+            err=True,
         )
-        await uvicorn.Server(config).serve(sockets=[sock])
+        await uvicorn.Server(config).serve(sockets=sockets)
         return None
 
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
@@ -147,17 +165,26 @@ def serve(
         _fail(problem, 3)
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` and listening, or exit saying why not."""
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address of ``host`` on ``port`` (not yet listening), as
+    asyncio's ``create_server`` binds them; or exit saying why not."""
+    sockets: list[socket.socket] = []
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # --port 0: one port picked for every address
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
     except OSError as exc:
+        for sock in sockets:
+            sock.close()
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2)
-    return sock
+    return sockets
 
 
 def _fail(message: str, code: int) -> NoReturn:

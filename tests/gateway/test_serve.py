@@ -100,3 +100,39 @@ def test_a_cut_tail_is_reported_when_the_exchange_starts(tmp_path: Path) -> None
     log = data.with_name("data.log").read_text()
     assert "cfx: WARNING: journal recovery: " in log
     assert "; the cut bytes are kept in " in log and ".cut-" in log
+
+
+def test_accounts_made_offline_leave_the_clock_to_the_server(tmp_path: Path) -> None:
+    """`cfx admin create-account --data-dir` opens the exchange without serving it."""
+    data = tmp_path / "data"
+
+    def create(name: str) -> None:
+        made = subprocess.run(
+            [sys.executable, "-m", "clients.cli", "admin", "create-account", name,
+             "--deposit", "100.00", "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+
+    create("before")  # a fresh data dir: the server that comes next picks the clock
+    assert not (data / "clock.json").exists()
+    stop_server(start_server(data, clock="real"))
+    create("after")  # a data dir on the real clock still takes accounts offline
+    server = start_server(data, clock="real")
+    try:
+        assert server.account("third").request("GET", "/v1/account").status_code == 200
+    finally:
+        stop_server(server)
+
+
+def test_the_port_refuses_connections_until_the_exchange_serves() -> None:
+    """Bound early (a port in use is found at once), listening only once recovery is done:
+    a client meanwhile is refused, which it can safely retry, rather than kept waiting."""
+    from clients.cli import _bind
+
+    [sock] = _bind("127.0.0.1", 0)
+    try:
+        with socket.socket() as client:
+            assert client.connect_ex(sock.getsockname()) != 0
+    finally:
+        sock.close()
