@@ -144,7 +144,10 @@ def serve(
                 await svc.stop()
             return f"{exc}\n(data dir: {data_dir})"
         finally:
-            await asyncio.sleep(0)  # a signal that came meanwhile: its handler runs now
+            # a signal that came during the replay (which never yields to the loop) is
+            # delivered once the loop next polls: give it that moment
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
         if stop.is_set():
