@@ -79,12 +79,15 @@ def test_a_writer_that_never_answers_is_replaced_and_stops_nothing(tmp_path: Pat
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     ledger = Ledger(url, auto_open=True)
     ledger.open_account("a")
-    writer = LedgerProcess(url, answer_timeout_s=1.0)
+    # a child's first answer waits for it to start (imports, on a busy machine seconds)
+    writer = LedgerProcess(url, answer_timeout_s=60.0)
     try:
         writer.post_many([deposit("d1", "a", 1_00)])
         os.kill(writer._process.pid, signal.SIGSTOP)  # stuck: alive, never answers
-        with pytest.raises(LedgerWriteFailed, match="no answer"):
+        writer.answer_timeout_s = 1.0
+        with pytest.raises(LedgerWriteFailed, match="no answer in 1 s"):
             writer.post_many([deposit("d2", "a", 2_00)])
+        writer.answer_timeout_s = 60.0
         writer.post_many([deposit("d2", "a", 2_00)])  # a fresh child
         assert ledger.balances("a")["available"] == 3_00 and writer.restarts == 1
     finally:
