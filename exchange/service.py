@@ -203,7 +203,8 @@ class ExchangeService:
             self.db_url = db_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
             self.ledger = Ledger(self.db_url, auto_open=True)
             # what the ledger holds was acknowledged: recovery must not cut the journal below
-            ledger_seq = self._ledger_seq()
+            # it, and replays from no later than it (start)
+            self._ledger_at_open = ledger_seq = self._ledger_seq()
             self.journal = Journal(
                 self.data_dir / "journal",
                 acknowledged=ledger_seq,
@@ -295,8 +296,7 @@ class ExchangeService:
         self.started = True
         # Replay from no later than the ledger has caught up to: postings still queued when
         # the process died are made again by the replay (the ledger skips keys it has).
-        ledger_seq = self._ledger_seq()  # the journal reaches it: it was opened to
-        self.recovery = self.sequencer.recover(at_most=ledger_seq)
+        self.recovery = self.sequencer.recover(at_most=self._ledger_at_open)
         self._report_recovery()
         self._rebuild_market_data()
         self._md_live = True
@@ -351,9 +351,9 @@ class ExchangeService:
                 kept,
             )
         for skipped in report.skipped_snapshots:
-            # newer than the ledger (it is written behind) or older than the one loaded:
-            # routine; anything else (damaged, ahead of the journal) is worth a word
-            if not skipped.reason.startswith(("after seq", "passed over")):
+            # newer than the ledger (it is written behind), or one that did not load (just
+            # below): routine or said already; damaged or misplaced ones are worth a word
+            if not skipped.by_caller:
                 log.warning("snapshot at seq %d not used: %s", skipped.seq, skipped.reason)
         for unloadable in self.recovery.get("unloadable_snapshots", ()):
             log.warning(

@@ -84,11 +84,14 @@ class _Gate:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             length = encoding = None
+            chunked = False
             for name, value in scope["headers"]:
                 if name == b"content-length":
                     length = value
                 elif name == b"content-encoding":
                     encoding = value
+                elif name == b"transfer-encoding":
+                    chunked = True
             if encoding is not None and encoding.strip().lower() != b"identity":
                 await _error_response(
                     ApiError(
@@ -101,9 +104,10 @@ class _Gate:
                 if not length.isdigit() or int(length) > MAX_BODY:
                     await _too_large()(scope, receive, send)
                     return
-            else:
-                # no length given (chunked), whatever the method: read it here, and no
-                # further than the limit (a GET's body is read too, before authentication)
+            elif chunked:
+                # a body without a length, whatever the method: read it here, and no further
+                # than the limit (a GET's body is read too, before authentication); with
+                # neither header there is no body, and nothing to wait for
                 whole = await _read_body(receive)
                 if whole is None:
                     await _too_large()(scope, receive, send)

@@ -76,10 +76,13 @@ _ZERO_CHUNK = bytes(256 << 10)
 
 @dataclass
 class SkippedSnapshot:
-    """A snapshot :meth:`Journal.latest_snapshot` passed over, and why."""
+    """A snapshot :meth:`Journal.latest_snapshot` passed over, and why. ``by_caller``: for
+    the caller's limit or choice (after ``at_most``, or not loadable by it), not for
+    anything wrong with the snapshot or where it stands."""
 
     seq: int
     reason: str
+    by_caller: bool = False
 
 
 @dataclass
@@ -673,7 +676,8 @@ class Journal:
         self.recovery.skipped_snapshots = skipped
         for seq, path in reversed(list_snapshots(self.directory)):
             problem = self._snapshot_problem(seq)
-            if problem is None and at_most is not None and seq > at_most:
+            by_caller = problem is None and at_most is not None and seq > at_most
+            if by_caller:
                 problem = f"after seq {at_most}, the point to replay from"
             if problem is None:
                 try:
@@ -682,8 +686,8 @@ class Journal:
                     problem = str(exc)
                 else:
                     yield seq, data
-                    problem = "passed over by the caller"
-            skipped.append(SkippedSnapshot(seq, problem))
+                    problem, by_caller = "passed over by the caller", True
+            skipped.append(SkippedSnapshot(seq, problem, by_caller))
 
     def _snapshot_problem(self, seq: int) -> str | None:
         if seq > self.last_seq:

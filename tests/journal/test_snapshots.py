@@ -216,16 +216,22 @@ def test_a_forked_writer_runs_at_the_lowest_priority(tmp_path: Path) -> None:
         assert journal.latest_snapshot() == (3, b"19")
 
 
+def _five_records_and_a_snapshot(directory: Path) -> tuple[Path, Path, int]:
+    """Records old-1..old-5 in one segment, a snapshot after them: the segment, the
+    snapshot and where record 4 starts."""
+    payloads = [b"old-%d" % i for i in range(1, 6)]
+    with Journal(directory, runway_bytes=0) as journal:
+        journal.append_batch(payloads)
+        snapshot = journal.write_snapshot(5, b"after old 1..5")
+    return next(directory.glob("journal-*.log")), snapshot, record_ends(payloads)[2]
+
+
 def test_a_cut_that_would_drop_records_a_snapshot_holds_is_refused_with_nothing_changed(
     tmp_path: Path,
 ) -> None:
     """A snapshot holds only durable records: a tail past it is damage, not a torn write."""
-    payloads = [b"old-%d" % i for i in range(1, 6)]
-    with Journal(tmp_path, runway_bytes=0) as journal:
-        journal.append_batch(payloads)
-        journal.write_snapshot(5, b"after old 1..5")
-    segment = next(tmp_path.glob("journal-*.log"))
-    flip_bit(segment, record_ends(payloads)[2] + 20, 3)  # record 4 of 5 is damaged
+    segment, _, fourth = _five_records_and_a_snapshot(tmp_path)
+    flip_bit(segment, fourth + 20, 3)  # record 4 of 5 is damaged
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "lock"}
     with pytest.raises(JournalCorrupt) as refused:
         Journal(tmp_path)
@@ -251,12 +257,9 @@ def test_a_cut_that_would_drop_records_a_snapshot_holds_is_refused_with_nothing_
 def test_a_damaged_snapshot_past_a_cut_tail_is_moved_aside_before_new_records_reuse_its_seq(
     tmp_path: Path,
 ) -> None:
-    payloads = [b"old-%d" % i for i in range(1, 6)]
-    with Journal(tmp_path, runway_bytes=0) as journal:
-        journal.append_batch(payloads)
-        flip_bit(journal.write_snapshot(5, b"after old 1..5"), SNAPSHOT_HEADER.size, 0)
-    segment = next(tmp_path.glob("journal-*.log"))
-    truncate(segment, record_ends(payloads)[2])  # records 4 and 5 are lost
+    segment, snapshot, fourth = _five_records_and_a_snapshot(tmp_path)
+    flip_bit(snapshot, SNAPSHOT_HEADER.size, 0)
+    truncate(segment, fourth)  # records 4 and 5 are lost
     with Journal(tmp_path) as journal:
         assert journal.last_seq == 3 and "moved to" in (journal.recovery.reason or "")
         assert [p.name.split(".ahead-")[0] for p in tmp_path.glob("*.ahead-*")] == [
