@@ -56,6 +56,7 @@ MAX_IN_FLIGHT = 1_000  #: order requests a connection may have waiting for the s
 CONTROL_RATE = 20.0  #: auth, subscribe and unsubscribe messages a connection may send a second
 CONTROL_BURST = 100  #: ... in a burst
 CLOSE_GRACE_S = 5.0  #: how long a closed slow consumer may take to read its farewell
+LINGER_S = 5.0  #: how long a refused client's remaining bytes are read and dropped
 
 #: Where the pure ASGI middleware puts the server's own ``send`` of a websocket scope.
 RAW_SEND_KEY = "cfx.websocket.send"
@@ -146,8 +147,12 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     direct: Callable[[str], None] | None = None
     #: The start of a frame that has not fully arrived.
     _partial = b""
+    #: Set once a refused connection has sent its close frame and only drains the client.
+    _linger = False
 
     def data_received(self, data: bytes) -> None:
+        if self._linger:
+            return  # the rest of a refused frame, or the client's close: dropped unread
         if self._partial:
             data = self._partial + data
             self._partial = b""
@@ -193,6 +198,33 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             chain.append(parser.gi_code)
             parser = parser.gi_yieldfrom
         return chain[-2:] == _PARSER_BETWEEN_FRAMES
+
+    def handle_parser_exception(self) -> None:
+        """Send the close frame (1009 for a frame too big, 1002, 1007...), then linger.
+
+        uvicorn closes the socket at once, often with the rest of the refused frame still
+        unread; the kernel then answers with a reset, and a client still sending sees the
+        reset instead of the close frame and its code. Here the write side is shut after
+        the close frame and whatever the client still sends is read and dropped, until it
+        closes its side or :data:`LINGER_S` has passed.
+        """
+        transport = self.transport
+        if not transport.can_write_eof() or transport.is_closing():
+            super().handle_parser_exception()
+            return
+        assert self.conn.close_sent is not None
+        close = self.conn.close_sent
+        self.queue.put_nowait(
+            {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
+        )
+        transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self._partial = b""
+        self._linger = True
+        # uvicorn's timer for a closing handshake: the app's end does not close the socket
+        # while it is set, a server shutdown and the connection's loss cancel it
+        self.close_timer = self.loop.call_later(LINGER_S, transport.abort)
+        transport.write_eof()  # the client's EOF then closes the transport
 
     def send_receive_event_to_app(self) -> None:
         if (

@@ -317,3 +317,23 @@ def test_an_auth_timestamp_has_one_spelling(server: Server) -> None:
             assert (await _until(ws, lambda m: m.get("id") == "ok"))["op"] == "ack"
 
     asyncio.run(run())
+
+
+def test_a_frame_over_the_limit_is_closed_with_1009_not_reset(server: Server) -> None:
+    """The server reads and drops the rest of a refused frame after its close frame, so a
+    client still sending it reads the code instead of a connection reset."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    codes = []
+    for frame in ["x" * 70_000, "[" * 100_000, b"\x00" * (8 << 20)] * 5:
+        with connect(server.ws_url, max_size=None) as ws:
+            try:
+                ws.send(frame)
+                ws.send('{"op": "ping", "id": 1}')
+                while True:
+                    ws.recv(timeout=30)
+            except ConnectionClosed as closed:
+                codes.append(closed.rcvd.code if closed.rcvd else None)
+    assert codes == [1009] * 15
+    assert httpx.get(server.url + "/v1/health").status_code == 200
