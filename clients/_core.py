@@ -333,6 +333,11 @@ def ledger_check() -> Call[dict[str, Any]]:
     return Call("GET", "/v1/admin/ledger/check", _raw, admin=True)
 
 
+def journal_status() -> Call[dict[str, Any]]:
+    """``GET /v1/admin/journal``: where the journal stands and what the last start recovered."""
+    return Call("GET", "/v1/admin/journal", _raw, admin=True)
+
+
 # -- executing calls -----------------------------------------------------------------------------
 
 

@@ -144,6 +144,7 @@ class Client:
     halt = _Endpoint(_core.halt)
     resume = _Endpoint(_core.resume)
     ledger_check = _Endpoint(_core.ledger_check)
+    journal_status = _Endpoint(_core.journal_status)
 
 
 class Feed:

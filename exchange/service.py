@@ -40,6 +40,7 @@ from exchange.gateway.models import PAGE_LIMIT
 from exchange.gateway.ratelimit import ReplayCache, TokenBucket
 from exchange.journal import JournalError
 from exchange.journal.files import fsync_dir
+from exchange.journal.snapshots import list_snapshots
 from exchange.ledger.writer import LedgerProcess
 from exchange.marketdata import MarketData
 from exchange.marketdata.formatting import iso_ms
@@ -264,6 +265,7 @@ class ExchangeService:
         self._ledger_lock = asyncio.Lock()  # one ledger batch at a time, in seq order
         self._tasks: list[asyncio.Task[None]] = []
         self.recovery: dict[str, Any] = {}
+        self._recovered: dict[str, Any] = {}
         self.started = False
         self.sequencer.listeners.append(self._on_outcome)
         self.sequencer.batch_listeners.append(self._on_batch)
@@ -298,6 +300,7 @@ class ExchangeService:
         # the process died are made again by the replay (the ledger skips keys it has).
         self.recovery = self.sequencer.recover(at_most=self._ledger_at_open)
         self._report_recovery()
+        self._recovered = self._recovery_out()
         self._rebuild_market_data()
         self._md_live = True
         if self.snapshot_follower:
@@ -361,6 +364,38 @@ class ExchangeService:
                 unloadable["seq"],
                 unloadable["reason"],
             )
+
+    def _recovery_out(self) -> dict[str, Any]:
+        """What the last start found and did, as ``GET /v1/admin/journal`` shows it."""
+        report = self.journal.recovery
+        passed_over = [
+            {"seq": s.seq, "reason": s.reason} for s in report.skipped_snapshots if not s.by_caller
+        ] + [
+            {"seq": u["seq"], "reason": u["reason"]} for u in self.recovery["unloadable_snapshots"]
+        ]
+        return {
+            "snapshot_seq": self.recovery["snapshot_seq"],
+            "replayed": self.recovery["replayed"],
+            "seconds": self.recovery["seconds"],
+            "last_seq": self.state.seq,
+            "truncated_bytes": report.truncated_bytes,
+            "reason": report.reason,
+            "cut_file": report.cut_file,
+            "snapshots_passed_over": sorted(passed_over, key=lambda s: -int(s["seq"])),
+            "lossy_snapshot": self.recovery["lossy_snapshot"],
+        }
+
+    def journal_out(self) -> dict[str, Any]:
+        """``GET /v1/admin/journal``: where the journal stands, and what the last start did."""
+        journal = self.journal
+        return {
+            "seq": self.state.seq,
+            "first_seq": journal.first_seq,
+            "last_seq": journal.last_seq,
+            "segments": len(journal.segments),
+            "snapshots": [seq for seq, _ in list_snapshots(journal.directory)],
+            "recovery": self._recovered,
+        }
 
     async def stop(self) -> None:
         async with self._ledger_lock:  # let a ledger batch in flight finish first

@@ -665,6 +665,17 @@ def create_app(svc: ExchangeService) -> FastAPI:
     async def ledger_check() -> dict[str, Any]:
         return await svc.ledger_check()
 
+    @app.get(
+        "/v1/admin/journal",
+        tags=["admin"],
+        dependencies=[Admin],
+        responses=S.ok(S.JournalStatus),
+    )
+    async def journal_status() -> dict[str, Any]:
+        """Where the journal stands, and what recovery found when the exchange last started:
+        a cut tail and why, snapshots passed over, how much was replayed."""
+        return svc.journal_out()
+
     # -- websocket -----------------------------------------------------------------------------
     @app.websocket("/v1/ws")
     async def ws(websocket: WebSocket) -> None:

@@ -216,6 +216,39 @@ class ClockAdvanced(_Out):
     )
 
 
+class PassedOver(_Out):
+    seq: int
+    reason: str
+
+
+class Recovery(_Out):
+    snapshot_seq: int = Field(description="the snapshot loaded (0: none, replayed from seq 1)")
+    replayed: int = Field(description="journal records replayed after it")
+    seconds: float = Field(description="how long loading and replaying took")
+    last_seq: int = Field(description="the last command recovered")
+    truncated_bytes: int = Field(description="bytes cut from the journal's tail (0: none)")
+    reason: str | None = Field(description="why the tail was cut (null: the journal was clean)")
+    cut_file: str | None = Field(
+        description="the file in the journal directory the cut bytes were saved to"
+    )
+    snapshots_passed_over: list[PassedOver] = Field(
+        description="snapshots recovery did not use because they were damaged, misplaced or "
+        "did not load, newest first (not those after the ledger, a routine skip)"
+    )
+    lossy_snapshot: bool = Field(
+        description="recovery loaded a snapshot that may lack some fills: nothing else could"
+    )
+
+
+class JournalStatus(_Out):
+    seq: int = Field(description="the last command applied")
+    first_seq: int = Field(description="the oldest record the journal keeps")
+    last_seq: int = Field(description="the last durable record")
+    segments: int
+    snapshots: list[int] = Field(description="the seq of each snapshot file, oldest first")
+    recovery: Recovery = Field(description="what the exchange's last start found and did")
+
+
 class LedgerCheck(BaseModel):
     model_config = ConfigDict(extra="allow")
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 
+from clients import Client
 from exchange.journal.format import RECORD_HEADER, SEGMENT_HEADER
-from tests.gateway.conftest import START, Server, start_server, stop_server
+from tests.gateway.conftest import ADMIN_TOKEN, START, Server, start_server, stop_server
 
 
 def _serve(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -92,14 +93,63 @@ def test_damage_a_snapshot_proves_acknowledged_is_refused_in_words(tmp_path: Pat
 
 def test_a_cut_tail_is_reported_when_the_exchange_starts(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    stop_server(start_server(data))
+    server = start_server(data)
+    try:
+        with Client(server.url, admin_token=ADMIN_TOKEN) as admin:
+            clean = admin.journal_status()
+    finally:
+        stop_server(server)
+    assert clean["recovery"] == clean["recovery"] | {
+        "snapshot_seq": 0, "truncated_bytes": 0, "reason": None, "cut_file": None,
+        "snapshots_passed_over": [], "lossy_snapshot": False,
+    }  # fmt: skip
+    assert clean["seq"] == clean["last_seq"] >= 1 and clean["first_seq"] == 1
     with open(_segment(data), "ab") as segment:
         segment.write(b"not a record")  # after the records and the zeros written ahead
     server = start_server(data)
-    stop_server(server)
+    try:
+        status = server.admin("GET", "/v1/admin/journal").json()
+    finally:
+        stop_server(server)
     log = data.with_name("data.log").read_text()
     assert "cfx: WARNING: journal recovery: " in log
     assert "; the cut bytes are kept in " in log and ".cut-" in log
+    recovery = status["recovery"]
+    assert recovery["reason"] in log and recovery["reason"].startswith("bad crc at offset")
+    assert recovery["truncated_bytes"] >= len(b"not a record")
+    assert recovery["cut_file"].startswith(_segment(data).name + ".cut-")
+    assert (data / "journal" / recovery["cut_file"]).read_bytes().endswith(b"not a record")
+    assert recovery["last_seq"] == recovery["replayed"] == clean["seq"]  # nothing lost
+
+
+def test_a_damaged_snapshot_passed_over_is_shown(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server(data, extra=["--snapshot-every", "20"])
+    try:
+        _trade(server, 20)  # 40 orders, a snapshot every 20 commands
+    finally:
+        stop_server(server)
+    newest = sorted((data / "journal").glob("snapshot-*"))[-1]
+    data_bytes = bytearray(newest.read_bytes())
+    data_bytes[len(data_bytes) // 2] ^= 0x10
+    newest.write_bytes(bytes(data_bytes))
+    server = start_server(data)
+    try:
+        status = server.admin("GET", "/v1/admin/journal").json()
+        refused = httpx.get(server.url + "/v1/admin/journal")
+    finally:
+        stop_server(server)
+    assert refused.status_code == 401
+    recovery = status["recovery"]
+    [passed_over] = recovery["snapshots_passed_over"]
+    *before, damaged_seq = status["snapshots"]  # none at 40 if 20 was still being written
+    assert passed_over["seq"] == damaged_seq
+    assert recovery["snapshot_seq"] == (before[-1] if before else 0)
+    assert recovery["replayed"] == recovery["last_seq"] - recovery["snapshot_seq"]
+    assert recovery["reason"] is None
+    assert f"snapshot at seq {passed_over['seq']} not used: {passed_over['reason']}" in (
+        data.with_name("data.log").read_text()
+    )
 
 
 def test_accounts_made_offline_leave_the_clock_to_the_server(tmp_path: Path) -> None:
