@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.routing import Match
 
 from exchange.gateway import auth, fastpath
@@ -150,6 +150,53 @@ async def _credentials_first(request: Request) -> Response | None:
     except (ClientDisconnect, RuntimeError):  # the body was never read whole: no one is there
         return None
     return None
+
+
+class _UnknownQuery(Exception):
+    """A query parameter the route does not take (refused after the credentials)."""
+
+
+def _query_names(route: Any) -> frozenset[str]:
+    """The query parameters a route takes, its dependencies' included (kept on the route)."""
+    names: frozenset[str] | None = getattr(route, "_cfx_query_names", None)
+    if names is None:
+        found: set[str] = set()
+        todo = [route.dependant]
+        while todo:
+            dependant = todo.pop()
+            found.update(field.alias for field in dependant.query_params)
+            todo.extend(dependant.dependencies)
+        names = route._cfx_query_names = frozenset(found)
+    return names
+
+
+async def _known_query(request: HTTPConnection) -> None:
+    """Refuse a query parameter the endpoint does not take, rather than ignore it.
+
+    Ignored, a misspelt filter is no filter: ``DELETE /v1/orders?symbl=H100-...`` would
+    cancel the orders on every contract.
+    """
+    if (
+        request.scope["type"] != "http"  # a websocket's own query is its business
+        or not request.url.query
+        or not request.url.path.startswith("/v1/")
+    ):
+        return
+    route = request.scope.get("route")
+    if getattr(route, "dependant", None) is None:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(route))
+    if unknown:
+        takes = sorted(_query_names(route))
+        raise _UnknownQuery(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+            + ", ".join(repr(name) for name in unknown)
+            + (
+                f"; this endpoint takes {', '.join(takes)}"
+                if takes
+                else "; this endpoint takes none"
+            )
+        )
 
 
 def _allowed(request: Request) -> list[str]:
@@ -301,6 +348,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         # a signed request is signed over its path: answer /v1/orders/ 404, not a redirect
         redirect_slashes=False,
         lifespan=svc.lifespan,
+        dependencies=[Depends(_known_query)],
     )
     app.state.svc = svc
 
@@ -312,6 +360,13 @@ def create_app(svc: ExchangeService) -> FastAPI:
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused) -> Response:
         return _error_response(ApiError(exc.reason, exc.message))
+
+    @app.exception_handler(_UnknownQuery)
+    async def _unknown_query(request: Request, exc: _UnknownQuery) -> Response:
+        refused = await _credentials_first(request)
+        if refused is not None:
+            return refused
+        return _error_response(ApiError(Reason.INVALID_REQUEST, str(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

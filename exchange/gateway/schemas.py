@@ -48,7 +48,10 @@ class Contract(_Out):
     tick_size: Decimal
     lot_size: int
     initial_margin_rate: Decimal
-    price_band: Decimal = Field(description="largest move from the reference price per order")
+    price_band: Decimal = Field(
+        description="largest move of an order's price from the reference price, as a fraction "
+        "of it (0.5: 50% either way)"
+    )
     maker_fee_rate: Decimal
     taker_fee_rate: Decimal
     mechanism: Literal["continuous", "batch"]

@@ -87,6 +87,33 @@ def test_cancel_amend_and_cancel_all(server: Server, symbol: str) -> None:
     assert trader.request("GET", "/v1/orders?status=open").json() == []
 
 
+def test_an_unknown_query_parameter_is_refused_not_ignored(server: Server, symbol: str) -> None:
+    """A misspelt filter ignored would be no filter: cancel-all would cancel everything."""
+    trader = server.account("misspeller")
+    other = next(s for s in _h100_symbols(server) if s != symbol)
+    kept = [trader.place(s, "buy", "3.00", 1).json()["order_id"] for s in (symbol, other)]
+    for query in (f"symbl={symbol}", f"symbol={symbol}&status=open", "limit=abc", "before=-1"):
+        refused = trader.request("DELETE", f"/v1/orders?{query}")
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["code"] == "INVALID_REQUEST"
+        assert "unknown query parameter" in refused.json()["error"]["message"]
+    assert trader.request("DELETE", "/v1/orders?symbl=x").json()["error"]["message"] == (
+        "unknown query parameter 'symbl'; this endpoint takes symbol"
+    )
+    open_ids = {o["order_id"] for o in trader.request("GET", "/v1/orders?status=open").json()}
+    assert open_ids == set(kept)  # nothing was cancelled
+    for path in ("/v1/orders?statu=open", f"/v1/book/{symbol}?depth=5&dept=1",
+                 "/v1/account?x=1", "/v1/health?x", f"/v1/trades/{symbol}?limit=1&limt=2"):  # fmt: skip
+        answer = trader.request("GET", path)
+        assert answer.status_code == 400, (path, answer.text)
+    assert trader.request("GET", f"/v1/book/{symbol}?depth=5").status_code == 200
+    assert server.admin("GET", "/v1/admin/ledger/check?full=1").status_code == 400
+    # the credentials are checked first, as for any other refusal
+    unsigned = httpx.delete(server.url + "/v1/orders?symbl=x")
+    assert (unsigned.status_code, unsigned.json()["error"]["code"]) == (401, "UNAUTHORIZED")
+    assert httpx.get(server.url + "/v1/admin/journal?x=1").status_code == 401
+
+
 def _h100_symbols(server: Server) -> list[str]:
     contracts = httpx.get(server.url + "/v1/contracts").json()
     return [c["symbol"] for c in contracts if c["product"] == "H100" and c["status"] == "trading"]
