@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from contracts import ContractError, ListingCalendar, format_cents, to_cents, to_ticks
 from exchange.collector import FreezingCollector
@@ -40,6 +41,7 @@ from exchange.gateway.models import PAGE_LIMIT
 from exchange.gateway.ratelimit import ReplayCache, TokenBucket
 from exchange.journal import JournalError
 from exchange.journal.files import fsync_dir
+from exchange.journal.format import Cursor, Damage, parse_segment_name, scan_records
 from exchange.journal.snapshots import list_snapshots
 from exchange.ledger.writer import LedgerProcess
 from exchange.marketdata import MarketData
@@ -108,25 +110,60 @@ def _write_durably(path: Path, text: str) -> None:
     fsync_dir(path.parent)
 
 
-def fixed_clock(data_dir: Path, clock: str) -> None:
-    """Hold a data dir to the clock it was created with (kept in ``clock.json``).
+def fixed_clock(data_dir: Path, clock: str | None) -> None:
+    """Hold a data dir to the clock it was first served with (kept in ``clock.json``).
 
     A simulated exchange started on the real clock would jump to the machine's time at once,
     running every settlement, expiry and delivery in between for good; a real one started on
-    a simulated clock would stop. Either is refused with :class:`ClockConflict`. A data dir
-    made before the file was kept takes the clock it is next started with.
+    a simulated clock would stop. Either is refused with :class:`ClockConflict`.
+
+    ``clock=None`` (opening the exchange without serving it, :func:`run_offline`) leaves a
+    new data dir's clock undecided (``{"clock": null}``): the first server picks it. A data
+    dir without the file (made before it was kept, or the file was lost) has its clock read
+    from its journal (:func:`_journal_clock`).
     """
     path = data_dir / "clock.json"
     if path.exists():
         kept = json.loads(path.read_text())["clock"]
-        if kept != clock:
-            raise ClockConflict(
-                f"{data_dir} runs on the {'simulated' if kept == 'sim' else 'real'} clock: "
-                f"start it with --clock {kept} (the clock is fixed when a data dir is "
-                "created), or use a new --data-dir"
-            )
+    else:
+        kept = _journal_clock(data_dir)
+        if kept is None and clock is None and _journal_is_empty(data_dir):
+            _write_durably(path, json.dumps({"clock": None}) + "\n")
+            return
+    if clock is None:
         return
-    _write_durably(path, json.dumps({"clock": clock}) + "\n")
+    if kept is not None and kept != clock:
+        raise ClockConflict(
+            f"{data_dir} runs on the {'simulated' if kept == 'sim' else 'real'} clock: "
+            f"start it with --clock {kept} (the clock is fixed when a data dir is "
+            "first served), or use a new --data-dir"
+        )
+    if kept is None or not path.exists():
+        _write_durably(path, json.dumps({"clock": clock}) + "\n")
+
+
+def _journal_is_empty(data_dir: Path) -> bool:
+    return not any((data_dir / "journal").glob("journal-*.log"))
+
+
+def _journal_clock(data_dir: Path, records: int = 100_000) -> str | None:
+    """The clock the journal's commands ran on, judged from its first ``records``: real if
+    it has a ``tick`` (a real clock ticks when it starts and every second), else simulated
+    if it has an ``advance``; None when it has neither, or no journal."""
+    segments = sorted((data_dir / "journal").glob("journal-*.log"))
+    base = parse_segment_name(segments[0].name) if segments else None
+    if base is None:
+        return None
+    advanced = False
+    with open(segments[0], "rb") as file:
+        scan = scan_records(file, os.fstat(file.fileno()).st_size, base, 0, Cursor(0, base))
+        with contextlib.suppress(Damage, ValueError):  # a torn tail: recovery cuts it
+            for _, payload in islice(scan, records):
+                op = orjson.loads(payload).get("op")
+                if op == "tick":
+                    return "real"
+                advanced = advanced or op == "advance"
+    return "sim" if advanced else None
 
 
 def listing_calendar(data_dir: Path, batch_interval_s: int | None) -> ListingCalendar:
@@ -199,8 +236,7 @@ class ExchangeService:
             self.clock = Clock(simulated=clock == "sim")
             self.start_ns = to_ns(start) if start else None
             calendar = listing_calendar(self.data_dir, batch_interval_s)  # before the journal
-            if keep_clock:
-                fixed_clock(self.data_dir, clock)
+            fixed_clock(self.data_dir, clock if keep_clock else None)
             self.db_url = db_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
             self.ledger = Ledger(self.db_url, auto_open=True)
             # what the ledger holds was acknowledged: recovery must not cut the journal below

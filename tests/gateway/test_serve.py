@@ -69,6 +69,26 @@ def test_the_clock_is_fixed_when_the_data_dir_is_made(tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
 
 
+def test_a_data_dir_without_its_clock_file_takes_the_clock_of_its_journal(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    stop_server(start_server(data))  # a simulated clock
+    (data / "clock.json").unlink()  # made before the file was kept, or lost
+    refused = _serve(data, "--port", "0", "--clock", "real")
+    assert refused.returncode == 2, refused.stderr
+    assert "runs on the simulated clock: start it with --clock sim" in refused.stderr
+    assert not (data / "clock.json").exists()  # refused: nothing is written
+    stop_server(start_server(data))
+    assert (data / "clock.json").read_text() == '{"clock": "sim"}\n'
+    real = tmp_path / "real"
+    stop_server(start_server(real, clock="real"))  # ticks when it starts
+    (real / "clock.json").unlink()
+    refused = _serve(real, "--port", "0", "--clock", "sim")
+    assert refused.returncode == 2, refused.stderr
+    assert "runs on the real clock: start it with --clock real" in refused.stderr
+
+
 def test_damage_a_snapshot_proves_acknowledged_is_refused_in_words(tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = start_server(data, extra=["--snapshot-every", "20"])
@@ -165,7 +185,7 @@ def test_accounts_made_offline_leave_the_clock_to_the_server(tmp_path: Path) -> 
         assert made.returncode == 0, made.stderr
 
     create("before")  # a fresh data dir: the server that comes next picks the clock
-    assert not (data / "clock.json").exists()
+    assert (data / "clock.json").read_text() == '{"clock": null}\n'
     stop_server(start_server(data, clock="real"))
     create("after")  # a data dir on the real clock still takes accounts offline
     server = start_server(data, clock="real")
