@@ -368,20 +368,34 @@ class Signer:
         return {"CFX-KEY": self.key, "CFX-TIMESTAMP": timestamp, "CFX-SIGNATURE": signature}, 0.0
 
 
+#: The longest wait between two attempts to reach an exchange that refuses connections.
+RECONNECT_WAIT_S = 1.0
+
+
 @dataclass
 class Policy:
-    """When to retry: what failed, whether the call is safe to repeat, and how long to wait."""
+    """When to retry: what failed, whether the call is safe to repeat, and how long to wait.
+
+    A request that never reached the exchange is tried again until ``retries`` attempts
+    have failed *and* ``reconnect_s`` seconds have been waited: an exchange restarting
+    (replaying its journal) refuses connections for a few seconds.
+    """
 
     retries: int = 3
     backoff_s: float = 0.25
+    reconnect_s: float = 0.0
 
     def delay(self, attempt: int, call: Call[Any], error: Exception) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up and raise."""
+        if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+            # never reached the exchange: always safe
+            waits = [min(self.backoff_s * 2**n, RECONNECT_WAIT_S) for n in range(attempt + 1)]
+            if attempt < self.retries or sum(waits[:-1]) < self.reconnect_s:
+                return waits[-1]
+            return None
         if attempt >= self.retries:
             return None
         wait = self.backoff_s * 2**attempt
-        if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
-            return wait  # never reached the exchange: always safe
         if isinstance(error, httpx.TransportError):
             return wait if call.idempotent else None
         if isinstance(error, CfxError) and signature_reused(error):

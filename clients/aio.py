@@ -63,13 +63,14 @@ class AsyncClient:
         admin_token: str | None = None,
         timeout: float = 10.0,
         retries: int = 3,
+        reconnect_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.key, self.secret = key, secret
         self.signer = Signer(key, secret) if key and secret else None
         self.admin_token = admin_token
-        self.policy = Policy(retries=retries)
+        self.policy = Policy(retries=retries, reconnect_s=reconnect_s)
         self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
 
     async def __aenter__(self) -> AsyncClient:

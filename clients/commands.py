@@ -70,7 +70,7 @@ def fail(message: str, code: int) -> typer.Exit:
 @contextmanager
 def exchange(url: str, key: str | None = None, secret: str | None = None) -> Iterator[Client]:
     """A client for one command; exchange errors become helpful messages and exit codes."""
-    client = Client(url, key, secret, retries=1)
+    client = Client(url, key, secret, retries=1, reconnect_s=0)
     try:
         yield client
     except ExchangeUnreachable as error:

@@ -60,7 +60,9 @@ class Client:
     Private endpoints are signed with ``key`` and ``secret``; admin endpoints need
     ``admin_token``. Refusals raise :class:`~clients.CfxError` subclasses carrying the
     exchange's error code. Lost connections, 429 and 503 are retried (``retries`` times,
-    with backoff) where repeating is safe: orders carry a ``client_order_id`` for that.
+    with backoff) where repeating is safe: orders carry a ``client_order_id`` for that. A
+    refused connection is tried again for ``reconnect_s`` seconds at least, so a call made
+    while the exchange restarts waits for it.
     """
 
     def __init__(
@@ -72,13 +74,14 @@ class Client:
         admin_token: str | None = None,
         timeout: float = 10.0,
         retries: int = 3,
+        reconnect_s: float = 15.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.key, self.secret = key, secret
         self.signer = Signer(key, secret) if key and secret else None
         self.admin_token = admin_token
-        self.policy = Policy(retries=retries)
+        self.policy = Policy(retries=retries, reconnect_s=reconnect_s)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
 
     def __enter__(self) -> Client:

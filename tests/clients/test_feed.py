@@ -125,6 +125,36 @@ def test_feeds_survive_a_server_restart(tmp_path: Path) -> None:
         stop_server(server)
 
 
+def test_a_rest_call_made_during_a_restart_waits_for_it(tmp_path: Path) -> None:
+    """kill -9 the exchange; calls made while it is down and starting again are answered."""
+    import threading
+
+    server = start_server(tmp_path / "data")
+    try:
+        with Client(server.url, admin_token=ADMIN_TOKEN) as admin:
+            creds = admin.create_account("rest-restart", deposit="50000.00")
+            symbol = next(c.symbol for c in admin.contracts() if c.product == "H100")
+        with Client(server.url, creds.api_key, creds.api_secret) as bot:
+            first = bot.place_order(symbol, "buy", 1, "3.30")
+            stop_server(server, kill=True)
+            restarted: list[Server] = []
+            later = threading.Timer(
+                2.0, lambda: restarted.append(start_server(server.data_dir, port=server.port))
+            )
+            later.start()
+            try:
+                second = bot.place_order(symbol, "buy", 1, "3.31")  # refused for 2 s and more
+            finally:
+                later.join()
+                server = restarted[0] if restarted else server
+            assert second.order_id > first.order_id
+            assert {o.order_id for o in bot.orders(status="open")} == {
+                first.order_id, second.order_id
+            }  # fmt: skip
+    finally:
+        stop_server(server)
+
+
 def test_a_refused_feed_closes_its_connection(server: Server, trader: Trader) -> None:
     """Opening with a wrong secret raises, and leaves no socket behind for the GC to find."""
     bot = trader("feed-refused")

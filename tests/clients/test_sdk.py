@@ -169,7 +169,7 @@ def test_errors_carry_codes(server: Server, trader: Trader, symbol: str) -> None
 
 def test_unreachable_says_how_to_fix_it() -> None:
     with (
-        Client("http://127.0.0.1:9", retries=1) as client,
+        Client("http://127.0.0.1:9", retries=1, reconnect_s=0) as client,
         pytest.raises(ExchangeUnreachable) as error,
     ):
         client.health()
@@ -195,6 +195,19 @@ def test_retry_policy() -> None:
     assert policy.delay(0, amend, limited) == 3.0
     refused = CfxError("INSUFFICIENT_MARGIN", "no", 422)
     assert policy.delay(0, order, refused) is None
+
+
+def test_a_refused_connection_is_retried_through_a_restart() -> None:
+    amend = amend_order(1, quantity=1)
+    refused = httpx.ConnectError("refused", request=httpx.Request("PATCH", "http://x"))
+    lost = httpx.ReadTimeout("lost", request=httpx.Request("PATCH", "http://x"))
+    policy = Policy(retries=2, backoff_s=0.25, reconnect_s=4.0)
+    waits = []
+    while (wait := policy.delay(len(waits), amend, refused)) is not None:
+        waits.append(wait)
+    assert waits == [0.25, 0.5, 1.0, 1.0, 1.0, 1.0]  # capped at 1 s, until 4 s were waited
+    assert policy.delay(2, amend, lost) is None  # an answer lost is not a refusal
+    assert Policy(retries=2, reconnect_s=0).delay(2, amend, refused) is None
 
 
 def test_prices_go_out_as_plain_decimals_and_symbols_as_one_path_segment(
