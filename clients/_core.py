@@ -370,32 +370,41 @@ class Signer:
 
 #: The longest wait between two attempts to reach an exchange that refuses connections.
 RECONNECT_WAIT_S = 1.0
+#: How long clients keep trying an exchange that refuses connections (a restart) by default.
+RECONNECT_S = 15.0
 
 
 @dataclass
 class Policy:
     """When to retry: what failed, whether the call is safe to repeat, and how long to wait.
 
-    A request that never reached the exchange is tried again until ``retries`` attempts
-    have failed *and* ``reconnect_s`` seconds have been waited: an exchange restarting
-    (replaying its journal) refuses connections for a few seconds.
+    A connection the exchange's host refused (nothing listens: the exchange is restarting,
+    replaying its journal) is tried again after ``retries`` too, until ``reconnect_s``
+    seconds have passed since the call's first failure.
     """
 
     retries: int = 3
     backoff_s: float = 0.25
     reconnect_s: float = 0.0
 
-    def delay(self, attempt: int, call: Call[Any], error: Exception) -> float | None:
-        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up and raise."""
+    def delay(
+        self, attempt: int, call: Call[Any], error: Exception, waited_s: float | None = None
+    ) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up and raise.
+
+        ``waited_s``: the time since the call's first attempt failed (without it, a refused
+        connection gets ``retries`` attempts only).
+        """
+        wait = self.backoff_s * 2 ** min(attempt, 32)
         if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
             # never reached the exchange: always safe
-            waits = [min(self.backoff_s * 2**n, RECONNECT_WAIT_S) for n in range(attempt + 1)]
-            if attempt < self.retries or sum(waits[:-1]) < self.reconnect_s:
-                return waits[-1]
+            if attempt < self.retries:
+                return wait
+            if waited_s is not None and waited_s < self.reconnect_s and refused(error):
+                return min(wait, RECONNECT_WAIT_S)
             return None
         if attempt >= self.retries:
             return None
-        wait = self.backoff_s * 2**attempt
         if isinstance(error, httpx.TransportError):
             return wait if call.idempotent else None
         if isinstance(error, CfxError) and signature_reused(error):
@@ -408,6 +417,19 @@ class Policy:
             if error.status is not None and error.status >= 500 and call.idempotent:
                 return wait
         return None
+
+
+def refused(error: BaseException) -> bool:
+    """Whether a connection failed because nothing listens at the address (not a name that
+    does not resolve, a timeout or a certificate)."""
+    seen: BaseException | None = error
+    for _ in range(32):  # the chain of causes, not trusted to end
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def unreachable(url: str, error: Exception, call: Call[Any] | None = None) -> ExchangeUnreachable:

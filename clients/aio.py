@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -63,7 +64,7 @@ class AsyncClient:
         admin_token: str | None = None,
         timeout: float = 10.0,
         retries: int = 3,
-        reconnect_s: float = 15.0,
+        reconnect_s: float = _core.RECONNECT_S,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
@@ -85,6 +86,8 @@ class AsyncClient:
     async def execute(self, call: Call[T]) -> T:
         """Send one call, retrying as its :class:`~clients._core.Policy` allows."""
         attempt = 0
+        failed_at = 0.0  # monotonic time of the first failure
+        lost: httpx.TransportError | None = None  # an attempt whose answer was lost
         while True:
             headers, wait = _core.build_request(call, self.signer, self.admin_token)
             if wait:
@@ -96,10 +99,15 @@ class AsyncClient:
                 )
                 return _core.read_response(call, response)
             except (httpx.TransportError, CfxError) as error:
-                delay = self.policy.delay(attempt, call, error)
+                failed_at = failed_at or time.monotonic()
+                if isinstance(error, httpx.TransportError) and not isinstance(
+                    error, (httpx.ConnectError, httpx.ConnectTimeout)
+                ):
+                    lost = error  # went out: refusals after it do not make it undone
+                delay = self.policy.delay(attempt, call, error, time.monotonic() - failed_at)
                 if delay is None:
                     if isinstance(error, httpx.TransportError):
-                        raise _core.unreachable(self.url, error, call) from error
+                        raise _core.unreachable(self.url, lost or error, call) from error
                     raise
                 await asyncio.sleep(delay)
                 attempt += 1

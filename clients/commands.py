@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from clients._core import DEFAULT_URL
+from clients._core import DEFAULT_URL, RECONNECT_S
 from clients.errors import AuthenticationError, CfxError, ExchangeUnreachable
 from clients.sync import Client
 
@@ -374,8 +374,9 @@ def bot(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     async def main() -> None:
-        async with AsyncClient(url, key, secret) as cfx:
+        async with AsyncClient(url, key, secret, reconnect_s=0) as cfx:
             await cfx.account()  # fail fast on a wrong URL or key
+            cfx.policy.reconnect_s = RECONNECT_S  # then ride out a restart, as any bot
             await BOTS[name](cfx, settings)
 
     with exchange(url, key, secret), suppress(KeyboardInterrupt):

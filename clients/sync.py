@@ -61,8 +61,8 @@ class Client:
     ``admin_token``. Refusals raise :class:`~clients.CfxError` subclasses carrying the
     exchange's error code. Lost connections, 429 and 503 are retried (``retries`` times,
     with backoff) where repeating is safe: orders carry a ``client_order_id`` for that. A
-    refused connection is tried again for ``reconnect_s`` seconds at least, so a call made
-    while the exchange restarts waits for it.
+    refused connection is tried again until ``reconnect_s`` seconds after the first failure,
+    so a call made while the exchange restarts waits for it.
     """
 
     def __init__(
@@ -74,7 +74,7 @@ class Client:
         admin_token: str | None = None,
         timeout: float = 10.0,
         retries: int = 3,
-        reconnect_s: float = 15.0,
+        reconnect_s: float = _core.RECONNECT_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
@@ -96,6 +96,8 @@ class Client:
     def execute(self, call: Call[T]) -> T:
         """Send one call, retrying as its :class:`~clients._core.Policy` allows."""
         attempt = 0
+        failed_at = 0.0  # monotonic time of the first failure
+        lost: httpx.TransportError | None = None  # an attempt whose answer was lost
         while True:
             headers, wait = _core.build_request(call, self.signer, self.admin_token)
             if wait:
@@ -107,10 +109,15 @@ class Client:
                 )
                 return _core.read_response(call, response)
             except (httpx.TransportError, CfxError) as error:
-                delay = self.policy.delay(attempt, call, error)
+                failed_at = failed_at or time.monotonic()
+                if isinstance(error, httpx.TransportError) and not isinstance(
+                    error, (httpx.ConnectError, httpx.ConnectTimeout)
+                ):
+                    lost = error  # went out: refusals after it do not make it undone
+                delay = self.policy.delay(attempt, call, error, time.monotonic() - failed_at)
                 if delay is None:
                     if isinstance(error, httpx.TransportError):
-                        raise _core.unreachable(self.url, error, call) from error
+                        raise _core.unreachable(self.url, lost or error, call) from error
                     raise
                 time.sleep(delay)
                 attempt += 1

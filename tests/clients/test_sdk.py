@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 
 from bench.server import Server
 from clients import (
+    AsyncClient,
     AuthenticationError,
     CfxError,
     Client,
@@ -197,17 +199,57 @@ def test_retry_policy() -> None:
     assert policy.delay(0, order, refused) is None
 
 
+def test_an_answer_lost_before_a_restart_is_still_an_outcome_unknown() -> None:
+    """The order went out when the exchange died; the retries then found it down: it may
+    have been placed, so the error names its client_order_id."""
+    sent: list[str] = []
+
+    class DiesThenRefuses(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            sent.append(request.method)
+            if len(sent) == 1:
+                raise httpx.RemoteProtocolError("connection closed", request=request)
+            refused = httpx.ConnectError("refused", request=request)
+            refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+            raise refused
+
+    with Client("http://127.0.0.1:9", "cfx_key", "0" * 64, transport=DiesThenRefuses(),
+                reconnect_s=2.0) as bot, pytest.raises(OutcomeUnknown) as lost:  # fmt: skip
+        bot.place_order("H100-2026-12-10", "buy", 1, "3.00", client_order_id="bot-7")
+    assert lost.value.client_order_id == "bot-7" and len(sent) == 5  # 3 retries, 1 more
+
+    class DiesThenRefusesAsync(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return DiesThenRefuses().handle_request(request)
+
+    async def place() -> None:
+        async with AsyncClient("http://127.0.0.1:9", "cfx_key", "0" * 64, reconnect_s=2.0,
+                               transport=DiesThenRefusesAsync()) as bot:  # fmt: skip
+            await bot.place_order("H100-2026-12-10", "buy", 1, "3.00", client_order_id="bot-8")
+
+    sent.clear()
+    with pytest.raises(OutcomeUnknown) as lost_async:
+        asyncio.run(place())
+    assert lost_async.value.client_order_id == "bot-8" and len(sent) == 5
+
+
 def test_a_refused_connection_is_retried_through_a_restart() -> None:
-    amend = amend_order(1, quantity=1)
-    refused = httpx.ConnectError("refused", request=httpx.Request("PATCH", "http://x"))
-    lost = httpx.ReadTimeout("lost", request=httpx.Request("PATCH", "http://x"))
+    amend, request = amend_order(1, quantity=1), httpx.Request("PATCH", "http://x")
+    refused = httpx.ConnectError("refused", request=request)
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
     policy = Policy(retries=2, backoff_s=0.25, reconnect_s=4.0)
-    waits = []
-    while (wait := policy.delay(len(waits), amend, refused)) is not None:
-        waits.append(wait)
-    assert waits == [0.25, 0.5, 1.0, 1.0, 1.0, 1.0]  # capped at 1 s, until 4 s were waited
-    assert policy.delay(2, amend, lost) is None  # an answer lost is not a refusal
+    assert [policy.delay(n, amend, refused, waited_s=0.0) for n in range(3)] == [0.25, 0.5, 1.0]
+    assert policy.delay(2, amend, refused) is None  # without the time: retries only
+    assert policy.delay(9, amend, refused, waited_s=3.9) == 1.0  # at most 1 s apart
+    assert policy.delay(10, amend, refused, waited_s=4.0) is None  # 4 s after the first
+    assert policy.delay(5000, amend, refused, waited_s=1.0) == 1.0  # no overflow
     assert Policy(retries=2, reconnect_s=0).delay(2, amend, refused) is None
+    # not refused by the host: a name that does not resolve, a timeout, an answer lost
+    unknown = httpx.ConnectError("no such host", request=request)
+    unknown.__cause__ = OSError(-2, "Name or service not known")
+    for error in (unknown, httpx.ConnectTimeout("slow", request=request),
+                  httpx.ReadTimeout("lost", request=request)):  # fmt: skip
+        assert policy.delay(2, amend, error, waited_s=0.5) is None
 
 
 def test_prices_go_out_as_plain_decimals_and_symbols_as_one_path_segment(
