@@ -149,7 +149,9 @@ def _journal_is_empty(data_dir: Path) -> bool:
 def _journal_clock(data_dir: Path, records: int = 100_000) -> str | None:
     """The clock the journal's commands ran on, judged from its first ``records``: real if
     it has a ``tick`` (a real clock ticks when it starts and every second), else simulated
-    if it has an ``advance``; None when it has neither, or no journal."""
+    if it has an ``advance`` after the first record (an admin moved the clock, which only
+    a simulated one allows; the first record may be the start of a data dir opened offline,
+    on any clock); None when it has neither, or no journal."""
     segments = sorted((data_dir / "journal").glob("journal-*.log"))
     base = parse_segment_name(segments[0].name) if segments else None
     if base is None:
@@ -158,11 +160,11 @@ def _journal_clock(data_dir: Path, records: int = 100_000) -> str | None:
     with open(segments[0], "rb") as file:
         scan = scan_records(file, os.fstat(file.fileno()).st_size, base, 0, Cursor(0, base))
         with contextlib.suppress(Damage, ValueError):  # a torn tail: recovery cuts it
-            for _, payload in islice(scan, records):
+            for seq, payload in islice(scan, records):
                 op = orjson.loads(payload).get("op")
                 if op == "tick":
                     return "real"
-                advanced = advanced or op == "advance"
+                advanced = advanced or (op == "advance" and seq > 1)
     return "sim" if advanced else None
 
 

@@ -73,7 +73,11 @@ def test_a_data_dir_without_its_clock_file_takes_the_clock_of_its_journal(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
-    stop_server(start_server(data))  # a simulated clock
+    server = start_server(data)  # a simulated clock
+    try:
+        server.advance("2026-12-01T06:00:00Z")  # which only a simulated clock allows
+    finally:
+        stop_server(server)
     (data / "clock.json").unlink()  # made before the file was kept, or lost
     refused = _serve(data, "--port", "0", "--clock", "real")
     assert refused.returncode == 2, refused.stderr
@@ -186,6 +190,8 @@ def test_accounts_made_offline_leave_the_clock_to_the_server(tmp_path: Path) -> 
 
     create("before")  # a fresh data dir: the server that comes next picks the clock
     assert (data / "clock.json").read_text() == '{"clock": null}\n'
+    (data / "clock.json").unlink()  # as a data dir made offline before the file was kept:
+    # the journal's first record, the clock set to the start, says nothing of the clock
     stop_server(start_server(data, clock="real"))
     create("after")  # a data dir on the real clock still takes accounts offline
     server = start_server(data, clock="real")
