@@ -166,10 +166,11 @@ def run(n_commands: int = 1_000_000, n_books: int = 10, seed: int = 1, repeats: 
 
 def render(result: dict[str, Any]) -> None:
     """Print the results as rich tables."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=120)
+    from bench.machine import console as wide_console
+
+    console = wide_console()
     m = result["machine"]
     f = result["flow"]
     console.print(f"[bold]cfx engine benchmark[/] on {m['cpu']}, {m['cores']} cores, "

@@ -126,10 +126,11 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> None:
     """Print the results as rich tables."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=120)
+    from bench.machine import console as wide_console
+
+    console = wide_console()
     m = result["machine"]
     console.print(f"[bold]cfx experiments benchmark[/] on {m['cpu']}, {m['cores']} cores, "
                   f"Python {m['python']}, numba {m['packages'].get('numba', '?')}")  # fmt: skip

@@ -245,10 +245,11 @@ def run(n_postings: int = 50_000, batch_sizes: tuple[int, ...] = (1, 100, 1_000)
 
 def render(result: dict[str, Any]) -> None:
     """Print the results as a rich table."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=120)
+    from bench.machine import console as wide_console
+
+    console = wide_console()
     m = result["machine"]
     w = result["workload"]
     console.print(f"[bold]cfx ledger benchmark[/] on {m['cpu']}, {m['cores']} cores, Python {m['python']}, "

@@ -107,8 +107,10 @@ def _number(value: Any) -> float | None:
 
 
 def _std(values: list[float]) -> float:
+    """The sample standard deviation; NaN (``nan`` in the CSV) for fewer than two runs,
+    where it is not known rather than zero."""
     if len(values) < 2:
-        return 0.0 if values else math.nan
+        return math.nan
     mean = sum(values) / len(values)
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
