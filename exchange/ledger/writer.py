@@ -52,16 +52,20 @@ def _serve(url: str, conn: Connection) -> None:  # in the child
         while True:
             try:
                 batch = conn.recv()
-            except EOFError:  # the server is gone
+            except (EOFError, OSError):  # the server is gone (killed: a reset, not an EOF)
                 return
             if batch is None:
                 return
             try:
                 ledger.post_many(batch)
             except Exception as exc:
-                conn.send(f"{type(exc).__name__}: {exc}")
+                answer: str | None = f"{type(exc).__name__}: {exc}"
             else:
-                conn.send(None)
+                answer = None
+            try:
+                conn.send(answer)
+            except OSError:  # the server died waiting: a restart replays what it lacks
+                return
     finally:
         ledger.close()
 

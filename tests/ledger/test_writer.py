@@ -93,3 +93,36 @@ def test_a_writer_that_never_answers_is_replaced_and_stops_nothing(tmp_path: Pat
     finally:
         writer.close()
         ledger.close()
+
+
+def test_a_server_killed_mid_exchange_ends_the_writer_quietly(tmp_path: Path) -> None:
+    """A server killed with bytes unread resets the pipe rather than closing it: the child
+    ends as on an EOF, without a traceback, and keeps what it posted."""
+    from exchange.ledger.writer import _serve
+
+    class Killed:
+        def __init__(self, fail_on: str) -> None:
+            self.fail_on, self.sent = fail_on, []
+
+        def recv(self) -> object:
+            if self.fail_on == "recv" or self.sent:
+                raise ConnectionResetError(104, "Connection reset by peer")
+            return [deposit("k1", "a", 500)]
+
+        def send(self, answer: object) -> None:
+            if self.fail_on == "send":
+                raise BrokenPipeError(32, "Broken pipe")
+            self.sent.append(answer)
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    Ledger(url, auto_open=True).open_account("a")
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:  # the child ignores both (its server stops it): not this test process for good
+        for fail_on in ("recv", "send", "second recv"):
+            _serve(url, Killed(fail_on))  # type: ignore[arg-type]
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    ledger = Ledger(url, auto_open=True)
+    assert ledger.check()["balanced"] and ledger.balance("a") == 500  # posted once, kept
+    ledger.close()
