@@ -419,6 +419,33 @@ class Policy:
         return None
 
 
+@dataclass
+class Attempts:
+    """One call's failed attempts so far, and what the next failure leads to."""
+
+    policy: Policy
+    url: str
+    call: Call[Any]
+    count: int = 0
+    failed_at: float = 0.0  #: monotonic time of the first failure
+    lost: httpx.TransportError | None = None  #: an attempt that went out, its answer lost
+
+    def failed(self, error: httpx.TransportError | CfxError) -> float:
+        """Seconds to wait before trying again; or raise what the call ends with."""
+        self.failed_at = self.failed_at or time.monotonic()
+        if isinstance(error, httpx.TransportError) and not isinstance(
+            error, (httpx.ConnectError, httpx.ConnectTimeout)
+        ):
+            self.lost = error  # went out: refusals after it do not make it undone
+        delay = self.policy.delay(self.count, self.call, error, time.monotonic() - self.failed_at)
+        if delay is None:
+            if isinstance(error, httpx.TransportError):
+                raise unreachable(self.url, self.lost or error, self.call) from error
+            raise error
+        self.count += 1
+        return delay
+
+
 def refused(error: BaseException) -> bool:
     """Whether a connection failed because nothing listens at the address (not a name that
     does not resolve, a timeout or a certificate)."""

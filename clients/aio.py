@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -85,9 +84,7 @@ class AsyncClient:
 
     async def execute(self, call: Call[T]) -> T:
         """Send one call, retrying as its :class:`~clients._core.Policy` allows."""
-        attempt = 0
-        failed_at = 0.0  # monotonic time of the first failure
-        lost: httpx.TransportError | None = None  # an attempt whose answer was lost
+        attempts = _core.Attempts(self.policy, self.url, call)
         while True:
             headers, wait = _core.build_request(call, self.signer, self.admin_token)
             if wait:
@@ -99,18 +96,7 @@ class AsyncClient:
                 )
                 return _core.read_response(call, response)
             except (httpx.TransportError, CfxError) as error:
-                failed_at = failed_at or time.monotonic()
-                if isinstance(error, httpx.TransportError) and not isinstance(
-                    error, (httpx.ConnectError, httpx.ConnectTimeout)
-                ):
-                    lost = error  # went out: refusals after it do not make it undone
-                delay = self.policy.delay(attempt, call, error, time.monotonic() - failed_at)
-                if delay is None:
-                    if isinstance(error, httpx.TransportError):
-                        raise _core.unreachable(self.url, lost or error, call) from error
-                    raise
-                await asyncio.sleep(delay)
-                attempt += 1
+                await asyncio.sleep(attempts.failed(error))
 
     def feed(self, channels: Iterable[str] = (), *, reconnect: bool = True) -> AsyncFeed:
         """A websocket feed subscribed to ``channels``: ``async with cfx.feed([...]) as feed``."""

@@ -95,9 +95,7 @@ class Client:
 
     def execute(self, call: Call[T]) -> T:
         """Send one call, retrying as its :class:`~clients._core.Policy` allows."""
-        attempt = 0
-        failed_at = 0.0  # monotonic time of the first failure
-        lost: httpx.TransportError | None = None  # an attempt whose answer was lost
+        attempts = _core.Attempts(self.policy, self.url, call)
         while True:
             headers, wait = _core.build_request(call, self.signer, self.admin_token)
             if wait:
@@ -109,18 +107,7 @@ class Client:
                 )
                 return _core.read_response(call, response)
             except (httpx.TransportError, CfxError) as error:
-                failed_at = failed_at or time.monotonic()
-                if isinstance(error, httpx.TransportError) and not isinstance(
-                    error, (httpx.ConnectError, httpx.ConnectTimeout)
-                ):
-                    lost = error  # went out: refusals after it do not make it undone
-                delay = self.policy.delay(attempt, call, error, time.monotonic() - failed_at)
-                if delay is None:
-                    if isinstance(error, httpx.TransportError):
-                        raise _core.unreachable(self.url, lost or error, call) from error
-                    raise
-                time.sleep(delay)
-                attempt += 1
+                time.sleep(attempts.failed(error))
 
     def feed(self, channels: Iterable[str] = (), *, reconnect: bool = True) -> Feed:
         """A websocket feed subscribed to ``channels`` (and authenticated, given credentials)."""

@@ -123,11 +123,12 @@ def fixed_clock(data_dir: Path, clock: str | None) -> None:
     from its journal (:func:`_journal_clock`).
     """
     path = data_dir / "clock.json"
+    segments = sorted((data_dir / "journal").glob("journal-*.log"))
     if path.exists():
         kept = json.loads(path.read_text())["clock"]
     else:
-        kept = _journal_clock(data_dir)
-        if kept is None and clock is None and _journal_is_empty(data_dir):
+        kept = _journal_clock(segments[0]) if segments else None
+        if clock is None and not segments:
             _write_durably(path, json.dumps({"clock": None}) + "\n")
             return
     if clock is None:
@@ -142,22 +143,17 @@ def fixed_clock(data_dir: Path, clock: str | None) -> None:
         _write_durably(path, json.dumps({"clock": clock}) + "\n")
 
 
-def _journal_is_empty(data_dir: Path) -> bool:
-    return not any((data_dir / "journal").glob("journal-*.log"))
-
-
-def _journal_clock(data_dir: Path, records: int = 100_000) -> str | None:
-    """The clock the journal's commands ran on, judged from its first ``records``: real if
-    it has a ``tick`` (a real clock ticks when it starts and every second), else simulated
-    if it has an ``advance`` after the first record (an admin moved the clock, which only
-    a simulated one allows; the first record may be the start of a data dir opened offline,
-    on any clock); None when it has neither, or no journal."""
-    segments = sorted((data_dir / "journal").glob("journal-*.log"))
-    base = parse_segment_name(segments[0].name) if segments else None
+def _journal_clock(segment: Path, records: int = 100_000) -> str | None:
+    """The clock the journal's commands ran on, judged from the first ``records`` of its
+    first ``segment``: real if it has a ``tick`` (a real clock ticks when it starts and
+    every second), else simulated if it has an ``advance`` after the first record (an admin
+    moved the clock, which only a simulated one allows; the first record may be the start
+    of a data dir opened offline, on any clock); None when it has neither."""
+    base = parse_segment_name(segment.name)
     if base is None:
         return None
     advanced = False
-    with open(segments[0], "rb") as file:
+    with open(segment, "rb") as file:
         scan = scan_records(file, os.fstat(file.fileno()).st_size, base, 0, Cursor(0, base))
         with contextlib.suppress(Damage, ValueError):  # a torn tail: recovery cuts it
             for seq, payload in islice(scan, records):
@@ -338,7 +334,6 @@ class ExchangeService:
         # the process died are made again by the replay (the ledger skips keys it has).
         self.recovery = self.sequencer.recover(at_most=self._ledger_at_open)
         self._report_recovery()
-        self._recovered = self._recovery_out()
         self._rebuild_market_data()
         self._md_live = True
         if self.snapshot_follower:
@@ -377,35 +372,32 @@ class ExchangeService:
             self._tasks.append(asyncio.create_task(self._tick(), name="clock"))
 
     def _report_recovery(self) -> None:
-        """Say what recovery repaired or passed over: a cut tail, snapshots it could not use."""
-        report = self.journal.recovery
-        if report.reason:
+        """Keep what recovery repaired or passed over for ``GET /v1/admin/journal``, and log
+        the cut tail and the snapshots it could not use."""
+        self._recovered = recovered = self._recovery_out()
+        if recovered["reason"]:
             kept = (
-                f"; the cut bytes are kept in {self.journal.directory / report.cut_file}"
-                if report.cut_file
+                f"; the cut bytes are kept in {self.journal.directory / recovered['cut_file']}"
+                if recovered["cut_file"]
                 else ""
             )
             log.warning(
                 "journal recovery: %s (it now ends at seq %d)%s",
-                report.reason,
-                report.last_seq,
+                recovered["reason"],
+                recovered["last_seq"],
                 kept,
             )
-        for skipped in report.skipped_snapshots:
-            # newer than the ledger (it is written behind), or one that did not load (just
-            # below): routine or said already; damaged or misplaced ones are worth a word
-            if not skipped.by_caller:
-                log.warning("snapshot at seq %d not used: %s", skipped.seq, skipped.reason)
-        for unloadable in self.recovery.get("unloadable_snapshots", ()):
+        for passed_over in recovered["snapshots_passed_over"]:
             log.warning(
-                "snapshot at seq %d could not be loaded: %s",
-                unloadable["seq"],
-                unloadable["reason"],
+                "snapshot at seq %d not used: %s", passed_over["seq"], passed_over["reason"]
             )
 
     def _recovery_out(self) -> dict[str, Any]:
         """What the last start found and did, as ``GET /v1/admin/journal`` shows it."""
         report = self.journal.recovery
+        # the snapshots skipped for what they are or where they stand, and those that did
+        # not load; not those skipped routinely (newer than the ledger, which is written
+        # behind) or passed over for not loading (listed just once, as not loading)
         passed_over = [
             {"seq": s.seq, "reason": s.reason} for s in report.skipped_snapshots if not s.by_caller
         ] + [

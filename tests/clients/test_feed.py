@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from pathlib import Path
 
 import pytest
 
 from bench.server import ADMIN_TOKEN, Server, start_server, stop_server
-from clients import AsyncClient, AsyncFeed, CfxError, Client, Feed, Rejected
+from clients import AsyncClient, AsyncFeed, CfxError, Client, Credentials, Feed, Rejected
 from tests.clients.conftest import Trader
 
 
@@ -89,13 +90,18 @@ def test_async_client_and_feed(server: Server, trader: Trader, symbol: str) -> N
     asyncio.run(main())
 
 
+def _account_and_h100(server: Server, name: str) -> tuple[Credentials, str]:
+    """A new account's credentials, and an H100 contract to trade."""
+    with Client(server.url, admin_token=ADMIN_TOKEN) as admin:
+        creds = admin.create_account(name, deposit="50000.00")
+        return creds, next(c.symbol for c in admin.contracts() if c.product == "H100")
+
+
 def test_feeds_survive_a_server_restart(tmp_path: Path) -> None:
     """kill -9 the exchange and restart it: both feeds reconnect, re-auth and resubscribe."""
     server = start_server(tmp_path / "data")
     try:
-        with Client(server.url, admin_token=ADMIN_TOKEN) as admin:
-            creds = admin.create_account("restart", deposit="50000.00")
-            symbol = next(c.symbol for c in admin.contracts() if c.product == "H100")
+        creds, symbol = _account_and_h100(server, "restart")
 
         async def before_and_after() -> None:
             nonlocal server
@@ -127,13 +133,9 @@ def test_feeds_survive_a_server_restart(tmp_path: Path) -> None:
 
 def test_a_rest_call_made_during_a_restart_waits_for_it(tmp_path: Path) -> None:
     """kill -9 the exchange; calls made while it is down and starting again are answered."""
-    import threading
-
     server = start_server(tmp_path / "data")
     try:
-        with Client(server.url, admin_token=ADMIN_TOKEN) as admin:
-            creds = admin.create_account("rest-restart", deposit="50000.00")
-            symbol = next(c.symbol for c in admin.contracts() if c.product == "H100")
+        creds, symbol = _account_and_h100(server, "rest-restart")
         with Client(server.url, creds.api_key, creds.api_secret) as bot:
             first = bot.place_order(symbol, "buy", 1, "3.30")
             stop_server(server, kill=True)

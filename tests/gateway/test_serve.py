@@ -30,6 +30,23 @@ def _trade(server: Server, orders: int) -> None:
         assert buyer.place(symbol, "buy", "3.50" if n % 2 else "3.10", 1).status_code == 201
 
 
+def _traded_with_snapshots(tmp_path: Path) -> Path:
+    """A data dir that traded 40 orders with a snapshot every 20 commands (server stopped)."""
+    data = tmp_path / "data"
+    server = start_server(data, extra=["--snapshot-every", "20"])
+    try:
+        _trade(server, 20)
+    finally:
+        stop_server(server)
+    return data
+
+
+def _flip_bit(path: Path, offset: int) -> None:
+    damaged = bytearray(path.read_bytes())
+    damaged[offset] ^= 0x10
+    path.write_bytes(bytes(damaged))
+
+
 def _record_offset(segment: bytes, seq: int) -> int:
     """Where record ``seq`` starts in a segment that begins at seq 1."""
     offset = SEGMENT_HEADER.size
@@ -94,16 +111,10 @@ def test_a_data_dir_without_its_clock_file_takes_the_clock_of_its_journal(
 
 
 def test_damage_a_snapshot_proves_acknowledged_is_refused_in_words(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    server = start_server(data, extra=["--snapshot-every", "20"])
-    try:
-        _trade(server, 20)  # 40 orders, a snapshot every 20 commands
-    finally:
-        stop_server(server)
+    data = _traded_with_snapshots(tmp_path)
     segment = _segment(data)
-    damaged = bytearray(segment.read_bytes())
-    damaged[_record_offset(damaged, 10) + RECORD_HEADER.size] ^= 0x10  # before the snapshots
-    segment.write_bytes(bytes(damaged))
+    # record 10's payload, before the snapshots
+    _flip_bit(segment, _record_offset(segment.read_bytes(), 10) + RECORD_HEADER.size)
     before = _journal_files(data)
     refused = _serve(data, "--port", "0", "--clock", "sim", "--start", START)
     assert refused.returncode == 3, refused.stderr
@@ -147,16 +158,9 @@ def test_a_cut_tail_is_reported_when_the_exchange_starts(tmp_path: Path) -> None
 
 
 def test_a_damaged_snapshot_passed_over_is_shown(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    server = start_server(data, extra=["--snapshot-every", "20"])
-    try:
-        _trade(server, 20)  # 40 orders, a snapshot every 20 commands
-    finally:
-        stop_server(server)
+    data = _traded_with_snapshots(tmp_path)
     newest = sorted((data / "journal").glob("snapshot-*"))[-1]
-    data_bytes = bytearray(newest.read_bytes())
-    data_bytes[len(data_bytes) // 2] ^= 0x10
-    newest.write_bytes(bytes(data_bytes))
+    _flip_bit(newest, newest.stat().st_size // 2)
     server = start_server(data)
     try:
         status = server.admin("GET", "/v1/admin/journal").json()
