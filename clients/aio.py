@@ -15,8 +15,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from clients import _core
 from clients._core import DEFAULT_URL, Call, Policy, Signer
-from clients.errors import CfxError, ExchangeUnreachable, signature_reused
-from clients.feed import FeedCore, reconnect_delay, reply_error, ws_url
+from clients.errors import CfxError, ExchangeUnreachable, OutcomeUnknown, signature_reused
+from clients.feed import SENT_AGAIN, FeedCore, reconnect_delay, reply_error, ws_url
 from clients.models import Order
 from exchange.marketdata.client_book import LocalBook
 
@@ -140,8 +140,9 @@ class AsyncFeed:
     book messages update :meth:`book` (a gap or checksum mismatch resubscribes by itself),
     and everything else is queued for iteration. When the connection drops, the task
     reconnects, re-authenticates, resubscribes, and sends again any order still waiting for
-    its acknowledgement (its ``client_order_id`` stops the exchange taking it twice); until
-    then every book is empty and unsynced.
+    its acknowledgement (its ``client_order_id`` stops the exchange taking it twice), and
+    any cancel (:data:`~clients.feed.SENT_AGAIN`); an amend waiting for its answer raises
+    :class:`OutcomeUnknown` instead. Until then every book is empty and unsynced.
     """
 
     def __init__(
@@ -219,6 +220,25 @@ class AsyncFeed:
         reply = await self._request(self.core.cancel(order_id))
         return Order.model_validate(reply["order"])
 
+    async def amend(
+        self, order_id: int, *, price: Any = None, quantity: int | None = None
+    ) -> Order:
+        """Amend an order over the websocket (as ``PATCH /v1/orders/{id}``); if the
+        connection drops before the answer, :class:`OutcomeUnknown`: read the order."""
+        body = _core.amend_order(order_id, price=price, quantity=quantity).body
+        reply = await self._request(self.core.amend(order_id, body))
+        return Order.model_validate(reply["order"])
+
+    async def cancel_all(self, symbol: str | None = None) -> list[Order]:
+        """Cancel every open order (of ``symbol``, if given); return those cancelled."""
+        reply = await self._request(self.core.cancel_all(symbol))
+        return [Order.model_validate(order) for order in reply["orders"]]
+
+    async def cancel_after(self, timeout_s: int) -> dict[str, Any]:
+        """Arm the dead man's switch (``0`` disarms it): ``{"account_id", "cancel_at"}``."""
+        reply = await self._request(self.core.cancel_after(timeout_s))
+        return {"account_id": reply["account_id"], "cancel_at": reply["cancel_at"]}
+
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._iterate()
 
@@ -277,7 +297,15 @@ class AsyncFeed:
             raise
         self._reader = reader
         self._connected.set()
-        for message, _future in list(self._pending.values()):
+        for message, future in list(self._pending.values()):
+            if message["op"] not in SENT_AGAIN:  # an amend whose answer was lost
+                self._pending.pop(message["id"], None)
+                if not future.done():
+                    future.set_exception(OutcomeUnknown("DISCONNECTED", (
+                        f"the connection dropped before the answer to {message['op']}: "
+                        "it may have been carried out"
+                    )))  # fmt: skip
+                continue
             await self._ws.send(orjson.dumps(message).decode())
 
     async def _run(self) -> None:

@@ -60,6 +60,12 @@ def reply_error(message: dict[str, Any]) -> CfxError:
     return error_for(_STATUS_BY_CODE.get(str(error.get("code")), 400), message)
 
 
+#: Requests sent again when the connection drops before their answer: an order carries its
+#: ``client_order_id``, and cancels and the dead man's switch come out the same twice. An
+#: amend is not: its answer lost, it raises :class:`~clients.errors.OutcomeUnknown`.
+SENT_AGAIN = frozenset({"place", "cancel", "cancel_all", "cancel_after"})
+
+
 @dataclass
 class Received:
     """What to do with one message: deliver it, answer request ``reply_to``, send ``resend``."""
@@ -146,6 +152,16 @@ class FeedCore:
 
     def cancel(self, order_id: int) -> dict[str, Any]:
         return {"op": "cancel", "id": self.next_id(), "order_id": order_id}
+
+    def amend(self, order_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return {"op": "amend", "id": self.next_id(), "order_id": order_id, **body}
+
+    def cancel_all(self, symbol: str | None = None) -> dict[str, Any]:
+        message = {"op": "cancel_all", "id": self.next_id()}
+        return message if symbol is None else message | {"symbol": symbol}
+
+    def cancel_after(self, timeout_s: int) -> dict[str, Any]:
+        return {"op": "cancel_after", "id": self.next_id(), "timeout_s": timeout_s}
 
     # -- what a client receives -----------------------------------------------------------------
     def receive(self, message: dict[str, Any], now: float | None = None) -> Received:

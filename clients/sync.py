@@ -15,8 +15,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from clients import _core
 from clients._core import DEFAULT_URL, Call, Policy, Signer
-from clients.errors import CfxError, ExchangeUnreachable, signature_reused
-from clients.feed import FeedCore, Received, reconnect_delay, reply_error, ws_url
+from clients.errors import CfxError, ExchangeUnreachable, OutcomeUnknown, signature_reused
+from clients.feed import SENT_AGAIN, FeedCore, Received, reconnect_delay, reply_error, ws_url
 from clients.models import Order
 from exchange.marketdata.client_book import LocalBook
 
@@ -151,7 +151,8 @@ class Feed:
     resubscribes by itself). A dropped connection is reopened, re-authenticated and
     resubscribed; while it is down, ``next(timeout=...)`` still returns on time (see
     :meth:`next`) and every book is empty and unsynced until its fresh snapshot.
-    ``place`` and ``cancel`` enter orders over the same connection.
+    ``place``, ``cancel``, ``amend``, ``cancel_all`` and ``cancel_after`` go over the same
+    connection.
     """
 
     def __init__(
@@ -220,6 +221,23 @@ class Feed:
     def cancel(self, order_id: int) -> Order:
         reply = self._request(self.core.cancel(order_id))
         return Order.model_validate(reply["order"])
+
+    def amend(self, order_id: int, *, price: Any = None, quantity: int | None = None) -> Order:
+        """Amend an order over the websocket (as ``PATCH /v1/orders/{id}``); if the
+        connection drops before the answer, :class:`OutcomeUnknown`: read the order."""
+        body = _core.amend_order(order_id, price=price, quantity=quantity).body
+        reply = self._request(self.core.amend(order_id, body))
+        return Order.model_validate(reply["order"])
+
+    def cancel_all(self, symbol: str | None = None) -> list[Order]:
+        """Cancel every open order (of ``symbol``, if given); return those cancelled."""
+        reply = self._request(self.core.cancel_all(symbol))
+        return [Order.model_validate(order) for order in reply["orders"]]
+
+    def cancel_after(self, timeout_s: int) -> dict[str, Any]:
+        """Arm the dead man's switch (``0`` disarms it): ``{"account_id", "cancel_at"}``."""
+        reply = self._request(self.core.cancel_after(timeout_s))
+        return {"account_id": reply["account_id"], "cancel_at": reply["cancel_at"]}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while not self._closed:
@@ -393,8 +411,9 @@ class Feed:
         connection is or goes down."""
         deadline = time.monotonic() + timeout
         # An order sent again after a reconnect carries its client_order_id, so the exchange
-        # will not take it twice; a (un)subscription is done by the reconnection itself.
-        again = message["op"] in ("place", "cancel")
+        # will not take it twice (SENT_AGAIN); a (un)subscription is done by the
+        # reconnection itself; an amend whose answer was lost may or may not have run.
+        op = message["op"]
         sent_on: ClientConnection | None = None
         while True:
             if self._ws is None:
@@ -403,9 +422,11 @@ class Feed:
                         raise ExchangeUnreachable(
                             "DISCONNECTED", f"could not reconnect to {self.url} in {timeout} s"
                         )
-                    raise CfxError("TIMEOUT", f"no reply to {message['op']} in {timeout} s")
-                if not again:  # resubscribing sent every channel, this change included
+                    raise CfxError("TIMEOUT", f"no reply to {op} in {timeout} s")
+                if op in ("subscribe", "unsubscribe"):  # resubscribing sent this change too
                     return {"op": "ack", "id": message["id"]}
+                if op not in SENT_AGAIN and sent_on is not None:
+                    raise OutcomeUnknown("DISCONNECTED", _LOST.format(op=op))
             try:
                 if sent_on is not self._ws:
                     sent_on = self._ws
@@ -413,6 +434,9 @@ class Feed:
                 return self._reply(message, deadline)
             except ConnectionClosed as closed:
                 self._dropped(closed)
+
+
+_LOST = "the connection dropped before the answer to {op}: it may have been carried out"
 
 
 def _left(deadline: float | None, default: float) -> float:

@@ -6,9 +6,9 @@ float ever carries money. Quantities are whole GPU-hours as JSON integers.
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 #: The most orders or fills one GET returns; older ones are read page by page with ``before``.
 PAGE_LIMIT = 1000
@@ -16,6 +16,9 @@ PAGE_LIMIT = 1000
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class PlaceOrder(_Strict):
@@ -41,6 +44,12 @@ class AmendOrder(_Strict):
 
 class CancelAfter(_Strict):
     timeout_s: StrictInt = Field(ge=0, le=86_400)
+
+
+class CancelAll(_Strict):
+    """The websocket's ``cancel_all`` (REST takes ``symbol`` in the query)."""
+
+    symbol: StrictStr | None = Field(None, max_length=32)
 
 
 class Attestation(_Strict):
@@ -100,6 +109,19 @@ def _text(value: Any, name: str, low: int, high: int, problems: list[str]) -> No
         problems.append(f"{name}: String should have at least {low} character")
     elif len(value) > high:
         problems.append(f"{name}: String should have at most {high} characters")
+
+
+def parse_model(model: type[_M], body: dict[str, Any]) -> _M:
+    """``model`` from a websocket request's fields; ``ValueError("field: problem; ...")``
+    naming at most five problems, worded as the REST API words them."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        ]
+        raise ValueError("; ".join(problems)) from None
 
 
 def parse_place(body: dict[str, Any]) -> dict[str, Any]:

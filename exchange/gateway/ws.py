@@ -26,10 +26,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from fastapi import WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import apply_mask
 from websockets.protocol import Protocol, State
@@ -37,15 +38,17 @@ from websockets.streams import StreamReader
 
 from exchange.gateway import auth
 from exchange.gateway.errors import ApiError
-from exchange.gateway.models import parse_place
+from exchange.gateway.models import AmendOrder, CancelAfter, CancelAll, parse_model, parse_place
 from exchange.gateway.ratelimit import TokenBucket
 from exchange.reasons import Reason
-from exchange.sequencer.state import Outcome, Refused, iso
+from exchange.sequencer.state import NS, Outcome, Refused, iso
 
 if TYPE_CHECKING:
     from exchange.service import ExchangeService
 
 log = logging.getLogger("cfx")
+
+_M = TypeVar("_M", bound=BaseModel)
 
 MAX_BUFFERED = 2 * 1024 * 1024  #: unsent bytes a connection may have before it counts as slow
 QUEUE_SIZE = 5_000  #: messages waiting for a connection served through plain ASGI sends
@@ -497,6 +500,12 @@ class Connection:
                 self.place(message, request_id)
             elif op == "cancel":
                 self.cancel(message, request_id)
+            elif op == "amend":
+                self.amend(message, request_id)
+            elif op == "cancel_all":
+                self.cancel_all(message, request_id)
+            elif op == "cancel_after":
+                self.cancel_after(message, request_id)
             elif op == "subscribe":
                 self.subscribe(message, request_id)
             elif op == "unsubscribe":
@@ -608,22 +617,37 @@ class Connection:
             self._positions = None
             self.on_positions()
 
-    def _submit(self, command: dict[str, Any], request_id: Any) -> None:
+    def _submit(
+        self, command: dict[str, Any], request_id: Any, render: Callable[[Any], Any] | None = None
+    ) -> None:
+        """Sequence ``command``; its ack carries ``render(reply)`` (by default the order)."""
         if self.in_flight >= MAX_IN_FLIGHT:
             raise ApiError(Reason.RATE_LIMITED, f"at most {MAX_IN_FLIGHT} requests in flight")
-        self.svc.sequencer.submit_nowait(command, self._answerer(request_id))
+        self.svc.sequencer.submit_nowait(command, self._answerer(request_id, render))
         self.in_flight += 1
 
-    def _answerer(self, request_id: Any) -> Any:
+    def _answerer(self, request_id: Any, render: Callable[[Any], Any] | None = None) -> Any:
         def answer(outcome: Outcome) -> None:
             self.in_flight -= 1
             reply = outcome.reply
             if isinstance(reply, Refused):
                 self.error(request_id, reply.reason, reply.message)
-            else:
+            elif render is None:
                 self.send({"op": "ack", "id": request_id, "order": self.svc.order_out(reply)})
+            else:
+                self.send({"op": "ack", "id": request_id, **render(reply)})
 
         return answer
+
+    def _trading_account(self, what: str) -> int:
+        if self.account is None:
+            raise ApiError(Reason.UNAUTHORIZED, f"authenticate before {what}")
+        return self.account
+
+    def _rate(self) -> None:
+        """Take one journaled request from the account's rate limit."""
+        if self.svc.limiter.take(self._rate_key):
+            raise ApiError(Reason.RATE_LIMITED, "too many requests for this account")
 
     def place(self, message: dict[str, Any], request_id: Any) -> None:
         if self.account is None:
@@ -647,6 +671,52 @@ class Connection:
         if self.svc.limiter.take(self._rate_key):  # a cancel is journaled too
             raise ApiError(Reason.RATE_LIMITED, "too many requests for this account")
         self._submit({"op": "cancel", "account_id": self.account, "order_id": order_id}, request_id)
+
+    def amend(self, message: dict[str, Any], request_id: Any) -> None:
+        """``PATCH /v1/orders/{order_id}`` over the websocket: the same checks, in order."""
+        account = self._trading_account("amending orders")
+        order_id = message.get("order_id")
+        if not isinstance(order_id, int) or isinstance(order_id, bool):
+            raise ApiError(Reason.INVALID_REQUEST, "order_id must be an integer")
+        body = _parse(AmendOrder, message, "order_id")
+        order = self.svc.own_order(account, order_id)
+        if body.price is None and body.quantity is None:
+            raise ApiError(Reason.INVALID_REQUEST, "give a new price, a new quantity, or both")
+        command: dict[str, Any] = {"op": "amend", "account_id": account, "order_id": order_id,
+                                   "quantity": body.quantity}  # fmt: skip
+        if body.price is not None:
+            command["price"] = self.svc.parse_price(order.symbol, body.price)
+        self._rate()
+        self._submit(command, request_id)
+
+    def cancel_all(self, message: dict[str, Any], request_id: Any) -> None:
+        """``DELETE /v1/orders[?symbol=]`` over the websocket: ack ``{"orders": [...]}``."""
+        account = self._trading_account("cancelling orders")
+        body = _parse(CancelAll, message)
+        if body.symbol is not None:
+            self.svc.known_symbol(body.symbol)
+        self._rate()
+        out = self.svc.order_out
+        self._submit({"op": "cancel_all", "account_id": account, "symbol": body.symbol},
+                     request_id, lambda orders: {"orders": [out(o) for o in orders]})  # fmt: skip
+
+    def cancel_after(self, message: dict[str, Any], request_id: Any) -> None:
+        """``POST /v1/orders/cancel-after`` over the websocket: ack ``{"account_id",
+        "cancel_at"}``."""
+        account = self._trading_account("arming the dead man's switch")
+        body = _parse(CancelAfter, message)
+        self._rate()
+        command = {"op": "cancel_after", "account_id": account, "timeout_ns": body.timeout_s * NS}
+        self._submit(command, request_id, dict)
+
+
+def _parse(model: type[_M], message: dict[str, Any], *also: str) -> _M:
+    """The request's fields other than ``op``, ``id`` and ``also``, as ``model`` checks them."""
+    body = {k: v for k, v in message.items() if k != "op" and k != "id" and k not in also}
+    try:
+        return parse_model(model, body)
+    except ValueError as exc:
+        raise ApiError(Reason.INVALID_REQUEST, str(exc)) from exc
 
 
 def broadcast(connections: Iterable[Connection], messages: list[dict[str, Any]]) -> None:

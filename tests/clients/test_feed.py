@@ -6,11 +6,23 @@ import asyncio
 import gc
 import threading
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from websockets.sync.server import serve as ws_serve
 
 from bench.server import ADMIN_TOKEN, Server, start_server, stop_server
-from clients import AsyncClient, AsyncFeed, CfxError, Client, Credentials, Feed, Rejected
+from clients import (
+    AsyncClient,
+    AsyncFeed,
+    CfxError,
+    Client,
+    Credentials,
+    Feed,
+    OutcomeUnknown,
+    Rejected,
+)
 from tests.clients.conftest import Trader
 
 
@@ -234,3 +246,85 @@ def test_an_async_feed_whose_queue_is_full_still_closes(server: Server, symbol: 
         assert await feed.next(timeout=1) is None  # the end marker, not QueueFull
 
     asyncio.run(main())
+
+
+def test_feed_amends_cancels_all_and_arms_the_switch(
+    server: Server, trader: Trader, symbol: str
+) -> None:
+    bot = trader("feed-amender")
+    with Feed(server.url, ["orders"], bot.key, bot.secret) as feed:
+        order = feed.place(symbol, "buy", 2, "3.10")
+        amended = feed.amend(order.order_id, price="3.12", quantity=4)
+        assert (amended.order_id, str(amended.price), amended.quantity) == (
+            order.order_id, "3.12", 4
+        )  # fmt: skip
+        assert bot.order(order.order_id) == amended
+        with pytest.raises(Rejected) as error:
+            feed.amend(order.order_id)
+        assert error.value.code == "INVALID_REQUEST"
+        armed = feed.cancel_after(30)
+        assert armed["account_id"] == bot.account().account_id and armed["cancel_at"]
+        assert feed.cancel_after(0)["cancel_at"] is None
+        assert [o.order_id for o in feed.cancel_all(symbol)] == [order.order_id]
+
+    async def main() -> None:
+        async with AsyncFeed(server.url, [], bot.key, bot.secret) as feed:
+            order = await feed.place(symbol, "sell", 1, "3.90")
+            assert (await feed.amend(order.order_id, quantity=3)).quantity == 3
+            assert (await feed.cancel_after(10))["cancel_at"]
+            cancelled = await feed.cancel_all()
+            assert [(o.order_id, o.status) for o in cancelled] == [(order.order_id, "cancelled")]
+
+    asyncio.run(main())
+    assert bot.orders(status="open") == []
+
+
+class _Forgetful:
+    """A websocket exchange that drops the connection instead of answering the first amend
+    and the first cancel_all: what a feed sees when the exchange restarts at that moment."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.server = ws_serve(self.handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.socket.getsockname()[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handle(self, ws: Any) -> None:
+        for raw in ws:
+            message = orjson.loads(raw)
+            op = message["op"]
+            self.seen.append(op)
+            if op in ("amend", "cancel_all") and self.seen.count(op) == 1:
+                return  # the connection closes, unanswered
+            reply = {"op": "ack", "id": message["id"]}
+            if op == "auth":
+                reply["account_id"] = 1
+            elif op == "cancel_all":
+                reply["orders"] = []
+            ws.send(orjson.dumps(reply).decode())
+
+
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "asyncio"])
+def test_an_amend_whose_answer_was_lost_is_not_sent_again(run_async: bool) -> None:
+    """A dropped connection: a cancel-all is sent again (twice comes out the same), an amend
+    is not (it may have run), and the caller learns its outcome is unknown."""
+    exchange = _Forgetful()
+    try:
+        if run_async:
+
+            async def main() -> list[Any]:
+                async with AsyncFeed(exchange.url, [], "k", "s") as feed:
+                    with pytest.raises(OutcomeUnknown):
+                        await feed.amend(7, price="3.00")
+                    return await feed.cancel_all()
+
+            cancelled = asyncio.run(main())
+        else:
+            with Feed(exchange.url, [], "k", "s") as feed:
+                with pytest.raises(OutcomeUnknown):
+                    feed.amend(7, price="3.00")
+                cancelled = feed.cancel_all()
+        assert cancelled == []
+        assert [op for op in exchange.seen if op != "auth"] == ["amend", "cancel_all", "cancel_all"]
+    finally:
+        exchange.server.shutdown()

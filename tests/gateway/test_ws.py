@@ -337,3 +337,69 @@ def test_a_frame_over_the_limit_is_closed_with_1009_not_reset(server: Server) ->
                 codes.append(closed.rcvd.code if closed.rcvd else None)
     assert codes == [1009] * 15
     assert httpx.get(server.url + "/v1/health").status_code == 200
+
+
+def test_amend_cancel_all_and_cancel_after_over_the_websocket(server: Server, symbol: str) -> None:
+    """The REST order operations over the websocket: the same checks, codes and answers."""
+    trader = server.account("ws-amender")
+    other = server.account("ws-other")
+    theirs = other.place(symbol, "buy", "2.00", 1).json()["order_id"]
+
+    async def run() -> None:
+        async with websockets.connect(server.ws_url) as ws:
+
+            async def ask(message: dict[str, Any]) -> dict[str, Any]:
+                await ws.send(_text(message))
+                return await _until(ws, lambda m: m.get("id") == message["id"])
+
+            refused = await ask({"op": "amend", "id": "u", "order_id": theirs, "price": "2.01"})
+            assert refused["error"]["code"] == "UNAUTHORIZED"
+            assert (await ask(_auth_message(trader) | {"id": "a"}))["op"] == "ack"
+            placed = []
+            for i, price in enumerate(("2.00", "2.01")):
+                ack = await ask({"op": "place", "id": f"p{i}", "symbol": symbol, "side": "buy",
+                                 "type": "limit", "price": price, "quantity": 3})  # fmt: skip
+                placed.append(ack["order"]["order_id"])
+
+            ack = await ask({"op": "amend", "id": 1, "order_id": placed[0], "price": "2.02",
+                             "quantity": 5})  # fmt: skip
+            assert ack["op"] == "ack"
+            assert (ack["order"]["price"], ack["order"]["quantity"]) == ("2.02", 5)
+            assert ack["order"] == trader.request("GET", f"/v1/orders/{placed[0]}").json()
+            for bad, code, says in (
+                ({"order_id": placed[0]}, "INVALID_REQUEST", "give a new price"),
+                ({"order_id": placed[0], "quantity": "5"}, "INVALID_REQUEST", "quantity: "),
+                ({"order_id": placed[0], "price": 2.5}, "INVALID_REQUEST", "price: "),
+                ({"order_id": placed[0], "size": 5}, "INVALID_REQUEST", "size: Extra inputs"),
+                ({"price": "2.02"}, "INVALID_REQUEST", "order_id must be an integer"),
+                ({"order_id": theirs, "price": "2.02"}, "ORDER_NOT_FOUND", f"order {theirs}"),
+                ({"order_id": placed[0], "price": "9.99"}, "PRICE_OUT_OF_BAND", ""),
+            ):
+                reply = await ask({"op": "amend", "id": "bad"} | bad)
+                assert reply["op"] == "error", (bad, reply)
+                assert reply["error"]["code"] == code and says in reply["error"]["message"]
+            assert trader.request("GET", f"/v1/orders/{placed[0]}").json() == ack["order"]
+
+            armed = await ask({"op": "cancel_after", "id": 2, "timeout_s": 60})
+            assert armed["account_id"] == trader.account_id and armed["cancel_at"].endswith("Z")
+            for bad in ({"timeout_s": -1}, {"timeout_s": "60"}, {}, {"timeout_s": 1, "x": 1}):
+                reply = await ask({"op": "cancel_after", "id": "bad"} | bad)
+                assert reply["error"]["code"] == "INVALID_REQUEST", (bad, reply)
+            disarmed = await ask({"op": "cancel_after", "id": 3, "timeout_s": 0})
+            assert (disarmed["op"], disarmed["cancel_at"]) == ("ack", None)
+
+            for bad, code in (({"symbol": "NOPE"}, "UNKNOWN_SYMBOL"),
+                              ({"symbol": 5}, "INVALID_REQUEST"),
+                              ({"side": "buy"}, "INVALID_REQUEST")):  # fmt: skip
+                reply = await ask({"op": "cancel_all", "id": "bad"} | bad)
+                assert reply["error"]["code"] == code, (bad, reply)
+            cancelled = await ask({"op": "cancel_all", "id": 4, "symbol": symbol})
+            assert sorted(o["order_id"] for o in cancelled["orders"]) == placed
+            assert {(o["status"], o["cancel_reason"]) for o in cancelled["orders"]} == {
+                ("cancelled", "user")
+            }
+            assert (await ask({"op": "cancel_all", "id": 5}))["orders"] == []
+
+    asyncio.run(run())
+    assert trader.request("GET", "/v1/orders?status=open").json() == []
+    assert other.request("GET", f"/v1/orders/{theirs}").json()["status"] == "open"

@@ -32,10 +32,11 @@ JSON = st.recursive(
     max_leaves=20,
 )
 OPS = st.sampled_from(
-    ["subscribe", "unsubscribe", "auth", "place", "cancel", "ping", "dance", "", None, 1]
-)
+    ["subscribe", "unsubscribe", "auth", "place", "cancel", "amend", "cancel_all", "cancel_after",
+     "ping", "dance", "", None, 1]
+)  # fmt: skip
 FIELDS = st.sampled_from(["channels", "id", "key", "timestamp", "signature", "symbol", "side",
-                          "type", "price", "quantity", "order_id", "client_order_id"])  # fmt: skip
+                          "type", "price", "quantity", "order_id", "client_order_id", "timeout_s"])  # fmt: skip
 MESSAGE = st.builds(
     lambda op, extra: {"op": op} | extra, OPS, st.dictionaries(FIELDS, JSON, max_size=6)
 )
