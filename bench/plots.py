@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 _PERCENTILES = (("p50_us", "p50"), ("p90_us", "p90"), ("p99_us", "p99"), ("p99.9_us", "p99.9"),
                 ("max_us", "max"))  # fmt: skip
@@ -24,67 +25,69 @@ def gateway_plots(result: dict[str, Any], out: Path) -> list[Path]:
     """Latency percentiles against offered rate, and acknowledged orders/s over time."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    sweeps = result.get("sweep", {})
-    target_ms = result["scenario"]["p99_target_ms"]
-    for transport, sweep in sweeps.items():
-        points = sweep["points"]
-        if not points:
+    for transport, sweep in result.get("sweep", {}).items():
+        if not sweep["points"]:
             continue
-        rates = [p["offered_per_s"] for p in points]
-        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-        for key, label in _PERCENTILES:
-            ax.plot(
-                rates, [p["median"]["latency"][key] / 1000 for p in points], marker="o", label=label
-            )
-        lo = [p["min"]["latency"]["p99_us"] / 1000 for p in points]
-        hi = [p["max"]["latency"]["p99_us"] / 1000 for p in points]
-        ax.fill_between(rates, lo, hi, alpha=0.2, label="p99 min-max")
-        ax.axhline(
-            target_ms,
-            color="red",
-            linestyle="--",
-            linewidth=1,
-            label=f"target p99 {target_ms:g} ms",
-        )
-        if sweep.get("knee_per_s"):
-            ax.axvline(
-                sweep["knee_per_s"],
-                color="grey",
-                linestyle=":",
-                label=f"knee {sweep['knee_per_s']:,.0f}/s",
-            )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("offered orders/s (open loop)")
-        ax.set_ylabel("latency from intended send, ms")
-        ax.set_title(f"{transport}: latency percentiles (median of repetitions)")
-        ax.legend(fontsize=8)
-        ax.grid(True, which="both", alpha=0.3)
-        ax2.plot(rates, rates, color="grey", linestyle="--", label="offered")
-        ax2.plot(rates, [p["median"]["ok_per_s"] for p in points], marker="o", label="acknowledged")
-        ax2.plot(
-            rates, [p["median"]["achieved_per_s"] for p in points], marker="x", label="answered"
-        )
-        ax2.set_xscale("log")
-        ax2.set_yscale("log")
-        ax2.set_xlabel("offered orders/s")
-        ax2.set_ylabel("orders/s")
-        ax2.set_title(f"{transport}: throughput achieved vs offered")
-        ax2.legend(fontsize=8)
-        ax2.grid(True, which="both", alpha=0.3)
-        fig.suptitle(_subtitle(result), fontsize=9)
-        fig.tight_layout()
-        path = out / f"gateway-{transport}-latency.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-
-        fig = timeline_figure(result, transport)
-        path = out / f"gateway-{transport}-timeline.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        for name, figure in (("latency", latency_figure), ("timeline", timeline_figure)):
+            fig = figure(result, transport)
+            path = out / f"gateway-{transport}-{name}.png"
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+            written.append(path)
     return written
+
+
+def latency_figure(result: dict[str, Any], transport: str) -> Figure:
+    """Latency percentiles (log axes) and throughput (linear, from 0) against offered rate."""
+    sweep = result["sweep"][transport]
+    points = sweep["points"]
+    target_ms = result["scenario"]["p99_target_ms"]
+    rates = [p["offered_per_s"] for p in points]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for key, label in _PERCENTILES:
+        ax.plot(
+            rates, [p["median"]["latency"][key] / 1000 for p in points], marker="o", label=label
+        )
+    lo = [p["min"]["latency"]["p99_us"] / 1000 for p in points]
+    hi = [p["max"]["latency"]["p99_us"] / 1000 for p in points]
+    ax.fill_between(rates, lo, hi, alpha=0.2, label="p99 min-max")
+    ax.axhline(target_ms, color="red", linestyle="--", linewidth=1,
+               label=f"target p99 {target_ms:g} ms")  # fmt: skip
+    if sweep.get("knee_per_s"):
+        ax.axvline(sweep["knee_per_s"], color="grey", linestyle=":",
+                   label=f"knee {sweep['knee_per_s']:,.0f}/s")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain(ax.xaxis, ax.yaxis)
+    ax.set_xlabel("offered orders/s (open loop)")
+    ax.set_ylabel("latency from intended send, ms")
+    ax.set_title(f"{transport}: latency percentiles (median of repetitions)")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    ax2.plot(rates, rates, color="grey", linestyle="--", label="offered")
+    ax2.plot(rates, [p["median"]["ok_per_s"] for p in points], marker="o", label="acknowledged")
+    ax2.plot(rates, [p["median"]["achieved_per_s"] for p in points], marker="x", label="answered")
+    ax2.set_xscale("log")
+    _plain(ax2.xaxis)
+    ax2.set_ylim(0, max(rates) * 1.1)  # linear from 0: a shortfall shows as a gap
+    ax2.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax2.set_xlabel("offered orders/s")
+    ax2.set_ylabel("orders/s")
+    ax2.set_title(f"{transport}: throughput achieved vs offered")
+    ax2.legend(fontsize=8)
+    ax2.grid(True, which="both", alpha=0.3)
+    fig.suptitle(_subtitle(result), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _plain(*axes: Any) -> None:
+    """Label log axes 1, 2, 5, 10, 20, 50 ... as plain numbers, never as powers of ten (a
+    sweep of a decade or less would otherwise get one label, or labels like 9.00008x10^3)."""
+    for axis in axes:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def timeline_figure(result: dict[str, Any], transport: str) -> Figure:
@@ -158,6 +161,7 @@ def recovery_plot(result: dict[str, Any], out: Path) -> list[Path]:
             ax.plot(sizes, values, marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain(ax.xaxis, ax.yaxis)
     ax.set_xlabel("commands in the journal")
     ax.set_ylabel("seconds (median)")
     ax.set_title(f"restart time as the journal grows\n{_subtitle(result)}", fontsize=9)

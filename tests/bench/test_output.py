@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from bench import feed, gateway
-from bench.plots import feed_figure, timeline_figure
+from bench.plots import feed_figure, latency_figure, timeline_figure
 
 MACHINE = {"cpu": "AMD EPYC 7B13 64-Core Processor", "cores": 2, "python": "3.11.7"}
 
@@ -92,5 +92,22 @@ def test_the_timeline_leaves_out_the_partial_last_bin_and_the_legend_hides_no_li
         fig.canvas.draw()
         legend = ax.get_legend().get_window_extent()
         assert legend.x0 >= ax.get_window_extent().x1  # beside the axes, not over a line
+    finally:
+        plt.close(fig)
+
+
+def test_the_latency_plot_labels_its_log_axes_with_plain_numbers() -> None:
+    """One offered rate spans less than a decade: the log axes still get several labels,
+    written 1,000 / 2,000 / 5 / 10, never 10^3 or 9.00008x10^3."""
+    fig = latency_figure(gateway_result(), "websocket")
+    ax, ax2 = fig.axes
+    try:
+        fig.canvas.draw()
+        for axis in (ax.xaxis, ax.yaxis, ax2.xaxis, ax2.yaxis):
+            labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+            assert len(labels) >= 2, labels
+            assert all(label.replace(",", "").replace(".", "").isdigit() for label in labels)
+        assert "2,000" in [t.get_text() for t in ax.xaxis.get_ticklabels()]
+        assert ax2.get_yscale() == "linear" and ax2.get_ylim()[0] == 0
     finally:
         plt.close(fig)
