@@ -412,10 +412,24 @@ class Usage:
                 total += times.user + times.system
         return total
 
+    def _loop_cpu(self) -> float | None:
+        """CPU seconds of the server's main thread: its event loop, where the gateway, the
+        sequencer and the state all run (the single writer). ``None`` where threads are not
+        listed."""
+        assert self.process is not None
+        for thread in self.process.threads():
+            if thread.id == self.process.pid:
+                return float(thread.user_time + thread.system_time)
+        return None
+
     def __enter__(self) -> Usage:
         self.t0 = time.perf_counter()
         self.me0 = self.me.cpu_times()
         self.cpu0 = self._server_cpu() if self.process else None
+        self.loop0: float | None = None
+        if self.process is not None:
+            with contextlib.suppress(Exception):
+                self.loop0 = self._loop_cpu()
         if self.process is not None:
             self.peak_rss = self.process.memory_info().rss
         self._thread.start()
@@ -432,10 +446,17 @@ class Usage:
             with contextlib.suppress(Exception):
                 used = self._server_cpu() - self.cpu0
                 self.server_cpu = 100 * used / wall
+        self.loop_cpu = None
+        if self.process is not None and self.loop0 is not None:
+            with contextlib.suppress(Exception):
+                loop = self._loop_cpu()
+                if loop is not None:
+                    self.loop_cpu = 100 * (loop - self.loop0) / wall
 
     def result(self) -> dict[str, Any]:
         return {
             "server_cpu_percent": None if self.server_cpu is None else round(self.server_cpu, 1),
+            "server_loop_cpu_percent": None if self.loop_cpu is None else round(self.loop_cpu, 1),
             "server_peak_rss_mb": round(self.peak_rss / 1e6, 1) if self.process else None,
             "client_cpu_percent": round(self.client_cpu, 1),
         }
@@ -511,8 +532,9 @@ def run_point(
     runs = [asyncio.run(_one_run(target, transport, scenario, rate))
             for _ in range(scenario.repetitions)]  # fmt: skip
     point = combine(runs)
-    for key in ("server_cpu_percent", "server_peak_rss_mb", "client_cpu_percent"):
-        values = [r[key] for r in runs if r[key] is not None]
+    for key in ("server_cpu_percent", "server_loop_cpu_percent", "server_peak_rss_mb",
+                "client_cpu_percent"):  # fmt: skip
+        values = [r[key] for r in runs if r.get(key) is not None]
         point[key] = statistics.median(values) if values else None
     point["holds"] = holds(point, scenario.p99_target_ms * 1000)
     point["served"] = served(point)
@@ -608,7 +630,7 @@ def render(result: dict[str, Any]) -> None:
     if result.get("closed_loop"):
         table = Table(title="closed loop (saturation): median of repetitions [min-max]")
         for col in ("transport", "in flight", "acked/s", "answers/s", "p50 ms", "p99 ms", "p99.9 ms",
-                    "max ms", "server CPU %", "client CPU %", "errors (median run)"):  # fmt: skip
+                    "max ms", "server CPU %", "loop CPU %", "client CPU %", "errors (median run)"):  # fmt: skip
             table.add_column(
                 col,
                 justify="left" if col in ("transport", "errors (median run)") else "right",
@@ -621,14 +643,16 @@ def render(result: dict[str, Any]) -> None:
                           f"{med['achieved_per_s']:,.0f}", _ms(med["latency"]["p50_us"]),
                           f"{_ms(med['latency']['p99_us'])} [{_ms(lo['latency']['p99_us'])}-{_ms(hi['latency']['p99_us'])}]",
                           _ms(med["latency"]["p99.9_us"]), _ms(med["latency"]["max_us"]),
-                          _pct(p["server_cpu_percent"]), _pct(p["client_cpu_percent"]), _errors(p["errors"]))  # fmt: skip
+                          _pct(p["server_cpu_percent"]), _pct(p.get("server_loop_cpu_percent")),
+                          _pct(p["client_cpu_percent"]), _errors(p["errors"]))  # fmt: skip
         console.print(table)
     target_ms = s["p99_target_ms"]
     for transport, sweep in result.get("sweep", {}).items():
         table = Table(title=f"open loop, {transport}: latency from the intended send time, "
                             f"median of repetitions [min-max of p99]")  # fmt: skip
         for col in ("offered/s", "acked/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
-                    "server CPU %", "RSS MB", "client CPU %", f"p99 <= {target_ms:g} ms", "errors (median run)"):  # fmt: skip
+                    "server CPU %", "loop CPU %", "RSS MB", "client CPU %", f"p99 <= {target_ms:g} ms",
+                    "errors (median run)"):  # fmt: skip
             table.add_column(col, justify="left" if col.startswith("errors") else "right",
                              overflow="fold")  # fmt: skip
         for p in sweep["points"]:
@@ -636,7 +660,8 @@ def render(result: dict[str, Any]) -> None:
             table.add_row(f"{p['offered_per_s']:,.0f}", f"{p['median']['ok_per_s']:,.0f}", _ms(lat["p50_us"]),
                           _ms(lat["p90_us"]), f"{_ms(lat['p99_us'])} [{_ms(lo['p99_us'])}-{_ms(hi['p99_us'])}]",
                           _ms(lat["p99.9_us"]), _ms(lat["max_us"]), _pct(p["server_cpu_percent"]),
-                          _pct(p["server_peak_rss_mb"]), _pct(p["client_cpu_percent"]),
+                          _pct(p.get("server_loop_cpu_percent")), _pct(p["server_peak_rss_mb"]),
+                          _pct(p["client_cpu_percent"]),
                           "yes" if p["holds"] else "no", _errors(p["errors"]))  # fmt: skip
         console.print(table)
         k = sweep["knee_per_s"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -25,7 +26,7 @@ def gateway_result() -> dict[str, Any]:
 
     closed = {"median_run": {"in_flight": 64}, "median": stats(5_261.4, 1.5),
               "min": stats(5_261.0, 1.25), "max": stats(5_262.0, 1.75),
-              "server_cpu_percent": 97.0, "client_cpu_percent": 88.0,
+              "server_cpu_percent": 97.0, "server_loop_cpu_percent": 71.0, "client_cpu_percent": 88.0,
               "errors": {"RATE_LIMITED": 12_345, "INSUFFICIENT_MARGIN": 1_234}}  # fmt: skip
     timeline = [[i * 0.25, 2_000.0] for i in range(32)] + [[8.0, 40.0]]
     point = {"offered_per_s": 2_000.0, "holds": True, "median": stats(2_000.0, 1.0),
@@ -56,6 +57,8 @@ def test_the_gateway_tables_show_min_and_max_whole(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "5,261 [5,261-5,262]" in out  # acked/s [min-max]
     assert "4.50 [3.75-5.25]" in out  # closed-loop p99 ms [min-max]
+    # server CPU, then its event-loop thread's share (the single writer), then the client's
+    assert re.search(r"97\s*│\s*71\s*│\s*88", out), out
     assert "RATE_LIMITED 12,345, INSUFFICIENT_MARGIN 1,234" in out
     assert "…" not in out
 
