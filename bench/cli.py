@@ -59,8 +59,11 @@ def bench_gateway(
 ) -> None:
     """Order entry over the websocket and REST: open-loop sweeps, knee, latency, CPU.
 
-    More flags (--transport, --connections, --window, --duration, --warmup, --repetitions,
-    --symbols, --no-closed) pass through to ``python -m bench.gateway``.
+    More flags pass through, with their defaults:
+    --transport websocket, rest or both (both); --connections (4);
+    --window, in flight per websocket connection in the closed loop (16);
+    --duration, measured seconds (10); --warmup, seconds (2);
+    --repetitions (3); --symbols (1); --no-closed skips the closed loop.
     """
     from bench.gateway import main as gateway_main
 
@@ -70,7 +73,7 @@ def bench_gateway(
         if value is not None:
             args.append(f"{flag}={value}")
     args += (["--json"] if json else []) + (["--quick"] if quick else [])
-    raise typer.Exit(gateway_main(args))
+    raise typer.Exit(gateway_main(args, prog="cfx bench gateway"))
 
 
 @bench_app.command("feed")

@@ -173,8 +173,8 @@ def render(result: dict[str, Any]) -> None:
     console = wide_console()
     m = result["machine"]
     f = result["flow"]
-    console.print(f"[bold]cfx engine benchmark[/] on {m['cpu']}, {m['cores']} cores, "
-                  f"Python {m['python']}, numba {m['packages'].get('numba', '?')}")  # fmt: skip
+    console.print("[bold]cfx engine benchmark[/]")
+    console.print(machine.describe(m), markup=False, highlight=False)
     console.print(f"flow: {f['commands']:,} commands over {f['books']} books "
                   f"({f['adds']:,} adds, {f['cancels']:,} cancels, {f['amends']:,} amends), seed {f['seed']}")  # fmt: skip
     table = Table(title="throughput (commands/s)")

@@ -132,8 +132,8 @@ def render(result: dict[str, Any]) -> None:
 
     console = wide_console()
     m = result["machine"]
-    console.print(f"[bold]cfx experiments benchmark[/] on {m['cpu']}, {m['cores']} cores, "
-                  f"Python {m['python']}, numba {m['packages'].get('numba', '?')}")  # fmt: skip
+    console.print("[bold]cfx experiments benchmark[/]")
+    console.print(machine.describe(m), markup=False, highlight=False)
     g = result["gode_sunder"]
     table = Table(title=f"Gode & Sunder reproduction: 5 markets x 2 trader types x "
                         f"{g['periods']} periods x {g['orders_per_period']} orders")  # fmt: skip

@@ -389,10 +389,11 @@ def render(result: dict[str, Any]) -> None:
 
     console = machine.console()
     m = result["machine"]
-    console.print(f"[bold]cfx feed benchmark[/] on {m['cpu']}, {m['cores']} cores, Python {m['python']}; "
-                  f"{result['symbol']}, {result['duration_s']:g} s after {result['warmup_s']:g} s warm-up")  # fmt: skip
+    console.print(f"[bold]cfx feed benchmark[/]: {result['symbol']}, {result['duration_s']:g} s after "
+                  f"{result['warmup_s']:g} s warm-up")  # fmt: skip
+    console.print(machine.describe(m), markup=False, highlight=False)
     table = Table(
-        title="delivery lag, event time to receipt: median of repetitions [min-max of p99]"
+        title="delivery lag, event time to receipt: median of repetitions \\[min-max of p99]"
     )
     for col in ("subscribers", "offered cmd/s", "book updates/s", "delivered", "messages/s (all)",
                 "p50 ms", "p99 ms", "p99.9 ms", "max ms", "gaps", "slow consumers"):  # fmt: skip

@@ -624,11 +624,11 @@ def render(result: dict[str, Any]) -> None:
     console = machine.console()
     m = result["machine"]
     s = result["scenario"]
-    console.print(f"[bold]cfx gateway benchmark[/] on {m['cpu']}, {m['cores']} cores, Python {m['python']}; "
-                  f"{s['connections']} connections, {s['symbols']} symbol(s), mix {s['mix']}, "
-                  f"{s['repetitions']} x {s['duration']:g} s after {s['warmup']:g} s warm-up")  # fmt: skip
+    console.print(f"[bold]cfx gateway benchmark[/]: {s['connections']} connections, {s['symbols']} symbol(s), "
+                  f"mix {s['mix']}, {s['repetitions']} x {s['duration']:g} s after {s['warmup']:g} s warm-up")  # fmt: skip
+    console.print(machine.describe(m), markup=False, highlight=False)
     if result.get("closed_loop"):
-        table = Table(title="closed loop (saturation): median of repetitions [min-max]")
+        table = Table(title="closed loop (saturation): median of repetitions \\[min-max]")
         for col in ("transport", "in flight", "acked/s", "answers/s", "p50 ms", "p99 ms", "p99.9 ms",
                     "max ms", "server CPU %", "loop CPU %", "client CPU %", "errors (median run)"):  # fmt: skip
             table.add_column(
@@ -649,7 +649,7 @@ def render(result: dict[str, Any]) -> None:
     target_ms = s["p99_target_ms"]
     for transport, sweep in result.get("sweep", {}).items():
         table = Table(title=f"open loop, {transport}: latency from the intended send time, "
-                            f"median of repetitions [min-max of p99]")  # fmt: skip
+                            f"median of repetitions \\[min-max of p99]")  # fmt: skip
         for col in ("offered/s", "acked/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
                     "server CPU %", "loop CPU %", "RSS MB", "client CPU %", f"p99 <= {target_ms:g} ms",
                     "errors (median run)"):  # fmt: skip
@@ -698,8 +698,8 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     return scenario  # no rates: each transport sweeps its DEFAULT_SWEEP
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__.splitlines()[0])
+def parser(prog: str = "python -m bench.gateway") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--url", help="a running exchange (default: start one)")
     p.add_argument("--token", help="admin token for --url")
     p.add_argument("--scenario", type=Path, help="TOML scenario file (flags override it)")
@@ -720,8 +720,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m bench.gateway") -> int:
+    args = parser(prog).parse_args(argv)
     log = None if args.json else (lambda text: print(f"... {text}", file=sys.stderr, flush=True))
     try:
         scenario = scenario_from_args(args)

@@ -252,8 +252,8 @@ def render(result: dict[str, Any]) -> None:
     console = wide_console()
     m = result["machine"]
     w = result["workload"]
-    console.print(f"[bold]cfx ledger benchmark[/] on {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
-                  f"sqlmodel {m['packages'].get('sqlmodel', '?')}")  # fmt: skip
+    console.print("[bold]cfx ledger benchmark[/]")
+    console.print(machine.describe(m), markup=False, highlight=False)
     console.print(f"workload: {w['postings']:,} trade postings of {w['lines_per_posting']} lines "
                   f"between {w['traders']:,} traders ({w['postings_at_batch_1']:,} at batch size 1), "
                   f"median of {w['repeats']}, seed {w['seed']}")  # fmt: skip

@@ -74,6 +74,19 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def describe(m: dict[str, Any]) -> str:
+    """The machine of a result in one line, for the head of its tables: what the JSON holds
+    (CPU, cores, memory, OS, Python, packages, commit, load average when the run began)."""
+    memory = f"{m['memory_gib']:g} GiB, " if m.get("memory_gib") is not None else ""
+    packages = ", ".join(f"{name} {version}" for name, version in m.get("packages", {}).items())
+    load = m.get("load_average")
+    return (
+        f"machine: {m['cpu']}, {m['cores']} cores, {memory}{m.get('os', '?')}, Python "
+        f"{m['python']}; {packages}; commit {m.get('commit') or 'unknown'}"
+        + (f"; load average at the start {' '.join(f'{x:g}' for x in load)}" if load else "")
+    )
+
+
 def console() -> Console:
     """Return a console for the result tables: a terminal's own width, else room for any table.
 

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 _PERCENTILES = (("p50_us", "p50"), ("p90_us", "p90"), ("p99_us", "p99"), ("p99.9_us", "p99.9"),
                 ("max_us", "max"))  # fmt: skip
@@ -48,9 +48,13 @@ def latency_figure(result: dict[str, Any], transport: str) -> Figure:
         ax.plot(
             rates, [p["median"]["latency"][key] / 1000 for p in points], marker="o", label=label
         )
+    p99 = [p["median"]["latency"]["p99_us"] / 1000 for p in points]
     lo = [p["min"]["latency"]["p99_us"] / 1000 for p in points]
     hi = [p["max"]["latency"]["p99_us"] / 1000 for p in points]
-    ax.fill_between(rates, lo, hi, alpha=0.2, label="p99 min-max")
+    # bars, not a band: a band between the points is nothing to see at a single rate
+    ax.errorbar(rates, p99, yerr=[[m - low for m, low in zip(p99, lo, strict=True)],
+                                  [high - m for m, high in zip(p99, hi, strict=True)]],
+                fmt="none", ecolor="tab:green", capsize=4, label="p99 min-max")  # fmt: skip
     ax.axhline(target_ms, color="red", linestyle="--", linewidth=1,
                label=f"target p99 {target_ms:g} ms")  # fmt: skip
     if sweep.get("knee_per_s"):
@@ -58,7 +62,8 @@ def latency_figure(result: dict[str, Any], transport: str) -> Figure:
                    label=f"knee {sweep['knee_per_s']:,.0f}/s")  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _plain(ax.xaxis, ax.yaxis)
+    _plain(ax.yaxis)
+    _rates(ax, rates)
     ax.set_xlabel("offered orders/s (open loop)")
     ax.set_ylabel("latency from intended send, ms")
     ax.set_title(f"{transport}: latency percentiles (median of repetitions)")
@@ -68,7 +73,7 @@ def latency_figure(result: dict[str, Any], transport: str) -> Figure:
     ax2.plot(rates, [p["median"]["ok_per_s"] for p in points], marker="o", label="acknowledged")
     ax2.plot(rates, [p["median"]["achieved_per_s"] for p in points], marker="x", label="answered")
     ax2.set_xscale("log")
-    _plain(ax2.xaxis)
+    _rates(ax2, rates)
     ax2.set_ylim(0, max(rates) * 1.1)  # linear from 0: a shortfall shows as a gap
     ax2.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax2.set_xlabel("offered orders/s")
@@ -79,6 +84,15 @@ def latency_figure(result: dict[str, Any], transport: str) -> Figure:
     fig.suptitle(_subtitle(result), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _rates(ax: Any, rates: list[float]) -> None:
+    """Label the log x axis at exactly the offered rates."""
+    ax.xaxis.set_major_locator(FixedLocator(rates))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    if len(rates) > 6:
+        ax.tick_params(axis="x", labelrotation=45)
 
 
 def _plain(*axes: Any) -> None:

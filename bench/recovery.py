@@ -233,8 +233,8 @@ def render(result: dict[str, Any]) -> None:
 
     console = machine.console()
     m = result["machine"]
-    console.print(f"[bold]cfx recovery benchmark[/] on {m['cpu']}, {m['cores']} cores, Python {m['python']}; "
-                  f"median of {result['repetitions']}")  # fmt: skip
+    console.print(f"[bold]cfx recovery benchmark[/]: median of {result['repetitions']}")
+    console.print(machine.describe(m), markup=False, highlight=False)
     table = Table(title="restart time as the journal grows (seconds; commands/s)")
     for col in ("commands", "journal MB", "resting orders", "journal read", "replay only", "snapshot at",
                 "snapshot + replay", "cfx serve -> healthy"):  # fmt: skip
@@ -244,7 +244,8 @@ def render(result: dict[str, Any]) -> None:
         table.add_row(f"{r['commands']:,}", f"{r['journal_mb']:,.1f}", f"{r['resting_orders']:,}",
                       f"{r['journal_read_s']:,.3f} ({r['journal_read_cmd_per_s']:,.0f}/s)",
                       f"{r['replay_only_s']:,.3f} ({r['replay_only_cmd_per_s']:,.0f}/s)",
-                      f"{r['snapshot_seq']:,}", f"{r['snapshot_replay_s']:,.3f} ({r['replayed_after_snapshot']:,} replayed)",
+                      f"{r['snapshot_seq']:,}" if r["snapshot_seq"] else "none yet",
+                      f"{r['snapshot_replay_s']:,.3f} ({r['replayed_after_snapshot']:,} replayed)",
                       "" if serve is None else f"{serve:,.2f}")  # fmt: skip
     console.print(table)
     for plot in result.get("plots", []):

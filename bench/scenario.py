@@ -90,20 +90,23 @@ class Scenario:
         """Return the scenario if it can run; raise :class:`ScenarioError` otherwise."""
         if self.transport not in TRANSPORTS:
             raise ScenarioError(
-                f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}"
+                f"{_named('transport')} must be one of {', '.join(TRANSPORTS)}, "
+                f"not {self.transport!r}"
             )
         for name in ("connections", "window", "repetitions", "symbols"):
             if getattr(self, name) < 1:
-                raise ScenarioError(f"{name} must be at least 1, not {getattr(self, name)}")
+                raise ScenarioError(f"{_named(name)} must be at least 1, not {getattr(self, name)}")
         if self.duration <= 0:
-            raise ScenarioError(f"duration must be positive, not {self.duration}")
+            raise ScenarioError(f"{_named('duration')} must be positive, not {self.duration}")
         if self.warmup < 0:
-            raise ScenarioError(f"warmup must not be negative, not {self.warmup}")
+            raise ScenarioError(f"{_named('warmup')} must not be negative, not {self.warmup}")
         if self.p99_target_ms <= 0:
-            raise ScenarioError(f"p99_target_ms must be positive, not {self.p99_target_ms}")
+            raise ScenarioError(
+                f"{_named('p99_target_ms')} must be positive, not {self.p99_target_ms}"
+            )
         for rate in (*self.sweep, *([self.rate] if self.rate is not None else [])):
             if rate <= 0:
-                raise ScenarioError(f"offered rates must be positive, not {rate}")
+                raise ScenarioError(f"offered rates (--rate, --sweep) must be positive, not {rate}")
         self.mix.check()
         return self
 
@@ -111,6 +114,11 @@ class Scenario:
         out = asdict(self)
         out["sweep"] = list(self.sweep)
         return out
+
+
+def _named(key: str) -> str:
+    """A scenario setting as both its flag and its key in a scenario file name it."""
+    return f"--{key.replace('_', '-')} ({key} in a scenario file)"
 
 
 _TYPES: dict[str, tuple[type, ...]] = {

@@ -33,6 +33,11 @@ runner = CliRunner()
         ("gateway --sweep abc", "--sweep takes rates like 500,1000,2000, not 'abc'"),
         ("gateway --sweep 500,,1000", "--sweep takes rates like 500,1000,2000, not '500,,1000'"),
         ("gateway --url http://127.0.0.1:9", "--url needs --token"),
+        (
+            "gateway --p99-target-ms 0",
+            "--p99-target-ms (p99_target_ms in a scenario file) must be positive, not 0",
+        ),
+        ("gateway --duration 0", "--duration (duration in a scenario file) must be positive"),
     ],
 )
 def test_a_bad_option_is_one_line_naming_it(args: str, message: str) -> None:

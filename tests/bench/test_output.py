@@ -11,7 +11,9 @@ import pytest
 from bench import feed, gateway
 from bench.plots import feed_figure, latency_figure, timeline_figure
 
-MACHINE = {"cpu": "AMD EPYC 7B13 64-Core Processor", "cores": 2, "python": "3.11.7"}
+MACHINE = {"cpu": "AMD EPYC 7B13 64-Core Processor", "cores": 2, "python": "3.11.7",
+           "memory_gib": 23.4, "os": "Linux 6.1", "packages": {"numpy": "2.4.6", "numba": "0.68.1"},
+           "commit": "60fb39a0c614", "load_average": [0.4, 0.5, 0.6]}  # fmt: skip
 
 
 def latency(p50_ms: float) -> dict[str, int]:
@@ -59,6 +61,11 @@ def test_the_gateway_tables_show_min_and_max_whole(capsys: pytest.CaptureFixture
     assert "4.50 [3.75-5.25]" in out  # closed-loop p99 ms [min-max]
     # server CPU, then its event-loop thread's share (the single writer), then the client's
     assert re.search(r"97\s*│\s*71\s*│\s*88", out), out
+    # the titles say what the brackets hold (rich would take "[min-max]" for markup)
+    assert "median of repetitions [min-max]" in out
+    assert "median of repetitions [min-max of p99]" in out
+    assert "machine: AMD EPYC 7B13 64-Core Processor, 2 cores, 23.4 GiB, Linux 6.1" in out
+    assert "numba 0.68.1; commit 60fb39a0c614; load average at the start 0.4 0.5 0.6" in out
     assert "RATE_LIMITED 12,345, INSUFFICIENT_MARGIN 1,234" in out
     assert "…" not in out
 
@@ -67,6 +74,7 @@ def test_the_feed_table_shows_min_and_max_whole(capsys: pytest.CaptureFixture[st
     feed.render(feed_result())
     out = capsys.readouterr().out
     assert "28.50 [14.25-28,500.00]" in out  # p99 ms [min-max]
+    assert "median of repetitions [min-max of p99]" in out
     assert "…" not in out
 
 
@@ -99,18 +107,28 @@ def test_the_timeline_leaves_out_the_partial_last_bin_and_the_legend_hides_no_li
         plt.close(fig)
 
 
-def test_the_latency_plot_labels_its_log_axes_with_plain_numbers() -> None:
-    """One offered rate spans less than a decade: the log axes still get several labels,
-    written 1,000 / 2,000 / 5 / 10, never 10^3 or 9.00008x10^3."""
-    fig = latency_figure(gateway_result(), "websocket")
-    ax, ax2 = fig.axes
-    try:
-        fig.canvas.draw()
-        for axis in (ax.xaxis, ax.yaxis, ax2.xaxis, ax2.yaxis):
-            labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
-            assert len(labels) >= 2, labels
-            assert all(label.replace(",", "").replace(".", "").isdigit() for label in labels)
-        assert "2,000" in [t.get_text() for t in ax.xaxis.get_ticklabels()]
-        assert ax2.get_yscale() == "linear" and ax2.get_ylim()[0] == 0
-    finally:
-        plt.close(fig)
+def test_the_latency_plot_labels_the_rates_swept_and_plain_numbers() -> None:
+    """The x axis names each offered rate (3,000 and 6,000 too, which a log axis would leave
+    bare); the others read 2 / 5 / 10, never 10^3 or 9.00008x10^3; the p99 min-max shows as
+    a bar even at a single rate."""
+    result = gateway_result()
+    (point,) = result["sweep"]["websocket"]["points"]
+    for rates in ([2_000.0], [1_000.0, 3_000.0, 6_000.0]):
+        result["sweep"]["websocket"]["points"] = [point | {"offered_per_s": r} for r in rates]
+        fig = latency_figure(result, "websocket")
+        ax, ax2 = fig.axes
+        try:
+            fig.canvas.draw()
+            for axis in (ax.xaxis, ax2.xaxis):
+                labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+                assert labels == [f"{r:,.0f}" for r in rates]
+            for axis in (ax.yaxis, ax2.yaxis):
+                labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+                assert len(labels) >= 2, labels
+                assert all(label.replace(",", "").replace(".", "").isdigit() for label in labels)
+            assert ax2.get_yscale() == "linear" and ax2.get_ylim()[0] == 0
+            (bars,) = [c for c in ax.containers if c.get_label() == "p99 min-max"]
+            (segments,) = bars.lines[2]
+            assert len(segments.get_segments()) == len(rates)
+        finally:
+            plt.close(fig)

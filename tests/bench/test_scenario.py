@@ -56,9 +56,12 @@ def test_an_empty_file_is_the_defaults(tmp_path: Path) -> None:
         ("bogus = 1", "unknown key 'bogus'.*the keys are: transport, connections"),
         ('connections = "4"', "connections must be a int, not '4'"),
         ("duration = true", "duration must be a int or number, not True"),
-        ("connections = 0", "connections must be at least 1"),
-        ('transport = "udp"', "transport must be one of websocket, rest, both"),
-        ("sweep = [500, -1]", "offered rates must be positive"),
+        ("connections = 0", r"--connections \(connections in a scenario file\) must be at least 1"),
+        (
+            'transport = "udp"',
+            r"--transport \(transport in a scenario file\) must be one of websocket, rest",
+        ),
+        ("sweep = [500, -1]", r"offered rates \(--rate, --sweep\) must be positive"),
         ('sweep = ["fast"]', "sweep item must be a int or number"),
         ("[mix]\nlimit = 0.5\nmarket = 0.1\ncancel = 0.1", "must add up to 1, not 0.7"),
         ("[mix]\ncrossing = 2", "mix.crossing must lie between 0 and 1"),
@@ -79,7 +82,9 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_flags_override_the_file_and_are_checked(tmp_path: Path) -> None:
     s = with_overrides(load_scenario(write(tmp_path, GOOD)), connections=2, rate=None)
     assert s.connections == 2 and s.sweep == (500.0, 1000.0, 2000.0)
-    with pytest.raises(ScenarioError, match="repetitions must be at least 1"):
+    with pytest.raises(
+        ScenarioError, match=r"--repetitions \(repetitions in a scenario file\) must be at least 1"
+    ):
         with_overrides(s, repetitions=0)
 
 
