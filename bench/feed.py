@@ -395,7 +395,7 @@ def render(result: dict[str, Any]) -> None:
     table = Table(
         title="delivery lag, event time to receipt: median of repetitions \\[min-max of p99]"
     )
-    for col in ("subscribers", "offered cmd/s", "book updates/s", "delivered", "messages/s (all)",
+    for col in ("subscribers", "offered cmd/s", "book updates/s sent to each", "delivered", "messages/s (all)",
                 "p50 ms", "p99 ms", "p99.9 ms", "max ms", "gaps", "slow consumers"):  # fmt: skip
         table.add_column(col, justify="right", overflow="fold")
     for r in result["runs"]:
