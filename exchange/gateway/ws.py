@@ -610,7 +610,7 @@ class Connection:
             raise ApiError(Reason.UNAUTHORIZED, "this signature was already used")
         self.svc.unregister_private(self)
         self.account = account
-        self._rate_key = f"ws:{account}"
+        self._rate_key = key  # the API key's bucket, which its REST requests draw on too
         self.svc.register_private(self)
         self.ack(request_id, {"account_id": account})
         if "positions" in self.channels:  # another account's until now: this one's, afresh
@@ -640,37 +640,31 @@ class Connection:
         return answer
 
     def _trading_account(self, what: str) -> int:
+        """The connection's account, once one request is taken from its API key's rate limit:
+        every order request counts, refused or not, as on REST (whose requests draw on the
+        same bucket)."""
         if self.account is None:
             raise ApiError(Reason.UNAUTHORIZED, f"authenticate before {what}")
+        if self.svc.limiter.take(self._rate_key):
+            raise ApiError(Reason.RATE_LIMITED, "too many requests for this API key")
         return self.account
 
-    def _rate(self) -> None:
-        """Take one journaled request from the account's rate limit."""
-        if self.svc.limiter.take(self._rate_key):
-            raise ApiError(Reason.RATE_LIMITED, "too many requests for this account")
-
     def place(self, message: dict[str, Any], request_id: Any) -> None:
-        if self.account is None:
-            raise ApiError(Reason.UNAUTHORIZED, "authenticate before placing orders")
+        account = self._trading_account("placing orders")
         body = {k: v for k, v in message.items() if k != "op" and k != "id"}
         try:
             order = parse_place(body)
         except ValueError as exc:
             raise ApiError(Reason.INVALID_REQUEST, str(exc)) from exc
-        if self.svc.limiter.take(self._rate_key):
-            raise ApiError(Reason.RATE_LIMITED, "too many requests for this account")
-        self._submit(self.svc.place_command(self.account, order), request_id)
+        self._submit(self.svc.place_command(account, order), request_id)
 
     def cancel(self, message: dict[str, Any], request_id: Any) -> None:
-        if self.account is None:
-            raise ApiError(Reason.UNAUTHORIZED, "authenticate before cancelling orders")
+        account = self._trading_account("cancelling orders")
         order_id = message.get("order_id")
         if not isinstance(order_id, int) or isinstance(order_id, bool):
             raise ApiError(Reason.INVALID_REQUEST, "order_id must be an integer")
-        self.svc.own_order(self.account, order_id)
-        if self.svc.limiter.take(self._rate_key):  # a cancel is journaled too
-            raise ApiError(Reason.RATE_LIMITED, "too many requests for this account")
-        self._submit({"op": "cancel", "account_id": self.account, "order_id": order_id}, request_id)
+        self.svc.own_order(account, order_id)
+        self._submit({"op": "cancel", "account_id": account, "order_id": order_id}, request_id)
 
     def amend(self, message: dict[str, Any], request_id: Any) -> None:
         """``PATCH /v1/orders/{order_id}`` over the websocket: the same checks, in order."""
@@ -686,7 +680,6 @@ class Connection:
                                    "quantity": body.quantity}  # fmt: skip
         if body.price is not None:
             command["price"] = self.svc.parse_price(order.symbol, body.price)
-        self._rate()
         self._submit(command, request_id)
 
     def cancel_all(self, message: dict[str, Any], request_id: Any) -> None:
@@ -695,7 +688,6 @@ class Connection:
         body = _parse(CancelAll, message)
         if body.symbol is not None:
             self.svc.known_symbol(body.symbol)
-        self._rate()
         out = self.svc.order_out
         self._submit({"op": "cancel_all", "account_id": account, "symbol": body.symbol},
                      request_id, lambda orders: {"orders": [out(o) for o in orders]})  # fmt: skip
@@ -705,7 +697,6 @@ class Connection:
         "cancel_at"}``."""
         account = self._trading_account("arming the dead man's switch")
         body = _parse(CancelAfter, message)
-        self._rate()
         command = {"op": "cancel_after", "account_id": account, "timeout_ns": body.timeout_s * NS}
         self._submit(command, request_id, dict)
 

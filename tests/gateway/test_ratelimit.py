@@ -36,3 +36,18 @@ def test_keys_that_went_quiet_are_forgotten() -> None:
     for n in range(4096):
         cache.seen(f"{n:064x}", "busy", now=100.0)
     assert "quiet" not in cache._seen and "busy" in cache._seen
+
+
+def test_the_timestamp_window_is_30_seconds_either_way_whatever_the_fraction() -> None:
+    """SPEC section 6: more than 30 s away is refused. Both sides count whole seconds, so
+    -30 passes as +30 does, at any point of the server's second, and +-31 fail."""
+    from exchange.gateway.auth import MAX_SKEW_S, sign, verify
+
+    assert MAX_SKEW_S == 30
+    for fraction in (0.0, 0.05, 0.5, 0.95):
+        now = 1_796_083_200 + fraction
+        for skew, fresh in ((-30, True), (30, True), (0, True), (-31, False), (31, False)):
+            ts = str(1_796_083_200 + skew)
+            signature = sign("secret", ts, "GET", "/v1/account", b"")
+            problem = verify("secret", ts, "GET", "/v1/account", b"", signature, now)
+            assert (problem is None) is fresh, (fraction, skew, problem)

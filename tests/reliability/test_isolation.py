@@ -261,6 +261,36 @@ def test_websocket_cancels_and_control_messages_are_rate_limited(isolated: Serve
     asyncio.run(run())
 
 
+def test_one_api_key_has_one_rate_limit_over_rest_and_the_websocket(isolated: Server) -> None:
+    """Every order request counts, refused or not (a cancel of an order id that is not the
+    account's, too), and the websocket draws on the bucket its key's REST requests use."""
+    server = isolated
+    trader = server.account("one-bucket")
+
+    async def drain() -> Counter[str]:
+        ts = str(int(time.time()))
+        async with websockets.connect(server.ws_url) as ws:
+            await ws.send(orjson.dumps({"op": "auth", "id": "a", "key": trader.key, "timestamp": ts,
+                                        "signature": sign(trader.secret, ts, "GET", "/v1/ws", b"")}).decode())  # fmt: skip
+            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["op"] == "ack"
+            n = 900  # the key's bucket holds 400 (twice the 200 a second)
+            for i in range(n):
+                await ws.send(orjson.dumps({"op": "cancel", "id": i, "order_id": 10**12}).decode())
+            codes: Counter[str] = Counter()
+            while sum(codes.values()) < n:
+                reply = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                if isinstance(reply.get("id"), int):
+                    codes[reply["error"]["code"]] += 1
+            return codes
+
+    codes = asyncio.run(drain())
+    assert codes["RATE_LIMITED"] >= 300 and codes["ORDER_NOT_FOUND"] >= 300, codes
+    with httpx.Client() as http:  # at once, over REST: the same bucket, nearly empty
+        trader.session = http
+        statuses = Counter(trader.request("GET", "/v1/account").status_code for _ in range(100))
+    assert statuses[429] >= 20, statuses
+
+
 def test_a_request_refused_for_its_rate_keeps_its_signature(tmp_path: Path) -> None:
     """429 changes nothing, the signature included: the same signed request sent again
     after Retry-After is served, not refused as a replay."""
