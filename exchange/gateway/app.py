@@ -185,7 +185,13 @@ async def _known_query(request: HTTPConnection) -> None:
     route = request.scope.get("route")
     if getattr(route, "dependant", None) is None:
         return
-    unknown = sorted(set(request.query_params) - _query_names(route))
+    names = [name for name, _ in request.query_params.multi_items()]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # which copy counts would be a guess, and a proxy could guess the other way
+        raise _UnknownQuery(
+            ", ".join(repr(name) for name in twice) + " given more than once: give each once"
+        )
+    unknown = sorted(set(names) - _query_names(route))
     if unknown:
         takes = sorted(_query_names(route))
         raise _UnknownQuery(
@@ -248,6 +254,10 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
+#: The headers a signed request carries (SPEC section 6), lower case.
+SIGNING_HEADERS = ("cfx-key", "cfx-timestamp", "cfx-signature")
+
+
 async def account_id(request: Request) -> int:
     """Authenticate a signed request (SPEC section 6); return its account."""
     body = await request.body()
@@ -255,9 +265,11 @@ async def account_id(request: Request) -> int:
     raw = request.scope.get("raw_path") or request.url.path.encode()
     sent = raw.decode("latin-1")
     path = sent + (f"?{request.url.query}" if request.url.query else "")
+    twice = any(len(request.headers.getlist(name)) > 1 for name in SIGNING_HEADERS)
     return authenticate(
-        request.app.state.svc, request.method, request.url.path, path, request.headers.get, body
-    )
+        request.app.state.svc, request.method, request.url.path, path, request.headers.get, body,
+        twice,
+    )  # fmt: skip
 
 
 def authenticate(
@@ -267,9 +279,16 @@ def authenticate(
     path_with_query: str,
     header: Callable[[str], str | None],
     body: bytes,
+    twice: bool = False,
 ) -> int:
     """Check a request's signature, replay and rate limit; return its account or raise
-    :class:`ApiError`. The REST routes and the order fast path both authenticate here."""
+    :class:`ApiError`. The REST routes and the order fast path both authenticate here.
+    ``twice``: a signing header came more than once (refused: which copy counts would be a
+    guess, and a proxy in front could guess the other way)."""
+    if twice:
+        raise ApiError(
+            Reason.UNAUTHORIZED, "send each of CFX-KEY, CFX-TIMESTAMP and CFX-SIGNATURE once"
+        )
     key = header("CFX-KEY")
     timestamp = header("CFX-TIMESTAMP")
     signature = header("CFX-SIGNATURE")
@@ -316,7 +335,8 @@ def authenticate(
 async def admin(request: Request) -> None:
     """Require the admin bearer token."""
     svc: ExchangeService = request.app.state.svc
-    header = request.headers.get("Authorization", "")
+    given = request.headers.getlist("Authorization")
+    header = given[0] if len(given) == 1 else ""  # two tokens: which counts would be a guess
     if not hmac.compare_digest(header.encode(), f"Bearer {svc.admin_token}".encode()):
         raise ApiError(
             Reason.UNAUTHORIZED,

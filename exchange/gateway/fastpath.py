@@ -119,11 +119,15 @@ async def serve(
             fields = None
         if fields is None:
             return _replaying(messages, receive)
-    from exchange.gateway.app import authenticate
+    from exchange.gateway.app import SIGNING_HEADERS, authenticate
 
     headers: dict[str, str] = {}
+    twice = False
     for name, value in scope["headers"]:
-        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        lower = name.decode("latin-1").lower()
+        if lower in headers and lower in SIGNING_HEADERS:
+            twice = True
+        headers.setdefault(lower, value.decode("latin-1"))
     try:
         account = authenticate(
             svc,
@@ -132,6 +136,7 @@ async def serve(
             scope["path"],
             lambda h: headers.get(h.lower()),
             body,
+            twice,
         )
         if fields is not None:
             outcome = await svc.sequencer.submit(svc.place_command(account, fields))

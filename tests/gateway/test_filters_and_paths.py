@@ -7,12 +7,14 @@ contract's last trade.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import orjson
 import websockets
 
-from tests.gateway.conftest import Server
+from exchange.gateway.auth import sign
+from tests.gateway.conftest import ADMIN_TOKEN, Server
 
 #: Every REST request that narrows a list by a ``symbol`` query.
 FILTERED = [
@@ -83,6 +85,39 @@ def test_a_trailing_slash_is_404_not_a_redirect(server: Server, symbol: str) -> 
     # the paths without the slash, and the dashboard at /, are served as before
     assert httpx.get(server.url + "/v1/health").status_code == 200
     assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_a_query_key_or_a_signing_header_given_twice_is_refused(
+    server: Server, symbol: str
+) -> None:
+    """Which copy would count is a guess, and a proxy in front could guess the other way:
+    refused, and nothing changes."""
+    trader = server.account("twice")
+    resting = trader.place(symbol, "buy", "3.00", 1).json()
+    for path in (f"/v1/orders?symbol={symbol}&symbol={symbol}", "/v1/orders?limit=1&limit=2"):
+        for method in ("GET", "DELETE"):
+            response = trader.request(method, path)
+            assert response.status_code == 400, (method, path, response.text)
+            assert response.json()["error"]["code"] == "INVALID_REQUEST"
+            assert "given more than once" in response.json()["error"]["message"]
+    order = orjson.dumps({"symbol": symbol, "side": "buy", "type": "limit", "price": "3.00",
+                          "quantity": 1})  # fmt: skip
+    for method, path, body in (("GET", "/v1/account", b""), ("POST", "/v1/orders", order)):
+        ts = str(int(time.time()))
+        signed = [("CFX-KEY", trader.key), ("CFX-TIMESTAMP", ts),
+                  ("CFX-SIGNATURE", sign(trader.secret, ts, method, path, body)),
+                  ("Content-Type", "application/json")]  # fmt: skip
+        assert httpx.request(method, server.url + path, content=body, headers=signed).is_success
+        for extra in (("CFX-SIGNATURE", "0" * 64), ("cfx-key", trader.key), ("CFX-TIMESTAMP", ts)):
+            response = httpx.request(method, server.url + path, content=body,
+                                     headers=[*signed, extra])  # fmt: skip
+            assert response.status_code == 401, (path, extra, response.text)
+            assert "once" in response.json()["error"]["message"]
+    placed = trader.request("GET", "/v1/orders?status=open").json()
+    assert len(placed) == 2 and placed[0]["order_id"] == resting["order_id"]  # one POST passed
+    bearer = ("Authorization", f"Bearer {ADMIN_TOKEN}")
+    assert httpx.get(server.url + "/v1/admin/journal", headers=[bearer]).status_code == 200
+    assert httpx.get(server.url + "/v1/admin/journal", headers=[bearer, bearer]).status_code == 401
 
 
 def test_an_expired_contract_is_still_a_known_filter(server: Server) -> None:
