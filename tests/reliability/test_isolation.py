@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -226,27 +227,31 @@ def test_a_signature_is_single_use_in_either_case_and_junk_is_refused(isolated: 
     asyncio.run(over_the_websocket())
 
 
+async def _cancel_burst(ws: Any, trader: Client, order_id: int, n: int = 900) -> Counter[str]:
+    """Authenticate ``ws`` as ``trader``, send ``n`` cancels of ``order_id`` at once (the key's
+    bucket holds 400, twice the 200 a second); count the answers by code (``ack`` if none)."""
+    ts = str(int(time.time()))
+    await ws.send(orjson.dumps({"op": "auth", "id": "a", "key": trader.key, "timestamp": ts,
+                                "signature": sign(trader.secret, ts, "GET", "/v1/ws", b"")}).decode())  # fmt: skip
+    assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["op"] == "ack"
+    for i in range(n):
+        await ws.send(orjson.dumps({"op": "cancel", "id": i, "order_id": order_id}).decode())
+    codes: Counter[str] = Counter()
+    while sum(codes.values()) < n:
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+        if isinstance(reply.get("id"), int):
+            codes[reply["error"]["code"] if reply["op"] == "error" else "ack"] += 1
+    return codes
+
+
 def test_websocket_cancels_and_control_messages_are_rate_limited(isolated: Server) -> None:
     server = isolated
     trader = server.account("canceller")
     order = trader.place(_trading(server), "buy", "3.00", 1).json()
 
     async def run() -> None:
-        ts = str(int(time.time()))
         async with websockets.connect(server.ws_url) as ws:
-            await ws.send(orjson.dumps({"op": "auth", "id": "a", "key": trader.key, "timestamp": ts,
-                                        "signature": sign(trader.secret, ts, "GET", "/v1/ws", b"")}).decode())  # fmt: skip
-            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["op"] == "ack"
-            n = 900  # the account's bucket holds 400 (twice the 200 a second)
-            for i in range(n):
-                await ws.send(
-                    orjson.dumps({"op": "cancel", "id": i, "order_id": order["order_id"]}).decode()
-                )
-            codes: Counter[str] = Counter()
-            while sum(codes.values()) < n:
-                reply = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-                if "id" in reply and isinstance(reply["id"], int):
-                    codes[reply["error"]["code"] if reply["op"] == "error" else "ack"] += 1
+            codes = await _cancel_burst(ws, trader, order["order_id"])
             assert codes["RATE_LIMITED"] >= 300 and codes["ack"] >= 1, codes
             for i in range(170):  # 100 at once, then 20 a second
                 await ws.send(
@@ -268,20 +273,8 @@ def test_one_api_key_has_one_rate_limit_over_rest_and_the_websocket(isolated: Se
     trader = server.account("one-bucket")
 
     async def drain() -> Counter[str]:
-        ts = str(int(time.time()))
         async with websockets.connect(server.ws_url) as ws:
-            await ws.send(orjson.dumps({"op": "auth", "id": "a", "key": trader.key, "timestamp": ts,
-                                        "signature": sign(trader.secret, ts, "GET", "/v1/ws", b"")}).decode())  # fmt: skip
-            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["op"] == "ack"
-            n = 900  # the key's bucket holds 400 (twice the 200 a second)
-            for i in range(n):
-                await ws.send(orjson.dumps({"op": "cancel", "id": i, "order_id": 10**12}).decode())
-            codes: Counter[str] = Counter()
-            while sum(codes.values()) < n:
-                reply = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-                if isinstance(reply.get("id"), int):
-                    codes[reply["error"]["code"]] += 1
-            return codes
+            return await _cancel_burst(ws, trader, 10**12)  # an order id never given
 
     codes = asyncio.run(drain())
     assert codes["RATE_LIMITED"] >= 300 and codes["ORDER_NOT_FOUND"] >= 300, codes
