@@ -430,7 +430,6 @@ class Usage:
         if self.process is not None:
             with contextlib.suppress(Exception):
                 self.loop0 = self._loop_cpu()
-        if self.process is not None:
             self.peak_rss = self.process.memory_info().rss
         self._thread.start()
         return self
@@ -534,7 +533,7 @@ def run_point(
     point = combine(runs)
     for key in ("server_cpu_percent", "server_loop_cpu_percent", "server_peak_rss_mb",
                 "client_cpu_percent"):  # fmt: skip
-        values = [r[key] for r in runs if r.get(key) is not None]
+        values = [r[key] for r in runs if r[key] is not None]
         point[key] = statistics.median(values) if values else None
     point["holds"] = holds(point, scenario.p99_target_ms * 1000)
     point["served"] = served(point)

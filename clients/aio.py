@@ -15,8 +15,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from clients import _core
 from clients._core import DEFAULT_URL, Call, Policy, Signer
-from clients.errors import CfxError, ExchangeUnreachable, OutcomeUnknown, signature_reused
-from clients.feed import SENT_AGAIN, FeedCore, reconnect_delay, reply_error, ws_url
+from clients.errors import CfxError, ExchangeUnreachable, signature_reused
+from clients.feed import SENT_AGAIN, FeedCore, answer_lost, reconnect_delay, reply_error, ws_url
 from clients.models import Order
 from exchange.marketdata.client_book import LocalBook
 
@@ -301,10 +301,7 @@ class AsyncFeed:
             if message["op"] not in SENT_AGAIN:  # an amend whose answer was lost
                 self._pending.pop(message["id"], None)
                 if not future.done():
-                    future.set_exception(OutcomeUnknown("DISCONNECTED", (
-                        f"the connection dropped before the answer to {message['op']}: "
-                        "it may have been carried out"
-                    )))  # fmt: skip
+                    future.set_exception(answer_lost(message["op"]))
                 continue
             await self._ws.send(orjson.dumps(message).decode())
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from clients.errors import CfxError, error_for
+from clients.errors import CfxError, OutcomeUnknown, error_for
 from exchange.gateway.auth import sign
 from exchange.gateway.errors import STATUS
 from exchange.marketdata.client_book import FeedError, LocalBook
@@ -64,6 +64,15 @@ def reply_error(message: dict[str, Any]) -> CfxError:
 #: ``client_order_id``, and cancels and the dead man's switch come out the same twice. An
 #: amend is not: its answer lost, it raises :class:`~clients.errors.OutcomeUnknown`.
 SENT_AGAIN = frozenset({"place", "cancel", "cancel_all", "cancel_after"})
+
+
+def answer_lost(op: str) -> OutcomeUnknown:
+    """The error for a request not in :data:`SENT_AGAIN` whose connection dropped before its
+    answer came."""
+    return OutcomeUnknown(
+        "DISCONNECTED", f"the connection dropped before the answer to {op}: it may have been "
+        "carried out",
+    )  # fmt: skip
 
 
 @dataclass

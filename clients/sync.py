@@ -15,8 +15,16 @@ from websockets.sync.client import ClientConnection, connect
 
 from clients import _core
 from clients._core import DEFAULT_URL, Call, Policy, Signer
-from clients.errors import CfxError, ExchangeUnreachable, OutcomeUnknown, signature_reused
-from clients.feed import SENT_AGAIN, FeedCore, Received, reconnect_delay, reply_error, ws_url
+from clients.errors import CfxError, ExchangeUnreachable, signature_reused
+from clients.feed import (
+    SENT_AGAIN,
+    FeedCore,
+    Received,
+    answer_lost,
+    reconnect_delay,
+    reply_error,
+    ws_url,
+)
 from clients.models import Order
 from exchange.marketdata.client_book import LocalBook
 
@@ -426,7 +434,7 @@ class Feed:
                 if op in ("subscribe", "unsubscribe"):  # resubscribing sent this change too
                     return {"op": "ack", "id": message["id"]}
                 if op not in SENT_AGAIN and sent_on is not None:
-                    raise OutcomeUnknown("DISCONNECTED", _LOST.format(op=op))
+                    raise answer_lost(op)
             try:
                 if sent_on is not self._ws:
                     sent_on = self._ws
@@ -434,9 +442,6 @@ class Feed:
                 return self._reply(message, deadline)
             except ConnectionClosed as closed:
                 self._dropped(closed)
-
-
-_LOST = "the connection dropped before the answer to {op}: it may have been carried out"
 
 
 def _left(deadline: float | None, default: float) -> float:

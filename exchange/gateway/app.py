@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,6 +30,7 @@ from exchange.gateway.models import (
     Dispute,
     PlaceOrder,
     Resolution,
+    problem,
 )
 from exchange.reasons import Reason
 from exchange.sequencer.state import NS, Refused, to_ns
@@ -254,8 +255,24 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
-#: The headers a signed request carries (SPEC section 6), lower case.
-SIGNING_HEADERS = ("cfx-key", "cfx-timestamp", "cfx-signature")
+#: The headers a signed request carries (SPEC section 6), as ASGI names them.
+_SIGNING_HEADERS = (b"cfx-key", b"cfx-timestamp", b"cfx-signature")
+
+
+def _signing_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    """A request's signing headers by name; refused when one comes twice: which copy counts
+    would be a guess, and a proxy in front could guess the other way."""
+    found: dict[bytes, str] = {}
+    for name, value in raw:
+        name = name.lower()
+        if name in _SIGNING_HEADERS:
+            if name in found:
+                raise ApiError(
+                    Reason.UNAUTHORIZED,
+                    "send each of CFX-KEY, CFX-TIMESTAMP and CFX-SIGNATURE once",
+                )
+            found[name] = value.decode("latin-1")
+    return found
 
 
 async def account_id(request: Request) -> int:
@@ -265,10 +282,9 @@ async def account_id(request: Request) -> int:
     raw = request.scope.get("raw_path") or request.url.path.encode()
     sent = raw.decode("latin-1")
     path = sent + (f"?{request.url.query}" if request.url.query else "")
-    twice = any(len(request.headers.getlist(name)) > 1 for name in SIGNING_HEADERS)
     return authenticate(
-        request.app.state.svc, request.method, request.url.path, path, request.headers.get, body,
-        twice,
+        request.app.state.svc, request.method, request.url.path, path, request.scope["headers"],
+        body,
     )  # fmt: skip
 
 
@@ -277,21 +293,16 @@ def authenticate(
     method: str,
     path: str,
     path_with_query: str,
-    header: Callable[[str], str | None],
+    headers: Iterable[tuple[bytes, bytes]],
     body: bytes,
-    twice: bool = False,
 ) -> int:
     """Check a request's signature, replay and rate limit; return its account or raise
-    :class:`ApiError`. The REST routes and the order fast path both authenticate here.
-    ``twice``: a signing header came more than once (refused: which copy counts would be a
-    guess, and a proxy in front could guess the other way)."""
-    if twice:
-        raise ApiError(
-            Reason.UNAUTHORIZED, "send each of CFX-KEY, CFX-TIMESTAMP and CFX-SIGNATURE once"
-        )
-    key = header("CFX-KEY")
-    timestamp = header("CFX-TIMESTAMP")
-    signature = header("CFX-SIGNATURE")
+    :class:`ApiError`. The REST routes and the order fast path both authenticate here, from
+    the request's ASGI ``headers``."""
+    signed = _signing_headers(headers)
+    key = signed.get(b"cfx-key")
+    timestamp = signed.get(b"cfx-timestamp")
+    signature = signed.get(b"cfx-signature")
     if not key or not timestamp or not signature:
         raise ApiError(
             Reason.UNAUTHORIZED,
@@ -410,8 +421,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
                 at = err.get("loc", ())[-1]
                 problems.append(f"the body is not valid JSON (at character {at})")
                 continue
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+            problems.append(problem(err))
         return _error_response(
             ApiError(Reason.INVALID_REQUEST, "; ".join(problems) or "invalid request")
         )

@@ -119,24 +119,11 @@ async def serve(
             fields = None
         if fields is None:
             return _replaying(messages, receive)
-    from exchange.gateway.app import SIGNING_HEADERS, authenticate
+    from exchange.gateway.app import authenticate
 
-    headers: dict[str, str] = {}
-    twice = False
-    for name, value in scope["headers"]:
-        lower = name.decode("latin-1").lower()
-        if lower in headers and lower in SIGNING_HEADERS:
-            twice = True
-        headers.setdefault(lower, value.decode("latin-1"))
     try:
         account = authenticate(
-            svc,
-            scope["method"],
-            scope["path"],
-            scope["path"],
-            lambda h: headers.get(h.lower()),
-            body,
-            twice,
+            svc, scope["method"], scope["path"], scope["path"], scope["headers"], body
         )
         if fields is not None:
             outcome = await svc.sequencer.submit(svc.place_command(account, fields))

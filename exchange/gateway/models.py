@@ -6,9 +6,13 @@ float ever carries money. Quantities are whole GPU-hours as JSON integers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from exchange.gateway.errors import ApiError
+from exchange.reasons import Reason
 
 #: The most orders or fills one GET returns; older ones are read page by page with ``before``.
 PAGE_LIMIT = 1000
@@ -111,17 +115,21 @@ def _text(value: Any, name: str, low: int, high: int, problems: list[str]) -> No
         problems.append(f"{name}: String should have at most {high} characters")
 
 
+def problem(error: Mapping[str, Any]) -> str:
+    """One pydantic validation error as the API words it: ``field: what is wrong`` (the
+    ``body`` that FastAPI puts before a body's fields left out)."""
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    return f"{where or 'body'}: {error.get('msg', 'invalid')}"
+
+
 def parse_model(model: type[_M], body: dict[str, Any]) -> _M:
-    """``model`` from a websocket request's fields; ``ValueError("field: problem; ...")``
-    naming at most five problems, worded as the REST API words them."""
+    """``model`` from a websocket request's fields; else ``400 INVALID_REQUEST`` naming at
+    most five problems, worded as the REST API words them."""
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors()[:5]
-        ]
-        raise ValueError("; ".join(problems)) from None
+        message = "; ".join(problem(error) for error in exc.errors()[:5])
+        raise ApiError(Reason.INVALID_REQUEST, message) from None
 
 
 def parse_place(body: dict[str, Any]) -> dict[str, Any]:

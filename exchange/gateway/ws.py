@@ -26,11 +26,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import WebSocket, WebSocketDisconnect
-from pydantic import BaseModel
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import apply_mask
 from websockets.protocol import Protocol, State
@@ -47,8 +46,6 @@ if TYPE_CHECKING:
     from exchange.service import ExchangeService
 
 log = logging.getLogger("cfx")
-
-_M = TypeVar("_M", bound=BaseModel)
 
 MAX_BUFFERED = 2 * 1024 * 1024  #: unsent bytes a connection may have before it counts as slow
 QUEUE_SIZE = 5_000  #: messages waiting for a connection served through plain ASGI sends
@@ -623,17 +620,18 @@ class Connection:
         """Sequence ``command``; its ack carries ``render(reply)`` (by default the order)."""
         if self.in_flight >= MAX_IN_FLIGHT:
             raise ApiError(Reason.RATE_LIMITED, f"at most {MAX_IN_FLIGHT} requests in flight")
-        self.svc.sequencer.submit_nowait(command, self._answerer(request_id, render))
+        self.svc.sequencer.submit_nowait(command, self._answerer(request_id, render or self._order))
         self.in_flight += 1
 
-    def _answerer(self, request_id: Any, render: Callable[[Any], Any] | None = None) -> Any:
+    def _order(self, reply: dict[str, Any]) -> dict[str, Any]:
+        return {"order": self.svc.order_out(reply)}
+
+    def _answerer(self, request_id: Any, render: Callable[[Any], Any]) -> Any:
         def answer(outcome: Outcome) -> None:
             self.in_flight -= 1
             reply = outcome.reply
             if isinstance(reply, Refused):
                 self.error(request_id, reply.reason, reply.message)
-            elif render is None:
-                self.send({"op": "ack", "id": request_id, "order": self.svc.order_out(reply)})
             else:
                 self.send({"op": "ack", "id": request_id, **render(reply)})
 
@@ -651,9 +649,8 @@ class Connection:
 
     def place(self, message: dict[str, Any], request_id: Any) -> None:
         account = self._trading_account("placing orders")
-        body = {k: v for k, v in message.items() if k != "op" and k != "id"}
         try:
-            order = parse_place(body)
+            order = parse_place(_fields(message))
         except ValueError as exc:
             raise ApiError(Reason.INVALID_REQUEST, str(exc)) from exc
         self._submit(self.svc.place_command(account, order), request_id)
@@ -672,7 +669,7 @@ class Connection:
         order_id = message.get("order_id")
         if not isinstance(order_id, int) or isinstance(order_id, bool):
             raise ApiError(Reason.INVALID_REQUEST, "order_id must be an integer")
-        body = _parse(AmendOrder, message, "order_id")
+        body = parse_model(AmendOrder, _fields(message, "order_id"))
         order = self.svc.own_order(account, order_id)
         if body.price is None and body.quantity is None:
             raise ApiError(Reason.INVALID_REQUEST, "give a new price, a new quantity, or both")
@@ -685,7 +682,7 @@ class Connection:
     def cancel_all(self, message: dict[str, Any], request_id: Any) -> None:
         """``DELETE /v1/orders[?symbol=]`` over the websocket: ack ``{"orders": [...]}``."""
         account = self._trading_account("cancelling orders")
-        body = _parse(CancelAll, message)
+        body = parse_model(CancelAll, _fields(message))
         if body.symbol is not None:
             self.svc.known_symbol(body.symbol)
         out = self.svc.order_out
@@ -696,18 +693,14 @@ class Connection:
         """``POST /v1/orders/cancel-after`` over the websocket: ack ``{"account_id",
         "cancel_at"}``."""
         account = self._trading_account("arming the dead man's switch")
-        body = _parse(CancelAfter, message)
+        body = parse_model(CancelAfter, _fields(message))
         command = {"op": "cancel_after", "account_id": account, "timeout_ns": body.timeout_s * NS}
         self._submit(command, request_id, dict)
 
 
-def _parse(model: type[_M], message: dict[str, Any], *also: str) -> _M:
-    """The request's fields other than ``op``, ``id`` and ``also``, as ``model`` checks them."""
-    body = {k: v for k, v in message.items() if k != "op" and k != "id" and k not in also}
-    try:
-        return parse_model(model, body)
-    except ValueError as exc:
-        raise ApiError(Reason.INVALID_REQUEST, str(exc)) from exc
+def _fields(message: dict[str, Any], *also: str) -> dict[str, Any]:
+    """A request's fields other than ``op``, ``id`` and ``also``: the body of its REST form."""
+    return {k: v for k, v in message.items() if k != "op" and k != "id" and k not in also}
 
 
 def broadcast(connections: Iterable[Connection], messages: list[dict[str, Any]]) -> None:
