@@ -12,6 +12,7 @@ import orjson
 from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.routing import Match
@@ -348,19 +349,41 @@ async def admin(request: Request) -> None:
     svc: ExchangeService = request.app.state.svc
     given = request.headers.getlist("Authorization")
     header = given[0] if len(given) == 1 else ""  # two tokens: which counts would be a guess
-    if not hmac.compare_digest(header.encode(), f"Bearer {svc.admin_token}".encode()):
+    scheme, _, token = header.partition(" ")  # the scheme is case-insensitive (RFC 9110 11.1)
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.encode(), svc.admin_token.encode()
+    ):
         raise ApiError(
             Reason.UNAUTHORIZED,
             "admin endpoints need 'Authorization: Bearer <CFX_ADMIN_TOKEN>'",
         )
 
 
+def _digits(value: Any) -> Any:
+    """Take an integer in a path or query only as plain decimal digits: ``+1``, ``01``,
+    ``1_0``, `` 1`` and ``1.0`` would each name a number, but not the way anyone writes
+    one, so a client sending them has a bug worth hearing about."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and
+                                       (value == "0" or value[0] != "0")):  # fmt: skip
+        raise ValueError("must be written in decimal digits, without sign or leading zeros")
+    return value
+
+
+#: A path or query integer, as :func:`_digits` takes it.
+Digits = BeforeValidator(_digits)
 Account = Annotated[int, Depends(account_id)]
 #: An id in a path: a positive 64-bit integer.
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-PageLimit = Annotated[int, Query(ge=1, le=PAGE_LIMIT, description="At most this many.")]
-BEFORE_ORDER = "Only orders with a lower order id."
-BEFORE_FILL = "Only fills with a lower trade id."
+Id = Annotated[int, Digits, Path(ge=1, le=2**63 - 1)]
+PageLimit = Annotated[int, Digits, Query(ge=1, le=PAGE_LIMIT, description="At most this many.")]
+#: ``?before=``: a page's lower ids.
+BeforeOrder = Annotated[
+    int | None, Digits, Query(ge=1, le=2**63 - 1, description="Only orders with a lower order id.")
+]
+BeforeFill = Annotated[
+    int | None, Digits, Query(ge=1, le=2**63 - 1, description="Only fills with a lower trade id.")
+]
+#: ``?depth=`` and the market data's ``?limit=``.
+UpTo1000 = Annotated[int, Digits, Query(ge=1, le=1000)]
 #: A ``symbol`` query filter: a contract the exchange has listed, expired ones included.
 SymbolFilter = Annotated[
     str | None,
@@ -457,20 +480,18 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return svc.contract_view(svc.known_symbol(symbol))
 
     @app.get("/v1/book/{symbol}", tags=["public"], responses=S.ok(S.Book))
-    async def book(symbol: str, depth: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
+    async def book(symbol: str, depth: UpTo1000 = 50) -> dict[str, Any]:
         return svc.book_view(svc.known_symbol(symbol), depth)
 
     @app.get("/v1/trades/{symbol}", tags=["public"], responses=S.ok(list[S.Trade]))
-    async def trades(
-        symbol: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-    ) -> list[dict[str, Any]]:
+    async def trades(symbol: str, limit: UpTo1000 = 100) -> list[dict[str, Any]]:
         return svc.trades_view(svc.known_symbol(symbol), limit)
 
     @app.get("/v1/candles/{symbol}", tags=["public"], responses=S.ok(list[S.Candle]))
     async def candles(
         symbol: str,
         interval: Annotated[str, Query(pattern="^(1m|1h|1d)$")] = "1m",
-        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+        limit: UpTo1000 = 200,
     ) -> list[dict[str, Any]]:
         return svc.candles_view(svc.known_symbol(symbol), interval, limit)
 
@@ -499,7 +520,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
             str | None, Query(pattern="^(open|partially_filled|filled|cancelled)$")
         ] = None,
         limit: PageLimit = PAGE_LIMIT,
-        before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description=BEFORE_ORDER)] = None,
+        before: BeforeOrder = None,
     ) -> list[dict[str, Any]]:
         """The account's orders in order id order: the newest ``limit`` that match, with ids
         below ``before`` if given (pass the first id of a page to read the one before it)."""
@@ -557,7 +578,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
         account: Account,
         symbol: SymbolFilter = None,
         limit: PageLimit = PAGE_LIMIT,
-        before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description=BEFORE_FILL)] = None,
+        before: BeforeFill = None,
     ) -> list[dict[str, Any]]:
         """The account's fills, newest first: at most ``limit``, with trade ids below ``before``
         if given (pass the last trade id of a page to read the next)."""

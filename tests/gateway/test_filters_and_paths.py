@@ -120,6 +120,38 @@ def test_a_query_key_or_a_signing_header_given_twice_is_refused(
     assert httpx.get(server.url + "/v1/admin/journal", headers=[bearer, bearer]).status_code == 401
 
 
+def test_integers_in_paths_and_queries_are_plain_decimal_digits(
+    server: Server, symbol: str
+) -> None:
+    """``+1``, ``01``, ``1_0`` and ``1.0`` would each name a number, but no client means to
+    write one that way: 400, and nothing changes."""
+    trader = server.account("digits")
+    order = trader.place(symbol, "buy", "3.00", 1).json()
+    oid = order["order_id"]
+    for odd in (f"+{oid}", f"0{oid}", f"{oid}.0", f"{oid}_0", f"%20{oid}", "-1", "0x1"):
+        for method, path in (
+            ("GET", f"/v1/orders/{odd}"),
+            ("DELETE", f"/v1/orders/{odd}"),
+            ("PATCH", f"/v1/orders/{odd}"),
+            ("GET", f"/v1/orders?before={odd}"),
+            ("GET", f"/v1/orders?limit={odd}"),
+            ("GET", f"/v1/fills?before={odd}"),
+            ("GET", f"/v1/book/{symbol}?depth={odd}"),
+            ("GET", f"/v1/trades/{symbol}?limit={odd}"),
+        ):
+            body = {"quantity": 2} if method == "PATCH" else None
+            response = trader.request(method, path, body)
+            assert response.status_code == 400, (method, path, response.text)
+            assert response.json()["error"]["code"] == "INVALID_REQUEST", response.text
+        response = server.admin("POST", f"/v1/admin/accounts/{odd}/deposits", {"amount": "1.00"})
+        assert response.status_code == 400, (odd, response.text)
+    assert trader.request("GET", f"/v1/orders/{oid}").json() == order  # nothing changed
+    assert trader.request("GET", f"/v1/orders?before={oid + 1}&limit=1").json() == [order]
+    assert len(trader.request("GET", f"/v1/book/{symbol}?depth=10").json()["bids"]) >= 1
+    message = trader.request("GET", "/v1/orders/+1").json()["error"]["message"]
+    assert "decimal digits" in message, message
+
+
 def test_an_expired_contract_is_still_a_known_filter(server: Server) -> None:
     expiring = "H100-2026-12-02"  # last trade 2026-12-01T23:00Z
     seller, buyer = server.account("exp-seller"), server.account("exp-buyer")

@@ -282,6 +282,14 @@ def test_admin_needs_the_token(server: Server) -> None:
         headers={"Authorization": "Bearer no"},
     )
     assert response.status_code == 401
+    # the scheme is case-insensitive (RFC 9110 section 11.1); the token is not
+    journal = server.url + "/v1/admin/journal"
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        answer = httpx.get(journal, headers={"Authorization": f"{scheme} {ADMIN_TOKEN}"})
+        assert answer.status_code == 200, scheme
+    for wrong in (f"Bearer {ADMIN_TOKEN.upper()}", f"Bearer  {ADMIN_TOKEN}", f"Basic {ADMIN_TOKEN}",
+                  ADMIN_TOKEN, f"Bearer{ADMIN_TOKEN}", "Bearer"):  # fmt: skip
+        assert httpx.get(journal, headers={"Authorization": wrong}).status_code == 401, wrong
 
 
 def test_account_money_and_ledger_check(server: Server) -> None:
