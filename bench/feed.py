@@ -356,7 +356,8 @@ def run(subscribers: list[int], rates: list[float], duration: float = 10.0, warm
         url, token = server.url, ADMIN_TOKEN
     if token is None:
         raise ValueError("--url needs --token (or CFX_ADMIN_TOKEN): accounts are created as admin")
-    result: dict[str, Any] = {"benchmark": "feed", "machine": machine_info(), "targets": TARGETS,
+    disk = tmp.name if tmp is not None else None  # the server's data dir, when it is ours
+    result: dict[str, Any] = {"benchmark": "feed", "machine": machine_info(disk), "targets": TARGETS,
                               "duration_s": duration, "warmup_s": warmup}  # fmt: skip
     try:
         book = markets(url, 1)[0]

@@ -571,7 +571,9 @@ def run(
         raise ScenarioError(
             "--url needs --token (or CFX_ADMIN_TOKEN): accounts are created as admin"
         )
-    result: dict[str, Any] = {"benchmark": "gateway", "machine": machine_info(),
+    # the disk's sync time when the server's data dir is ours to know
+    disk = tmp.name if tmp is not None else None
+    result: dict[str, Any] = {"benchmark": "gateway", "machine": machine_info(disk),
                               "scenario": scenario.to_json(), "targets": TARGETS}  # fmt: skip
     try:
         pid = server.process.pid if server is not None else local_pid(url)

@@ -196,7 +196,7 @@ def run(n_postings: int = 50_000, batch_sizes: tuple[int, ...] = (1, 100, 1_000)
     postings = trades(n_postings, TRADERS, seed)
     result: dict[str, Any] = {
         "benchmark": "ledger",
-        "machine": machine_info(),
+        "machine": machine_info(tempfile.gettempdir()),  # where the SQLite files go
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "workload": {
             "postings": n_postings,

@@ -219,7 +219,7 @@ def run(sizes: list[int], repetitions: int = 3, serve: bool = True, out: Path | 
                 row["serve_healthy"] = _median([time_serve(data_dir) for _ in range(repetitions)])
                 row["serve_healthy_s"] = row["serve_healthy"]["median"]
             rows.append(row)
-    result = {"benchmark": "recovery", "machine": machine_info(), "targets": TARGETS,
+    result = {"benchmark": "recovery", "machine": machine_info(tempfile.gettempdir()), "targets": TARGETS,
               "repetitions": repetitions, "journals": rows}  # fmt: skip
     if out is not None:
         from bench.plots import recovery_plot

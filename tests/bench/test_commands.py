@@ -32,6 +32,7 @@ def test_gateway_quick(cwd: Path) -> None:
     result = bench("gateway", "--quick", "--out", str(cwd / "plots"), cwd=cwd)
     assert result["benchmark"] == "gateway"
     assert set(result["closed_loop"]) == {"websocket", "rest"}
+    assert result["machine"]["fdatasync"]["p50_ms"] > 0  # the server's data dir was ours
     for transport in ("websocket", "rest"):
         sweep = result["sweep"][transport]
         assert sweep["points"], transport

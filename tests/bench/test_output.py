@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import pytest
 
 from bench import feed, gateway
+from bench.machine import machine_info, sync_latency
 from bench.plots import feed_figure, latency_figure, timeline_figure
 
 MACHINE = {"cpu": "AMD EPYC 7B13 64-Core Processor", "cores": 2, "python": "3.11.7",
            "memory_gib": 23.4, "os": "Linux 6.1", "packages": {"numpy": "2.4.6", "numba": "0.68.1"},
-           "commit": "60fb39a0c614", "load_average": [0.4, 0.5, 0.6]}  # fmt: skip
+           "commit": "60fb39a0c614", "load_average": [0.4, 0.5, 0.6],
+           "fdatasync": {"p50_ms": 0.12, "p99_ms": 0.41, "samples": 200, "directory": "/tmp"}}  # fmt: skip
 
 
 def latency(p50_ms: float) -> dict[str, int]:
@@ -66,6 +69,7 @@ def test_the_gateway_tables_show_min_and_max_whole(capsys: pytest.CaptureFixture
     assert "median of repetitions [min-max of p99]" in out
     assert "machine: AMD EPYC 7B13 64-Core Processor, 2 cores, 23.4 GiB, Linux 6.1" in out
     assert "numba 0.68.1; commit 60fb39a0c614; load average at the start 0.4 0.5 0.6" in out
+    assert "0.6; fdatasync of an append p50 0.12 ms, p99 0.41 ms" in out
     assert "RATE_LIMITED 12,345, INSUFFICIENT_MARGIN 1,234" in out
     assert "…" not in out
 
@@ -132,3 +136,11 @@ def test_the_latency_plot_labels_the_rates_swept_and_plain_numbers() -> None:
             assert len(segments.get_segments()) == len(rates)
         finally:
             plt.close(fig)
+
+
+def test_the_disk_sync_time_is_measured_where_asked(tmp_path: Path) -> None:
+    sync = sync_latency(tmp_path, samples=20)
+    assert sync["samples"] == 20 and sync["directory"] == str(tmp_path)
+    assert 0 < sync["p50_ms"] <= sync["p99_ms"]
+    assert list(tmp_path.iterdir()) == []  # its file is gone
+    assert "fdatasync" in machine_info(tmp_path) and "fdatasync" not in machine_info()
