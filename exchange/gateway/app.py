@@ -12,7 +12,6 @@ import orjson
 from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.routing import Match
@@ -28,9 +27,11 @@ from exchange.gateway.models import (
     CancelAfter,
     ClockAdvance,
     CreateAccount,
+    Digits,
     Dispute,
     PlaceOrder,
     Resolution,
+    UpTo1000,
     problem,
 )
 from exchange.reasons import Reason
@@ -207,15 +208,19 @@ async def _known_query(request: HTTPConnection) -> None:
         )
 
 
+#: The methods an ``Allow`` header may name.
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _allowed(request: Request) -> list[str]:
     """Every method some route takes on the request's path."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        route_methods = getattr(route, "methods", None)
-        if match is not Match.NONE and route_methods:
-            methods |= set(route_methods)
-    return sorted(methods)
+    return sorted(
+        method
+        for method in _METHODS
+        for route in request.app.router.routes
+        # asked of each route, an included router's too, rather than read off its ``methods``
+        if route.matches({**request.scope, "method": method})[0] is Match.FULL
+    )
 
 
 def _too_large() -> Response:
@@ -278,7 +283,10 @@ def _signing_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
 
 async def account_id(request: Request) -> int:
     """Authenticate a signed request (SPEC section 6); return its account."""
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # gone before its body came whole: no one to answer, nothing done
+        raise ApiError(Reason.INVALID_REQUEST, "the request body was cut short") from None
     # the path as sent, percent-encoding and all, is what the client signed
     raw = request.scope.get("raw_path") or request.url.path.encode()
     sent = raw.decode("latin-1")
@@ -359,18 +367,6 @@ async def admin(request: Request) -> None:
         )
 
 
-def _digits(value: Any) -> Any:
-    """Take an integer in a path or query only as plain decimal digits: ``+1``, ``01``,
-    ``1_0``, `` 1`` and ``1.0`` would each name a number, but not the way anyone writes
-    one, so a client sending them has a bug worth hearing about."""
-    if isinstance(value, str) and not (value.isascii() and value.isdigit() and
-                                       (value == "0" or value[0] != "0")):  # fmt: skip
-        raise ValueError("must be written in decimal digits, without sign or leading zeros")
-    return value
-
-
-#: A path or query integer, as :func:`_digits` takes it.
-Digits = BeforeValidator(_digits)
 Account = Annotated[int, Depends(account_id)]
 #: An id in a path: a positive 64-bit integer.
 Id = Annotated[int, Digits, Path(ge=1, le=2**63 - 1)]
@@ -382,8 +378,6 @@ BeforeOrder = Annotated[
 BeforeFill = Annotated[
     int | None, Digits, Query(ge=1, le=2**63 - 1, description="Only fills with a lower trade id.")
 ]
-#: ``?depth=`` and the market data's ``?limit=``.
-UpTo1000 = Annotated[int, Digits, Query(ge=1, le=1000)]
 #: A ``symbol`` query filter: a contract the exchange has listed, expired ones included.
 SymbolFilter = Annotated[
     str | None,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from contracts import format_cents
 from exchange.gateway.errors import ApiError
+from exchange.gateway.models import UpTo1000
 from exchange.reasons import Reason
 
 if TYPE_CHECKING:
@@ -77,8 +78,11 @@ async def asset(name: str) -> Response:
 @router.get("/v1/market/deliveries", tags=["public"], response_model=list[MarketDelivery])
 async def market_deliveries(
     request: Request,
-    symbol: Annotated[str | None, Query(max_length=32)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    symbol: Annotated[
+        str | None,
+        Query(description="Only this contract's; 404 UNKNOWN_SYMBOL if it was never listed."),
+    ] = None,
+    limit: UpTo1000 = 100,
 ) -> list[MarketDelivery]:
     """List delivery records, newest first, without the accounts involved."""
     svc = _service(request)

@@ -7,15 +7,41 @@ float ever carries money. Quantities are whole GPU-hours as JSON integers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from fastapi import Query
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from exchange.gateway.errors import ApiError
 from exchange.reasons import Reason
 
 #: The most orders or fills one GET returns; older ones are read page by page with ``before``.
 PAGE_LIMIT = 1000
+
+
+def _digits(value: Any) -> Any:
+    """Take an integer in a path or query only as plain decimal digits: ``+1``, ``01``,
+    ``1_0``, `` 1`` and ``1.0`` would each name a number, but not the way anyone writes
+    one, so a client sending them has a bug worth hearing about."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and
+                                       (value == "0" or value[0] != "0")):  # fmt: skip
+        raise ValueError("must be written in decimal digits, without sign or leading zeros")
+    return value
+
+
+#: A path or query integer, as :func:`_digits` takes it (``Annotated[int, Digits, Query()]``).
+Digits = BeforeValidator(_digits)
+#: ``?depth=`` and the market data's ``?limit=``: 1 to 1,000.
+UpTo1000 = Annotated[int, Digits, Query(ge=1, le=1000)]
 
 
 class _Strict(BaseModel):
@@ -48,6 +74,11 @@ class AmendOrder(_Strict):
 
 class CancelAfter(_Strict):
     timeout_s: StrictInt = Field(ge=0, le=86_400)
+
+
+class CancelOrder(_Strict):
+    """The websocket's ``cancel``: ``DELETE /v1/orders/{order_id}`` has no body, so nothing
+    but ``order_id`` (checked first, on its own)."""
 
 
 class CancelAll(_Strict):

@@ -37,7 +37,14 @@ from websockets.streams import StreamReader
 
 from exchange.gateway import auth
 from exchange.gateway.errors import ApiError
-from exchange.gateway.models import AmendOrder, CancelAfter, CancelAll, parse_model, parse_place
+from exchange.gateway.models import (
+    AmendOrder,
+    CancelAfter,
+    CancelAll,
+    CancelOrder,
+    parse_model,
+    parse_place,
+)
 from exchange.gateway.ratelimit import TokenBucket
 from exchange.reasons import Reason
 from exchange.sequencer.state import NS, Outcome, Refused, iso
@@ -660,6 +667,7 @@ class Connection:
         order_id = message.get("order_id")
         if not isinstance(order_id, int) or isinstance(order_id, bool):
             raise ApiError(Reason.INVALID_REQUEST, "order_id must be an integer")
+        parse_model(CancelOrder, _fields(message, "order_id"))
         self.svc.own_order(account, order_id)
         self._submit({"op": "cancel", "account_id": account, "order_id": order_id}, request_id)
 

@@ -29,7 +29,7 @@ def test_an_unknown_symbol_filter_is_404_unknown_symbol(server: Server, symbol: 
     trader = server.account("filterer")
     resting = trader.place(symbol, "buy", "3.00", 1).json()
     for method, path in FILTERED:
-        for unknown in ("XX", "H100-1999-01-01", symbol.lower(), ""):
+        for unknown in ("XX", "H100-1999-01-01", symbol.lower(), "", "H100-" * 10):
             response = trader.request(method, f"{path}?symbol={unknown}")
             assert response.status_code == 404, (method, path, unknown, response.text)
             error = response.json()["error"]
@@ -138,6 +138,8 @@ def test_integers_in_paths_and_queries_are_plain_decimal_digits(
             ("GET", f"/v1/fills?before={odd}"),
             ("GET", f"/v1/book/{symbol}?depth={odd}"),
             ("GET", f"/v1/trades/{symbol}?limit={odd}"),
+            ("GET", f"/v1/candles/{symbol}?limit={odd}"),
+            ("GET", f"/v1/market/deliveries?limit={odd}"),
         ):
             body = {"quantity": 2} if method == "PATCH" else None
             response = trader.request(method, path, body)

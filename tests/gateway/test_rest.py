@@ -424,6 +424,39 @@ def test_allow_names_every_method_the_path_takes(server: Server) -> None:
     assert collection.json()["error"]["code"] == "INVALID_REQUEST"
     one = httpx.put(server.url + "/v1/orders/5")
     assert one.status_code == 405 and one.headers["allow"] == "DELETE, GET, PATCH"
+    # the dashboard's routes too, which the app takes from a router of their own
+    for method, path in (("POST", "/v1/market/deliveries"), ("POST", "/"),
+                         ("PUT", "/dashboard/app.js"), ("HEAD", "/")):  # fmt: skip
+        response = httpx.request(method, server.url + path)
+        assert response.status_code == 405, (method, path)
+        assert response.headers["allow"] == "GET", (method, path)
+
+
+def test_a_client_gone_before_its_body_came_is_no_server_error(server: Server) -> None:
+    """A signed request whose body stops short of its Content-Length, then the client hangs
+    up: nothing is done, and the server logs no exception."""
+    trader = server.account("hangs-up")
+    log = server.data_dir.with_name(server.data_dir.name + ".log")
+    before = log.read_text(errors="replace").count("Exception in ASGI application")
+    host, port = server.url.removeprefix("http://").split(":")
+    for method, path in (("GET", "/v1/orders"), ("GET", "/v1/account"), ("DELETE", "/v1/orders"),
+                         ("DELETE", "/v1/orders/1"), ("POST", "/v1/orders")):  # fmt: skip
+        ts = str(int(time.time()))
+        head = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nCFX-KEY: {trader.key}\r\n"
+                f"CFX-TIMESTAMP: {ts}\r\nCFX-SIGNATURE: {'0' * 64}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n")  # fmt: skip
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(head.encode() + b'{"symbol"')
+            sock.shutdown(socket.SHUT_WR)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert not answer.startswith(b"HTTP/1.1 5"), (method, path, answer[:200])
+    assert httpx.get(server.url + "/v1/health").status_code == 200
+    assert trader.request("GET", "/v1/orders").json() == []
+    time.sleep(0.2)  # the server's log is written by its own process
+    after = log.read_text(errors="replace").count("Exception in ASGI application")
+    assert after == before, log.read_text(errors="replace")[-3000:]
 
 
 def test_a_get_body_sent_in_chunks_is_cut_at_the_limit(server: Server) -> None:

@@ -379,6 +379,11 @@ def test_amend_cancel_all_and_cancel_after_over_the_websocket(server: Server, sy
                 assert reply["op"] == "error", (bad, reply)
                 assert reply["error"]["code"] == code and says in reply["error"]["message"]
             assert trader.request("GET", f"/v1/orders/{placed[0]}").json() == ack["order"]
+            # a cancel is DELETE /v1/orders/{order_id}: no body, so no other field
+            reply = await ask({"op": "cancel", "id": "bad", "order_id": placed[0], "size": 5})
+            assert reply["error"]["code"] == "INVALID_REQUEST", reply
+            assert reply["error"]["message"] == "size: Extra inputs are not permitted"
+            assert trader.request("GET", f"/v1/orders/{placed[0]}").json() == ack["order"]
 
             armed = await ask({"op": "cancel_after", "id": 2, "timeout_s": 60})
             assert armed["account_id"] == trader.account_id and armed["cancel_at"].endswith("Z")
