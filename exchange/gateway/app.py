@@ -291,10 +291,11 @@ async def account_id(request: Request) -> int:
     raw = request.scope.get("raw_path") or request.url.path.encode()
     sent = raw.decode("latin-1")
     path = sent + (f"?{request.url.query}" if request.url.query else "")
-    return authenticate(
+    account, request.state.spent = authenticate(
         request.app.state.svc, request.method, request.url.path, path, request.scope["headers"],
         body,
     )  # fmt: skip
+    return account
 
 
 def authenticate(
@@ -304,8 +305,10 @@ def authenticate(
     path_with_query: str,
     headers: Iterable[tuple[bytes, bytes]],
     body: bytes,
-) -> int:
-    """Check a request's signature, replay and rate limit; return its account or raise
+) -> tuple[int, dict[str, Any]]:
+    """Check a request's signature, replay and rate limit; return its account and, for a
+    single-use request, the fields its command carries to spend the signature in the state
+    (``sig``, ``sig_at``: journaled, so a restart still refuses it); else raise
     :class:`ApiError`. The REST routes and the order fast path both authenticate here, from
     the request's ASGI ``headers``."""
     signed = _signing_headers(headers)
@@ -345,11 +348,13 @@ def authenticate(
             "too many requests for this API key",
             {"Retry-After": str(max(1, round(wait + 0.5)))},
         )
-    if once and svc.replays.seen(signature, key):
+    if not once:
+        return account, {}
+    if svc.replays.seen(signature, key):  # at once, while this process remembers it
         raise ApiError(
             Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
         )
-    return account
+    return account, {"sig": signature.lower(), "sig_at": int(time.time())}
 
 
 async def admin(request: Request) -> None:
@@ -368,6 +373,15 @@ async def admin(request: Request) -> None:
 
 
 Account = Annotated[int, Depends(account_id)]
+
+
+async def spent(request: Request, account: Account) -> dict[str, Any]:
+    """What a single-use request's command carries so the state spends its signature."""
+    signature: dict[str, Any] = request.state.spent
+    return signature
+
+
+Spent = Annotated[dict[str, Any], Depends(spent)]
 #: An id in a path: a positive 64-bit integer.
 Id = Annotated[int, Digits, Path(ge=1, le=2**63 - 1)]
 PageLimit = Annotated[int, Digits, Query(ge=1, le=PAGE_LIMIT, description="At most this many.")]
@@ -523,9 +537,9 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return svc.orders_view(account, symbol, status, limit, before)
 
     @app.post("/v1/orders/cancel-after", tags=["orders"], responses=S.ok(S.CancelAfterState))
-    async def cancel_after(body: CancelAfter, account: Account) -> dict[str, Any]:
+    async def cancel_after(body: CancelAfter, account: Account, sig: Spent) -> dict[str, Any]:
         outcome = await svc.sequencer.submit(
-            {"op": "cancel_after", "account_id": account, "timeout_ns": body.timeout_s * NS}
+            {"op": "cancel_after", "account_id": account, "timeout_ns": body.timeout_s * NS} | sig
         )
         reply: dict[str, Any] = outcome.reply
         return reply
@@ -535,24 +549,26 @@ def create_app(svc: ExchangeService) -> FastAPI:
         return svc.order_out(svc.state.order_view(svc.own_order(account, order_id)))
 
     @app.delete("/v1/orders/{order_id}", tags=["orders"], responses=S.ok(S.Order))
-    async def cancel(order_id: Id, account: Account) -> Response:
+    async def cancel(order_id: Id, account: Account, sig: Spent) -> Response:
         svc.own_order(account, order_id)
         outcome = await svc.sequencer.submit(
-            {"op": "cancel", "account_id": account, "order_id": order_id}
+            {"op": "cancel", "account_id": account, "order_id": order_id} | sig
         )
         return _json(svc.order_out(outcome.reply))
 
     @app.delete("/v1/orders", tags=["orders"], responses=S.ok(list[S.Order]))
-    async def cancel_all(account: Account, symbol: SymbolFilter = None) -> list[dict[str, Any]]:
+    async def cancel_all(
+        account: Account, sig: Spent, symbol: SymbolFilter = None
+    ) -> list[dict[str, Any]]:
         if symbol is not None:
             svc.known_symbol(symbol)
         outcome = await svc.sequencer.submit(
-            {"op": "cancel_all", "account_id": account, "symbol": symbol}
+            {"op": "cancel_all", "account_id": account, "symbol": symbol} | sig
         )
         return [svc.order_out(o) for o in outcome.reply]
 
     @app.patch("/v1/orders/{order_id}", tags=["orders"], responses=S.ok(S.Order))
-    async def amend(order_id: Id, body: AmendOrder, account: Account) -> dict[str, Any]:
+    async def amend(order_id: Id, body: AmendOrder, account: Account, sig: Spent) -> dict[str, Any]:
         order = svc.own_order(account, order_id)
         if body.price is None and body.quantity is None:
             raise ApiError(Reason.INVALID_REQUEST, "give a new price, a new quantity, or both")
@@ -561,7 +577,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
             "account_id": account,
             "order_id": order_id,
             "quantity": body.quantity,
-        }
+        } | sig
         if body.price is not None:
             command["price"] = svc.parse_price(order.symbol, body.price)
         outcome = await svc.sequencer.submit(command)
@@ -598,9 +614,13 @@ def create_app(svc: ExchangeService) -> FastAPI:
         tags=["deliveries"],
         responses=S.ok(S.Delivery, 201),
     )
-    async def attest(delivery_id: Id, body: Attestation, account: Account) -> dict[str, Any]:
+    async def attest(
+        delivery_id: Id, body: Attestation, account: Account, sig: Spent
+    ) -> dict[str, Any]:
         outcome = await svc.sequencer.submit(
-            {"op": "attest", "account_id": account, "delivery_id": delivery_id} | body.model_dump()
+            {"op": "attest", "account_id": account, "delivery_id": delivery_id}
+            | body.model_dump()
+            | sig
         )
         return svc.delivery_out(outcome.reply)
 
@@ -610,9 +630,13 @@ def create_app(svc: ExchangeService) -> FastAPI:
         tags=["deliveries"],
         responses=S.ok(S.Delivery, 201),
     )
-    async def dispute(delivery_id: Id, body: Dispute, account: Account) -> dict[str, Any]:
+    async def dispute(
+        delivery_id: Id, body: Dispute, account: Account, sig: Spent
+    ) -> dict[str, Any]:
         outcome = await svc.sequencer.submit(
-            {"op": "dispute", "account_id": account, "delivery_id": delivery_id} | body.model_dump()
+            {"op": "dispute", "account_id": account, "delivery_id": delivery_id}
+            | body.model_dump()
+            | sig
         )
         return svc.delivery_out(outcome.reply)
 

@@ -122,7 +122,7 @@ async def serve(
     from exchange.gateway.app import authenticate
 
     try:
-        account = authenticate(
+        account, sig = authenticate(
             svc, scope["method"], scope["path"], scope["path"], scope["headers"], body
         )
         if fields is not None:
@@ -132,7 +132,7 @@ async def serve(
             assert order_id is not None
             svc.own_order(account, order_id)
             outcome = await svc.sequencer.submit(
-                {"op": "cancel", "account_id": account, "order_id": order_id}
+                {"op": "cancel", "account_id": account, "order_id": order_id} | sig
             )
             status = 200
     except Refused as refused:

@@ -323,6 +323,8 @@ class Connection:
         self._rate_key = ""
         self._positions: list[dict[str, Any]] | None = None  # as last sent on ``positions``
         self._control = TokenBucket(CONTROL_RATE, CONTROL_BURST)  # this connection's own
+        #: Messages that came while an ``auth`` was being journaled, handled once it is.
+        self._after_auth: list[str] | None = None
         # without direct access to the transport: a queue of payloads and a writer task
         self.queue: asyncio.Queue[bytes | None] | None = (
             None if self._raw is not None else asyncio.Queue(QUEUE_SIZE)
@@ -474,6 +476,12 @@ class Connection:
             self.handle(raw)
 
     def handle(self, raw: str) -> None:
+        if self._after_auth is not None:  # in order, as the client sent them, after the auth
+            if len(self._after_auth) >= MAX_IN_FLIGHT:
+                self.error(None, Reason.RATE_LIMITED, "too many messages before auth completed")
+                return
+            self._after_auth.append(raw)
+            return
         if len(raw) > MAX_MESSAGE:
             self.error(
                 None, Reason.PAYLOAD_TOO_LARGE, f"messages are limited to {MAX_MESSAGE} bytes"
@@ -612,14 +620,41 @@ class Connection:
             raise ApiError(Reason.UNAUTHORIZED, problem)
         if self.svc.replays.seen(signature, key):
             raise ApiError(Reason.UNAUTHORIZED, "this signature was already used")
-        self.svc.unregister_private(self)
-        self.account = account
-        self._rate_key = key  # the API key's bucket, which its REST requests draw on too
-        self.svc.register_private(self)
-        self.ack(request_id, {"account_id": account})
-        if "positions" in self.channels:  # another account's until now: this one's, afresh
-            self._positions = None
-            self.on_positions()
+        # journaled, so that the signature stays spent after a restart; the messages that
+        # come meanwhile wait for it (a client may send its orders right after its auth)
+        self._after_auth = []
+        command = {"op": "auth", "account_id": account, "sig": signature.lower(),
+                   "sig_at": int(time.time())}  # fmt: skip
+        try:
+            self.svc.sequencer.submit_nowait(
+                command, lambda outcome: self._authenticated(outcome, account, key, request_id)
+            )
+        except Refused:
+            self._resume()
+            raise
+
+    def _authenticated(self, outcome: Outcome, account: int, key: str, request_id: Any) -> None:
+        if isinstance(outcome.reply, Refused):
+            self.error(request_id, outcome.reply.reason, outcome.reply.message)
+        elif not self.closed:
+            self.svc.unregister_private(self)
+            self.account = account
+            self._rate_key = key  # the API key's bucket, which its REST requests draw on too
+            self.svc.register_private(self)
+            self.ack(request_id, {"account_id": account})
+            if "positions" in self.channels:  # another account's until now: this one's, afresh
+                self._positions = None
+                self.on_positions()
+        self._resume()
+
+    def _resume(self) -> None:
+        """Handle the messages that waited for an auth, in order (one may be an auth again)."""
+        waiting, self._after_auth = self._after_auth or [], None
+        for i, raw in enumerate(waiting):
+            if self._after_auth is not None:  # another auth: the rest wait for it in turn
+                self._after_auth.extend(waiting[i:])
+                return
+            self.handle(raw)
 
     def _submit(
         self, command: dict[str, Any], request_id: Any, render: Callable[[Any], Any] | None = None

@@ -87,6 +87,10 @@ def _own(events: np.ndarray) -> np.ndarray:
     return np.frombuffer(bytearray(events.tobytes()), dtype=events.dtype)
 
 
+#: Seconds a used request signature is remembered (the signing window is 30 s either way).
+SIGNATURE_MEMORY_S = 65
+
+
 class Refused(Exception):
     """A command refused with a stable reason code; the state did not change."""
 
@@ -264,6 +268,11 @@ class ExchangeState:
     #: The sequence number of the command at whose scheduled events margin calls last ran
     #: (a class default: states from before it was kept run them at their next moment).
     _margin_called_at = -1
+    #: Signatures of single-use requests already carried out, with the wall-clock second the
+    #: gateway took each (``sig`` and ``sig_at`` in their commands), oldest first: journaled
+    #: with the commands, so a restart still refuses a used one (a class default: states from
+    #: before it was kept start with none).
+    signatures: dict[str, int] | None = None
 
     def __init__(
         self, backend: str = "numba", rules: Rules | None = None, calendar: Any = None
@@ -315,6 +324,8 @@ class ExchangeState:
         try:
             if handler is None:
                 raise Refused(Reason.INVALID_REQUEST, f"unknown command {op!r}")
+            if "sig" in command:
+                self._spend_signature(command["sig"], int(command["sig_at"]))
             self._out.reply = handler(command)
         except Refused as refused:
             # the command changed nothing, but the events due by its time did run: their
@@ -324,6 +335,27 @@ class ExchangeState:
         return self._out
 
     # -- helpers --------------------------------------------------------------------------
+    def _spend_signature(self, signature: str, at: int) -> None:
+        """Refuse a single-use request whose signature was already used; else remember it.
+
+        A signature is kept :data:`SIGNATURE_MEMORY_S` seconds from when it was used, longer
+        than its timestamp stays inside the signing window, so it is never forgotten while it
+        could still pass; the times are the gateway's wall clock, as journaled.
+        """
+        used = self.signatures
+        if used is None:
+            used = self.signatures = {}
+        while used:
+            oldest = next(iter(used))
+            if used[oldest] >= at - SIGNATURE_MEMORY_S:
+                break
+            del used[oldest]
+        if signature in used:
+            raise Refused(
+                Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
+            )
+        used[signature] = at
+
     def _post(self, kind: str, lines: list[tuple[str, str, int]], memo: str = "") -> None:
         """Queue one balanced ledger transaction: lines of (owner, sub-account, cents)."""
         if self.seq <= self.posted_to:  # replayed, and the ledger has it
@@ -960,6 +992,11 @@ class ExchangeState:
             raise Refused(Reason.CLOCK_BACKWARDS, "the clock cannot move backwards")
         self._run_due(target)
         return {"clock": iso(self.now), "ran": self._out.ran}
+
+    def _op_auth(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """A websocket session's signed ``auth``: journaled so that its signature stays spent
+        after a restart (:meth:`_spend_signature` ran on it); it changes nothing else."""
+        return {}
 
     def _op_tick(self, cmd: dict[str, Any]) -> dict[str, Any]:
         return {"clock": iso(self.now)}
