@@ -161,6 +161,48 @@ def test_order_entry_over_the_websocket(server: Server, symbol: str) -> None:
     asyncio.run(run())
 
 
+def test_what_follows_an_auth_waits_for_it_in_order(server: Server, symbol: str) -> None:
+    """An auth is journaled before its ack; messages sent right behind it are handled after
+    it, in the order sent, so a bot need not wait for the ack before its orders. Behind a
+    refused auth they are refused as unauthenticated."""
+    trader = server.account("ws-pipeliner")
+
+    async def run() -> None:
+        async with websockets.connect(server.ws_url) as ws:
+            login = _auth_message(trader)
+            order = {"op": "place", "symbol": symbol, "side": "buy", "type": "limit",
+                     "price": "2.00", "quantity": 1}  # fmt: skip
+            await ws.send(_text(login | {"id": "a"}))
+            await ws.send(_text(order | {"id": "p1"}))
+            await ws.send(_text({"op": "ping", "id": "q"}))
+            await ws.send(_text(order | {"id": "p2"}))
+            answers = {}
+            while len(answers) < 4:
+                message = await _until(ws, lambda m: m.get("id") in ("a", "p1", "q", "p2"))
+                answers[message["id"]] = message
+            # the auth first, the orders in the order sent (a pong needs no journal: it may
+            # pass the first order's ack)
+            order_seen = list(answers)
+            assert order_seen[:1] == ["a"] and order_seen.index("p1") < order_seen.index("p2")
+            assert [answers[i]["op"] for i in ("a", "p1", "q", "p2")] == [
+                "ack",
+                "ack",
+                "pong",
+                "ack",
+            ]
+        async with websockets.connect(server.ws_url) as ws:
+            await ws.send(_text(login | {"id": "again"}))  # the same signature: refused
+            await ws.send(_text(order | {"id": "p3"}))
+            refused = await _until(ws, lambda m: m.get("id") == "again")
+            assert refused["error"]["code"] == "UNAUTHORIZED", refused
+            behind = await _until(ws, lambda m: m.get("id") == "p3")
+            assert behind["error"]["code"] == "UNAUTHORIZED", behind
+
+    asyncio.run(run())
+    placed = trader.request("GET", f"/v1/orders?symbol={symbol}").json()
+    assert len(placed) == 2
+
+
 def test_bad_frames_get_errors_and_keep_the_connection(server: Server) -> None:
     async def run() -> None:
         async with websockets.connect(server.ws_url) as ws:
