@@ -634,18 +634,20 @@ class Connection:
             raise
 
     def _authenticated(self, outcome: Outcome, account: int, key: str, request_id: Any) -> None:
-        if isinstance(outcome.reply, Refused):
-            self.error(request_id, outcome.reply.reason, outcome.reply.message)
-        elif not self.closed:
-            self.svc.unregister_private(self)
-            self.account = account
-            self._rate_key = key  # the API key's bucket, which its REST requests draw on too
-            self.svc.register_private(self)
-            self.ack(request_id, {"account_id": account})
-            if "positions" in self.channels:  # another account's until now: this one's, afresh
-                self._positions = None
-                self.on_positions()
-        self._resume()
+        try:
+            if isinstance(outcome.reply, Refused):
+                self.error(request_id, outcome.reply.reason, outcome.reply.message)
+            elif not self.closed:
+                self.svc.unregister_private(self)
+                self.account = account
+                self._rate_key = key  # the API key's bucket, which its REST requests draw on too
+                self.svc.register_private(self)
+                self.ack(request_id, {"account_id": account})
+                if "positions" in self.channels:  # another account's until now: afresh
+                    self._positions = None
+                    self.on_positions()
+        finally:  # whatever happened, what waited is handled: nothing stays held back
+            self._resume()
 
     def _resume(self) -> None:
         """Handle the messages that waited for an auth, in order (one may be an auth again)."""
