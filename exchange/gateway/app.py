@@ -35,7 +35,7 @@ from exchange.gateway.models import (
     problem,
 )
 from exchange.reasons import Reason
-from exchange.sequencer.state import NS, Refused, to_ns
+from exchange.sequencer.state import NS, Refused, spending, to_ns
 
 if TYPE_CHECKING:
     from exchange.service import ExchangeService
@@ -354,7 +354,7 @@ def authenticate(
         raise ApiError(
             Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
         )
-    return account, {"sig": signature.lower(), "sig_at": int(time.time())}
+    return account, spending(signature, time.time())
 
 
 async def admin(request: Request) -> None:
@@ -376,7 +376,8 @@ Account = Annotated[int, Depends(account_id)]
 
 
 async def spent(request: Request, account: Account) -> dict[str, Any]:
-    """What a single-use request's command carries so the state spends its signature."""
+    """What a single-use request's command carries so the state spends its signature (the
+    ``account`` makes :func:`account_id`, which finds it, run first)."""
     signature: dict[str, Any] = request.state.spent
     return signature
 

@@ -47,7 +47,7 @@ from exchange.gateway.models import (
 )
 from exchange.gateway.ratelimit import TokenBucket
 from exchange.reasons import Reason
-from exchange.sequencer.state import NS, Outcome, Refused, iso
+from exchange.sequencer.state import NS, Outcome, Refused, iso, spending
 
 if TYPE_CHECKING:
     from exchange.service import ExchangeService
@@ -623,8 +623,7 @@ class Connection:
         # journaled, so that the signature stays spent after a restart; the messages that
         # come meanwhile wait for it (a client may send its orders right after its auth)
         self._after_auth = []
-        command = {"op": "auth", "account_id": account, "sig": signature.lower(),
-                   "sig_at": int(time.time())}  # fmt: skip
+        command = {"op": "auth", "account_id": account} | spending(signature, time.time())
         try:
             self.svc.sequencer.submit_nowait(
                 command, lambda outcome: self._authenticated(outcome, account, key, request_id)

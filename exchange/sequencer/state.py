@@ -91,6 +91,12 @@ def _own(events: np.ndarray) -> np.ndarray:
 SIGNATURE_MEMORY_S = 65
 
 
+def spending(signature: str, now_s: float) -> dict[str, Any]:
+    """The fields a single-use request's command carries, ``sig`` and ``sig_at`` (the
+    gateway's wall-clock second), for :meth:`ExchangeState.apply` to spend its signature."""
+    return {"sig": signature.lower(), "sig_at": int(now_s)}
+
+
 class Refused(Exception):
     """A command refused with a stable reason code; the state did not change."""
 
