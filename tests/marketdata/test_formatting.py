@@ -66,9 +66,11 @@ def test_iso_ms_is_utc_with_milliseconds(time_ns: int, text: str) -> None:
 
 
 @given(st.lists(st.integers(-(10**15), 10**19), max_size=20).flatmap(
-    lambda times: st.permutations(times + times[:5])))  # fmt: skip
-def test_iso_ms_remembers_only_the_time_it_was_last_asked(times: list[int]) -> None:
-    """Times repeated, alternating and new, in any order: each is its own text."""
+    lambda times: st.permutations(
+        times + times[:5] + [t + 1_000_000 * k for t in times[:5] for k in (-1, 1, 999)])))  # fmt: skip
+def test_iso_ms_texts_do_not_leak_between_times(times: list[int]) -> None:
+    """Times repeated, alternating, new and a millisecond or a second apart, in any order
+    (the last time and each second's prefix are cached): each is its own text."""
     for time_ns in times:
         dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=time_ns // 1_000_000)
         assert (
