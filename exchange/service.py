@@ -295,6 +295,7 @@ class ExchangeService:
         self._md_timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._md_published = 0.0
         self._prices: dict[tuple[int, str], int] = {}  # (tick, text) -> ticks, parsed once
+        self._price_texts: dict[int, str] = {}  # cents -> text, written once
         self._pending_postings: list[dict[str, Any]] = []
         self._ledger_lock = asyncio.Lock()  # one ledger batch at a time, in seq order
         self._tasks: list[asyncio.Task[None]] = []
@@ -676,7 +677,13 @@ class ExchangeService:
     def price_str(self, symbol: str, ticks: int | None) -> str | None:
         if ticks is None:
             return None
-        return format_cents(ticks * self.state.contracts[symbol].tick_cents)
+        cents = ticks * self.state.contracts[symbol].tick_cents
+        text = self._price_texts.get(cents)
+        if text is None:
+            if len(self._price_texts) >= 100_000:  # a few ladders' worth; keep it bounded
+                self._price_texts.clear()
+            text = self._price_texts[cents] = format_cents(cents)
+        return text
 
     def parse_price(self, symbol: str, text: str) -> int:
         tick_cents = self.state.contracts[symbol].tick_cents
@@ -780,9 +787,17 @@ class ExchangeService:
             raise ApiError(Reason.ORDER_NOT_FOUND, f"order {order_id} not found")
         return order
 
+    def check_own_order(self, account: int, order_id: int) -> None:
+        """Raise ``ORDER_NOT_FOUND`` as :meth:`own_order` does, without building the order
+        (a closed one is rebuilt from its columns, fills and all)."""
+        if self.state.orders.account_of(order_id) != account:
+            raise ApiError(Reason.ORDER_NOT_FOUND, f"order {order_id} not found")
+
     def order_out(self, view: dict[str, Any]) -> dict[str, Any]:
         symbol = view["symbol"]
-        out = {k: v for k, v in view.items() if k not in ("tick_cents", "idempotent_replay")}
+        out = view.copy()
+        del out["tick_cents"]
+        out.pop("idempotent_replay", None)
         out["price"] = self.price_str(symbol, view["price"])
         out["created_at"] = iso_ms(view["created_at"])  # remembers a batch's shared time
         out["fills"] = [

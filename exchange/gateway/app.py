@@ -551,7 +551,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
 
     @app.delete("/v1/orders/{order_id}", tags=["orders"], responses=S.ok(S.Order))
     async def cancel(order_id: Id, account: Account, sig: Spent) -> Response:
-        svc.own_order(account, order_id)
+        svc.check_own_order(account, order_id)
         outcome = await svc.sequencer.submit(
             {"op": "cancel", "account_id": account, "order_id": order_id} | sig
         )

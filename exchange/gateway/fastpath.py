@@ -130,7 +130,7 @@ async def serve(
             status = 201
         else:
             assert order_id is not None
-            svc.own_order(account, order_id)
+            svc.check_own_order(account, order_id)
             outcome = await svc.sequencer.submit(
                 {"op": "cancel", "account_id": account, "order_id": order_id} | sig
             )

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from fastapi import WebSocket, WebSocketDisconnect
@@ -703,8 +703,9 @@ class Connection:
         order_id = message.get("order_id")
         if not isinstance(order_id, int) or isinstance(order_id, bool):
             raise ApiError(Reason.INVALID_REQUEST, "order_id must be an integer")
-        parse_model(CancelOrder, _fields(message, "order_id"))
-        self.svc.own_order(account, order_id)
+        if not _CANCEL_KEYS.issuperset(message):
+            parse_model(CancelOrder, _fields(message, "order_id"))  # names the extra fields
+        self.svc.check_own_order(account, order_id)
         self._submit({"op": "cancel", "account_id": account, "order_id": order_id}, request_id)
 
     def amend(self, message: dict[str, Any], request_id: Any) -> None:
@@ -740,6 +741,10 @@ class Connection:
         body = parse_model(CancelAfter, _fields(message))
         command = {"op": "cancel_after", "account_id": account, "timeout_ns": body.timeout_s * NS}
         self._submit(command, request_id, dict)
+
+
+#: Everything a ``cancel`` may hold.
+_CANCEL_KEYS: Final = frozenset(("op", "id", "order_id"))
 
 
 def _fields(message: dict[str, Any], *also: str) -> dict[str, Any]:

@@ -471,6 +471,14 @@ class OrderStore:
         out.sort()
         return out
 
+    def account_of(self, order_id: int) -> int | None:
+        """The account of the order with this id, or None, without building the order."""
+        order = self._live.get(order_id) or self._recent.get(order_id)
+        if order is not None:
+            return order.account
+        row = self._row(order_id)
+        return None if row is None else int(row["account"])
+
     def owner(self, order_id: int) -> tuple[int, str | None]:
         """``(account, client_order_id)`` of an order that is here, without building it."""
         order = self._live.get(order_id) or self._recent.get(order_id)

@@ -79,7 +79,10 @@ def _same(store: OrderStore, model: dict[int, Order], pages: bool = True) -> Non
         assert store[order_id] == order
         assert order_id in store
         assert store.owner(order_id) == (order.account, order.client_order_id)
+        assert store.account_of(order_id) == order.account
     assert store.get(len(model) + 1) is None and len(model) + 1 not in store
+    assert store.account_of(len(model) + 1) is None and store.account_of(0) is None
+    assert store.account_of(-3) is None and store.account_of(2**70) is None
     assert store.get(0) is None and store.get(-3) is None and "1" not in store
     assert store.open() == [o for o in model.values() if o.remaining]
     newest_first = sorted(model.values(), key=lambda o: -o.order_id)
