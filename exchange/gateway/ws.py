@@ -62,7 +62,12 @@ HEARTBEAT_S = 5.0  #: idle time before a heartbeat
 MAX_IN_FLIGHT = 1_000  #: order requests a connection may have waiting for the sequencer
 CONTROL_RATE = 20.0  #: auth, subscribe and unsubscribe messages a connection may send a second
 CONTROL_BURST = 100  #: ... in a burst
-CLOSE_GRACE_S = 5.0  #: how long a closed slow consumer may take to read its farewell
+#: Messages no other limit counts (``ping``, and those refused before they reach an order or
+#: a subscription: not JSON, too large, an unknown op, orders before ``auth``) a connection
+#: may send a second; one that sends more is closed (1008) with a ``RATE_LIMITED`` error.
+OTHER_RATE = 100.0
+OTHER_BURST = 1_000  #: ... in a burst
+CLOSE_GRACE_S = 5.0  #: how long a connection the server closes may take to read its farewell
 LINGER_S = 5.0  #: how long a refused client's remaining bytes are read and dropped
 
 #: Where the pure ASGI middleware puts the server's own ``send`` of a websocket scope.
@@ -303,6 +308,10 @@ def _frame_at(data: bytes, at: int, end: int, limit: int) -> tuple[int, int]:
 _PARSER_BETWEEN_FRAMES = [Protocol.parse.__code__, StreamReader.at_eof.__code__]
 
 
+class _Closed(Exception):
+    """The connection was closed while a message was being handled: leave it unanswered."""
+
+
 class Connection:
     """One websocket client: its subscriptions, identity and outgoing frames."""
 
@@ -323,6 +332,7 @@ class Connection:
         self._rate_key = ""
         self._positions: list[dict[str, Any]] | None = None  # as last sent on ``positions``
         self._control = TokenBucket(CONTROL_RATE, CONTROL_BURST)  # this connection's own
+        self._other = TokenBucket(OTHER_RATE, OTHER_BURST)  # this connection's own
         #: Messages that came while an ``auth`` was being journaled, handled once it is.
         self._after_auth: list[str] | None = None
         # without direct access to the transport: a queue of payloads and a writer task
@@ -382,31 +392,44 @@ class Connection:
             try:
                 self.queue.put_nowait(payload)
             except asyncio.QueueFull:
-                while not self.queue.empty():  # make room for the farewell
-                    self.queue.get_nowait()
                 self._too_slow()
                 return
 
     def _too_slow(self) -> None:
         """Say why, close, and stop sending: the feed ran ahead of this client."""
+        self._shut(Reason.SLOW_CONSUMER, "too slow: the feed ran ahead")
+
+    def _too_chatty(self) -> bool:
+        """Count one message no other limit counts; past :data:`OTHER_RATE` a second, close
+        the connection and return True (the message is then left unanswered)."""
+        if not self._other.take(""):
+            return False
+        self.flush()  # what was answered before goes out ahead of the farewell
+        if not self.closed:
+            self._shut(
+                Reason.RATE_LIMITED,
+                f"more than {OTHER_RATE:g} messages a second that no order or subscription "
+                "limit counts (pings, refused messages): the connection is closed",
+            )
+        return True
+
+    def _shut(self, reason: Reason, message: str) -> None:
+        """Drop what is still queued, say why, close with 1008; send and read no more."""
         self.closed = True
         self._out.clear()
-        farewell = _encode(
-            {
-                "op": "error",
-                "error": {"code": "SLOW_CONSUMER", "message": "too slow: the feed ran ahead"},
-            }
-        )
+        farewell = _encode({"op": "error", "error": {"code": reason.name, "message": message}})
         if self._raw is not None:
             self._raw.transport.write(farewell)
             # not cancelled with the connection's other tasks: it ends by itself
-            self.closing = self.loop.create_task(self._close_slow())
+            self.closing = self.loop.create_task(self._close_after_farewell())
         else:
             assert self.queue is not None
+            while not self.queue.empty():  # make room for the farewell
+                self.queue.get_nowait()
             self.queue.put_nowait(_payloads(farewell)[0])
             self.queue.put_nowait(None)
 
-    async def _close_slow(self) -> None:
+    async def _close_after_farewell(self) -> None:
         assert self._raw is not None
         transport = self._raw.transport
         started = time.monotonic()
@@ -483,6 +506,8 @@ class Connection:
             self._after_auth.append(raw)
             return
         if len(raw) > MAX_MESSAGE:
+            if self._too_chatty():
+                return
             self.error(
                 None, Reason.PAYLOAD_TOO_LARGE, f"messages are limited to {MAX_MESSAGE} bytes"
             )
@@ -490,16 +515,20 @@ class Connection:
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:  # e.g. "depth limit exceeded: line 1 column 1026"
+            if self._too_chatty():
+                return
             self.error(None, Reason.INVALID_REQUEST, f"the message is not valid JSON ({exc})")
             return
         if not isinstance(message, dict):
-            self.error(None, Reason.INVALID_REQUEST, "messages must be JSON objects")
+            if not self._too_chatty():
+                self.error(None, Reason.INVALID_REQUEST, "messages must be JSON objects")
             return
         request_id = message.get("id")
         if request_id is not None and (
             not isinstance(request_id, (str, int)) or isinstance(request_id, bool)
         ):  # refused, not run: an answer without the id could not be matched to the request
-            self.error(None, Reason.INVALID_REQUEST, "id must be a string or an integer")
+            if not self._too_chatty():
+                self.error(None, Reason.INVALID_REQUEST, "id must be a string or an integer")
             return
         op = message.get("op")
         try:
@@ -528,13 +557,16 @@ class Connection:
             elif op == "auth":
                 self.authenticate(message, request_id)
             elif op == "ping":
-                self.send({"op": "pong", "id": request_id, "time": self.svc.clock_iso()})
-            else:
+                if not self._too_chatty():
+                    self.send({"op": "pong", "id": request_id, "time": self.svc.clock_iso()})
+            elif not self._too_chatty():
                 self.error(request_id, Reason.INVALID_REQUEST, f"unknown op {op!r}")
         except ApiError as exc:
             self.error(request_id, exc.reason, exc.message)
         except Refused as exc:
             self.error(request_id, exc.reason, exc.message)
+        except _Closed:
+            pass
 
     def ack(self, request_id: Any, body: dict[str, Any]) -> None:
         self.send({"op": "ack", "id": request_id, **body})
@@ -652,6 +684,8 @@ class Connection:
         """Handle the messages that waited for an auth, in order (one may be an auth again)."""
         waiting, self._after_auth = self._after_auth or [], None
         for i, raw in enumerate(waiting):
+            if self.closed:
+                return
             if self._after_auth is not None:  # another auth: the rest wait for it in turn
                 self._after_auth.extend(waiting[i:])
                 return
@@ -685,6 +719,8 @@ class Connection:
         every order request counts, refused or not, as on REST (whose requests draw on the
         same bucket)."""
         if self.account is None:
+            if self._too_chatty():
+                raise _Closed
             raise ApiError(Reason.UNAUTHORIZED, f"authenticate before {what}")
         if self.svc.limiter.take(self._rate_key):
             raise ApiError(Reason.RATE_LIMITED, "too many requests for this API key")
@@ -794,7 +830,7 @@ async def serve_connection(svc: ExchangeService, websocket: WebSocket) -> None:
             text = message.get("text")
             if text is not None:
                 connection.handle(text)
-            else:
+            elif not connection._too_chatty():
                 connection.error(
                     None, Reason.INVALID_REQUEST, "binary frames are not accepted: send JSON text"
                 )

@@ -266,6 +266,51 @@ def test_websocket_cancels_and_control_messages_are_rate_limited(isolated: Serve
     asyncio.run(run())
 
 
+def test_a_connection_flooding_unlimited_messages_is_closed(isolated: Server) -> None:
+    """Pings, garbage and orders before auth draw on no key's bucket: past 1,000 at once
+    (100 a second after) the connection gets RATE_LIMITED and a 1008 close, every earlier
+    message answered first; another connection pings on."""
+    from exchange.gateway.ws import OTHER_BURST
+
+    frames = ["{", "[1]", '{"op": "dance"}', b"\x00binary",
+              '{"op": "place", "symbol": "X", "side": "buy", "type": "market", "quantity": 1}']  # fmt: skip
+
+    async def run() -> None:
+        async with websockets.connect(server.ws_url) as calm:
+            async with websockets.connect(server.ws_url) as ws:
+                sent = OTHER_BURST + 500
+                for i in range(sent):
+                    await ws.send(
+                        orjson.dumps({"op": "ping", "id": i}).decode()
+                        if i % 2
+                        else frames[i // 2 % 5]
+                    )
+                replies: list[dict[str, Any]] = []
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    while True:
+                        replies.append(orjson.loads(await asyncio.wait_for(ws.recv(), 10)))
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+                *answered, farewell = replies
+                assert farewell["op"] == "error" and farewell["error"]["code"] == "RATE_LIMITED"
+                assert "connection is closed" in farewell["error"]["message"]
+                # every message before the budget ran out was answered, in order
+                assert OTHER_BURST <= len(answered) < sent
+                pongs = [r["id"] for r in answered if r["op"] == "pong"]
+                assert pongs == list(range(1, 2 * len(pongs), 2))
+                assert all(r["op"] in ("pong", "error") for r in answered)
+                assert {r["error"]["code"] for r in answered if r["op"] == "error"} == {
+                    "INVALID_REQUEST", "UNAUTHORIZED"
+                }  # fmt: skip
+            await calm.send(orjson.dumps({"op": "ping", "id": "still"}).decode())
+            reply = orjson.loads(await asyncio.wait_for(calm.recv(), 10))
+            while reply.get("channel") == "heartbeat":
+                reply = orjson.loads(await asyncio.wait_for(calm.recv(), 10))
+            assert (reply["op"], reply["id"]) == ("pong", "still")
+
+    server = isolated
+    asyncio.run(run())
+
+
 def test_one_api_key_has_one_rate_limit_over_rest_and_the_websocket(isolated: Server) -> None:
     """Every order request counts, refused or not (a cancel of an order id that is not the
     account's, too), and the websocket draws on the bucket its key's REST requests use."""
