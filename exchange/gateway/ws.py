@@ -62,9 +62,9 @@ HEARTBEAT_S = 5.0  #: idle time before a heartbeat
 MAX_IN_FLIGHT = 1_000  #: order requests a connection may have waiting for the sequencer
 CONTROL_RATE = 20.0  #: auth, subscribe and unsubscribe messages a connection may send a second
 CONTROL_BURST = 100  #: ... in a burst
-#: Messages no other limit counts (``ping``, and those refused before they reach an order or
-#: a subscription: not JSON, too large, an unknown op, orders before ``auth``) a connection
-#: may send a second; one that sends more is closed (1008) with a ``RATE_LIMITED`` error.
+#: Messages that are refused (not JSON, an unknown op, orders before ``auth``, anything
+#: refused for a rate limit) or that no other limit counts (``ping``) a connection may send a
+#: second; one that sends more is closed (1008) with a ``RATE_LIMITED`` error.
 OTHER_RATE = 100.0
 OTHER_BURST = 1_000  #: ... in a burst
 CLOSE_GRACE_S = 5.0  #: how long a connection the server closes may take to read its farewell
@@ -157,6 +157,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
     #: Called with each text message while set (by the connection being served).
     direct: Callable[[str], None] | None = None
+
     #: The start of a frame that has not fully arrived.
     _partial = b""
     #: Set once a refused connection has sent its close frame and only drains the client.
@@ -324,6 +325,9 @@ class Connection:
         self.channels_key: frozenset[str] = frozenset()
         self.account: int | None = None
         self.closed = False
+        #: Closed by the server (a slow consumer, too many refused messages): what the
+        #: client sent before is left unhandled.
+        self.shut = False
         self.in_flight = 0
         self.last_send = time.monotonic()
         self._out: list[bytes] = []
@@ -400,7 +404,7 @@ class Connection:
         self._shut(Reason.SLOW_CONSUMER, "too slow: the feed ran ahead")
 
     def _too_chatty(self) -> bool:
-        """Count one message no other limit counts; past :data:`OTHER_RATE` a second, close
+        """Count one refused or unlimited message; past :data:`OTHER_RATE` a second, close
         the connection and return True (the message is then left unanswered)."""
         if not self._other.take(""):
             return False
@@ -408,26 +412,32 @@ class Connection:
         if not self.closed:
             self._shut(
                 Reason.RATE_LIMITED,
-                f"more than {OTHER_RATE:g} messages a second that no order or subscription "
-                "limit counts (pings, refused messages): the connection is closed",
+                f"more than {OTHER_RATE:g} refused or ping messages a second: the connection "
+                "is closed",
+                keep_queued=True,
             )
         return True
 
-    def _shut(self, reason: Reason, message: str) -> None:
-        """Drop what is still queued, say why, close with 1008; send and read no more."""
+    def _shut(self, reason: Reason, message: str, keep_queued: bool = False) -> None:
+        """Say why, close with 1008; send and read no more. What is still queued for the
+        client is dropped, unless ``keep_queued`` (then it goes out before the farewell)."""
         self.closed = True
+        self.shut = True
         self._out.clear()
         farewell = _encode({"op": "error", "error": {"code": reason.name, "message": message}})
         if self._raw is not None:
+            if not self._raw.open():  # closing already (a protocol error, say): no farewell
+                return
             self._raw.transport.write(farewell)
             # not cancelled with the connection's other tasks: it ends by itself
             self.closing = self.loop.create_task(self._close_after_farewell())
         else:
-            assert self.queue is not None
-            while not self.queue.empty():  # make room for the farewell
-                self.queue.get_nowait()
-            self.queue.put_nowait(_payloads(farewell)[0])
-            self.queue.put_nowait(None)
+            queue = self.queue
+            assert queue is not None
+            while queue.qsize() > (queue.maxsize - 2 if keep_queued else 0):
+                queue.get_nowait()  # room for the farewell and the close
+            queue.put_nowait(_payloads(farewell)[0])
+            queue.put_nowait(None)
 
     async def _close_after_farewell(self) -> None:
         assert self._raw is not None
@@ -501,7 +511,8 @@ class Connection:
     def handle(self, raw: str) -> None:
         if self._after_auth is not None:  # in order, as the client sent them, after the auth
             if len(self._after_auth) >= MAX_IN_FLIGHT:
-                self.error(None, Reason.RATE_LIMITED, "too many messages before auth completed")
+                if not self._too_chatty():
+                    self.error(None, Reason.RATE_LIMITED, "too many messages before auth completed")
                 return
             self._after_auth.append(raw)
             return
@@ -533,6 +544,8 @@ class Connection:
         op = message.get("op")
         try:
             if op in ("subscribe", "unsubscribe", "auth") and self._control.take(""):
+                if self._too_chatty():
+                    raise _Closed
                 raise ApiError(
                     Reason.RATE_LIMITED,
                     f"at most {CONTROL_RATE:g} auth, subscribe and unsubscribe messages a second",
@@ -684,7 +697,7 @@ class Connection:
         """Handle the messages that waited for an auth, in order (one may be an auth again)."""
         waiting, self._after_auth = self._after_auth or [], None
         for i, raw in enumerate(waiting):
-            if self.closed:
+            if self.shut:
                 return
             if self._after_auth is not None:  # another auth: the rest wait for it in turn
                 self._after_auth.extend(waiting[i:])
@@ -723,6 +736,8 @@ class Connection:
                 raise _Closed
             raise ApiError(Reason.UNAUTHORIZED, f"authenticate before {what}")
         if self.svc.limiter.take(self._rate_key):
+            if self._too_chatty():
+                raise _Closed
             raise ApiError(Reason.RATE_LIMITED, "too many requests for this API key")
         return self.account
 
@@ -825,7 +840,7 @@ async def serve_connection(svc: ExchangeService, websocket: WebSocket) -> None:
     try:
         while not connection.closed:
             message = await receive()
-            if message["type"] == "websocket.disconnect":
+            if message["type"] == "websocket.disconnect" or connection.closed:
                 break
             text = message.get("text")
             if text is not None:

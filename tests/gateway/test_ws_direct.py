@@ -29,12 +29,12 @@ from exchange.service import ExchangeService
 
 
 @contextlib.asynccontextmanager
-async def serving(tmp_path: Path) -> AsyncIterator[str]:
+async def serving(tmp_path: Path, protocol: Any = DirectWebSocketProtocol) -> AsyncIterator[str]:
     svc = ExchangeService(tmp_path / "data", clock="sim", start=datetime(2026, 12, 1, tzinfo=UTC))
     port = free_port()
     config = uvicorn.Config(
         create_app(svc), host="127.0.0.1", port=port, log_level="warning",
-        ws=DirectWebSocketProtocol, ws_per_message_deflate=False, ws_max_size=64 * 1024,
+        ws=protocol, ws_per_message_deflate=False, ws_max_size=64 * 1024,
     )  # fmt: skip
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -207,5 +207,59 @@ def test_frames_the_parser_refuses_close_the_connection_as_it_would(
                 while True:  # the answer to 2 may or may not go out before the close
                     await asyncio.wait_for(ws.recv(), 10)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+
+    asyncio.run(run())
+
+
+async def _until_closed(ws: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message up to the close (heartbeats left out), and the close code."""
+    got: list[dict[str, Any]] = []
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            message = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+            if message.get("channel") != "heartbeat":
+                got.append(message)
+    return got, closed.value.rcvd.code if closed.value.rcvd else None
+
+
+#: uvicorn's deprecated "websockets" protocol: the one whose connections are written
+#: through the ASGI queue (no transport to write to), as under other ASGI servers.
+_QUEUED = pytest.param(
+    "websockets",
+    marks=[
+        pytest.mark.filterwarnings("ignore::uvicorn.config.UvicornDeprecationWarning"),
+        pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # websockets.legacy
+    ],
+)
+
+
+@pytest.mark.parametrize("protocol", [DirectWebSocketProtocol, "websockets-sansio", _QUEUED])
+def test_a_flooding_connection_gets_the_answers_due_then_its_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, protocol: Any
+) -> None:
+    """Read directly, through ASGI with the transport written to, or through ASGI's queue
+    ("websockets"): past the budget, every answer already due, then RATE_LIMITED and 1008.
+    Refusals for a rate count against it too."""
+    monkeypatch.setattr(ws_module, "OTHER_BURST", 50)
+
+    async def run() -> None:
+        async with serving(tmp_path, protocol) as url:
+            async with websockets.connect(url) as ws:
+                for i in range(200):
+                    await ws.send(orjson.dumps({"op": "ping", "id": i}).decode())
+                (*pongs, farewell), code = await _until_closed(ws)
+                assert code == 1008 and farewell["error"]["code"] == "RATE_LIMITED", farewell
+                assert 50 <= len(pongs) < 200
+                assert [p["id"] for p in pongs] == list(range(len(pongs)))
+            async with websockets.connect(url) as ws:  # 100 served, then refused, then closed
+                for i in range(400):
+                    await ws.send(
+                        orjson.dumps({"op": "unsubscribe", "id": i, "channels": []}).decode()
+                    )
+                (*answers, farewell), code = await _until_closed(ws)
+                assert code == 1008 and "connection is closed" in farewell["error"]["message"]
+                ops = [a["op"] for a in answers]
+                assert ops[:100] == ["ack"] * 100 and 50 <= ops.count("error") < 300
+                assert [a["id"] for a in answers] == list(range(len(answers)))
 
     asyncio.run(run())

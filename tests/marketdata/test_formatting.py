@@ -67,7 +67,7 @@ def test_iso_ms_is_utc_with_milliseconds(time_ns: int, text: str) -> None:
 
 @given(st.lists(st.integers(-(10**15), 10**19), max_size=20).flatmap(
     lambda times: st.permutations(
-        times + times[:5] + [t + 1_000_000 * k for t in times[:5] for k in (-1, 1, 999)])))  # fmt: skip
+        times + times[:5] + [t + 1_000_000 * k for t in times[:5] for k in (-1, 1, 999, 1000)])))  # fmt: skip
 def test_iso_ms_texts_do_not_leak_between_times(times: list[int]) -> None:
     """Times repeated, alternating, new and a millisecond or a second apart, in any order
     (the last time and each second's prefix are cached): each is its own text."""
