@@ -80,6 +80,7 @@ def serve(
     from sqlalchemy.exc import SQLAlchemyError
 
     from exchange.gateway.app import create_app
+    from exchange.gateway.protocols import JsonHttpToolsProtocol
     from exchange.gateway.ws import DirectWebSocketProtocol
     from exchange.journal import JournalCorrupt, JournalError
     from exchange.service import ClockConflict, DataDirBusy, ExchangeService, ListingConflict
@@ -120,7 +121,7 @@ def serve(
         log_level="warning",
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=JsonHttpToolsProtocol,
         ws=DirectWebSocketProtocol,
         # Feed messages go to many subscribers as the same bytes; compressing them per
         # connection would cost more CPU than the whole exchange.

@@ -45,6 +45,7 @@ from exchange.gateway.models import (
     parse_model,
     parse_place,
 )
+from exchange.gateway.protocols import JsonHandshake
 from exchange.gateway.ratelimit import TokenBucket
 from exchange.reasons import Reason
 from exchange.sequencer.state import NS, Outcome, Refused, iso, spending
@@ -157,11 +158,14 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
     #: Called with each text message while set (by the connection being served).
     direct: Callable[[str], None] | None = None
-
     #: The start of a frame that has not fully arrived.
     _partial = b""
     #: Set once a refused connection has sent its close frame and only drains the client.
     _linger = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn.__class__ = JsonHandshake  # a refused handshake gets a JSON error body
 
     def data_received(self, data: bytes) -> None:
         if self._linger:

@@ -432,6 +432,50 @@ def test_allow_names_every_method_the_path_takes(server: Server) -> None:
         assert response.headers["allow"] == "GET", (method, path)
 
 
+def _raw_exchange(server: Server, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as bytes on a socket of its own; the status, headers and body."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):  # every refusal here closes the connection
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    assert int(headers["content-length"]) == len(body)
+    return int(status_line.split()[1]), headers, body
+
+
+def test_input_refused_below_the_api_gets_a_json_error_too(server: Server) -> None:
+    """What the HTTP server or the websocket handshake refuses before the API sees it is a
+    4xx with the API's error body and a code, like everything else."""
+    upgrade = ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")  # fmt: skip
+    cases = [
+        (b"\x16\x03\x01\x02\x00 not http\r\n\r\n", 400, "INVALID_REQUEST", "not valid HTTP/1.1"),
+        (b"G@T /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", 400, "INVALID_REQUEST", "not valid HTTP/1.1"),
+        (b"POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+         400, "INVALID_REQUEST", "not valid HTTP/1.1"),
+        (b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         b"Sec-WebSocket-Version: 13\r\n\r\n", 400, "INVALID_REQUEST", "missing Sec-WebSocket-Key"),
+        (f"GET /v1/ws HTTP/1.1\r\nHost: x\r\n{upgrade}Sec-WebSocket-Version: 8\r\n\r\n".encode(),
+         400, "INVALID_REQUEST", "Sec-WebSocket-Version"),
+        (f"POST /v1/ws HTTP/1.1\r\nHost: x\r\n{upgrade}Sec-WebSocket-Version: 13\r\n\r\n".encode(),
+         405, "INVALID_REQUEST", "POST"),
+        (f"GET /v1/nope HTTP/1.1\r\nHost: x\r\n{upgrade}Sec-WebSocket-Version: 13\r\n\r\n".encode(),
+         403, "FORBIDDEN", "/v1/ws"),
+        (f"GET /v1/ws HTTP/1.1\r\nHost: x\r\n{upgrade}Sec-WebSocket-Version: 13\r\n"
+         f"X-Big: {'a' * 9000}\r\n\r\n".encode(), 431, "PAYLOAD_TOO_LARGE", "8192 bytes"),
+    ]  # fmt: skip
+    for request, status, code, says in cases:
+        got, headers, body = _raw_exchange(server, request)
+        assert (got, headers["content-type"]) == (status, "application/json"), (request[:60], body)
+        error = orjson.loads(body)["error"]
+        assert error["code"] == code and says in error["message"], (request[:60], error)
+    assert httpx.get(server.url + "/v1/health").status_code == 200
+
+
 def test_a_client_gone_before_its_body_came_is_no_server_error(server: Server) -> None:
     """A signed request whose body stops short of its Content-Length, then the client hangs
     up: nothing is done, and the server logs no exception."""
