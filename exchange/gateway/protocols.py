@@ -4,9 +4,8 @@ the API's own errors: ``{"error": {"code", "message"}}`` with a 4xx.
 uvicorn answers a request that is not HTTP/1.1 (a malformed request line or header, a
 ``Content-Length`` given twice, broken chunking) with a plain-text 400 before the app sees
 it, and the websockets library refuses a handshake that is not one in plain text too (a
-missing ``Sec-WebSocket-Key``, a POST, headers over its limit), or with 505 for a protocol
-version it does not take. :class:`JsonHttpToolsProtocol` and :class:`JsonHandshake` keep
-their statuses (505 becomes 400: it is the client's input) and give the body a code.
+missing ``Sec-WebSocket-Key``, a POST, a header over its limit). :class:`JsonHttpToolsProtocol`
+and :class:`JsonHandshake` keep their statuses and give the body a code.
 """
 
 from __future__ import annotations
@@ -55,17 +54,15 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
 class JsonHandshake(ServerProtocol):
     """websockets' server side of the handshake; every refusal it makes is a JSON error.
 
-    Statuses are kept (405 still names ``Allow: GET``, 426 ``Upgrade``), except 505 for an
-    HTTP version other than 1.1, which is the client's input and becomes 400. uvicorn's
-    403 for a path with no websocket says where the websocket is. A 5xx for a failure of
-    the server's own is left as it is.
+    Statuses are kept (405 still names ``Allow: GET``, 426 ``Upgrade``); uvicorn's 403 for
+    a path with no websocket says where the websocket is. A 5xx (a failure of the server's
+    own; websockets' 505 for an HTTP version is not reached under uvicorn, which hands on
+    the request line as HTTP/1.1) is left as it is.
     """
 
     def reject(self, status: StatusLike, text: str) -> Response:
         status = http.HTTPStatus(status)
-        if status == http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
-            status = http.HTTPStatus.BAD_REQUEST
-        elif status >= 500:
+        if status >= 500:
             return super().reject(status, text)
         reason = {
             http.HTTPStatus.FORBIDDEN: Reason.FORBIDDEN,

@@ -63,9 +63,9 @@ HEARTBEAT_S = 5.0  #: idle time before a heartbeat
 MAX_IN_FLIGHT = 1_000  #: order requests a connection may have waiting for the sequencer
 CONTROL_RATE = 20.0  #: auth, subscribe and unsubscribe messages a connection may send a second
 CONTROL_BURST = 100  #: ... in a burst
-#: Messages that are refused (not JSON, an unknown op, orders before ``auth``, anything
-#: refused for a rate limit) or that no other limit counts (``ping``) a connection may send a
-#: second; one that sends more is closed (1008) with a ``RATE_LIMITED`` error.
+#: Messages that are refused (not JSON, an unknown op, orders before ``auth``, control
+#: messages past :data:`CONTROL_RATE`) or that no other limit counts (``ping``) a connection
+#: may send a second; one that sends more is closed (1008) with a ``RATE_LIMITED`` error.
 OTHER_RATE = 100.0
 OTHER_BURST = 1_000  #: ... in a burst
 CLOSE_GRACE_S = 5.0  #: how long a connection the server closes may take to read its farewell
@@ -329,9 +329,6 @@ class Connection:
         self.channels_key: frozenset[str] = frozenset()
         self.account: int | None = None
         self.closed = False
-        #: Closed by the server (a slow consumer, too many refused messages): what the
-        #: client sent before is left unhandled.
-        self.shut = False
         self.in_flight = 0
         self.last_send = time.monotonic()
         self._out: list[bytes] = []
@@ -426,7 +423,6 @@ class Connection:
         """Say why, close with 1008; send and read no more. What is still queued for the
         client is dropped, unless ``keep_queued`` (then it goes out before the farewell)."""
         self.closed = True
-        self.shut = True
         self._out.clear()
         farewell = _encode({"op": "error", "error": {"code": reason.name, "message": message}})
         if self._raw is not None:
@@ -701,7 +697,7 @@ class Connection:
         """Handle the messages that waited for an auth, in order (one may be an auth again)."""
         waiting, self._after_auth = self._after_auth or [], None
         for i, raw in enumerate(waiting):
-            if self.shut:
+            if self.closed:  # whoever closed it: the account the client meant may not be set
                 return
             if self._after_auth is not None:  # another auth: the rest wait for it in turn
                 self._after_auth.extend(waiting[i:])
@@ -739,9 +735,7 @@ class Connection:
             if self._too_chatty():
                 raise _Closed
             raise ApiError(Reason.UNAUTHORIZED, f"authenticate before {what}")
-        if self.svc.limiter.take(self._rate_key):
-            if self._too_chatty():
-                raise _Closed
+        if self.svc.limiter.take(self._rate_key):  # slows a bot down, never disconnects it
             raise ApiError(Reason.RATE_LIMITED, "too many requests for this API key")
         return self.account
 

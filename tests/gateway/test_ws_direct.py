@@ -215,10 +215,11 @@ async def _until_closed(ws: Any) -> tuple[list[dict[str, Any]], int | None]:
     """Every message up to the close (heartbeats left out), and the close code."""
     got: list[dict[str, Any]] = []
     with pytest.raises(websockets.ConnectionClosed) as closed:
-        while True:
-            message = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-            if message.get("channel") != "heartbeat":
-                got.append(message)
+        async with asyncio.timeout(20):  # heartbeats would keep a connection never closed
+            while True:
+                message = orjson.loads(await ws.recv())
+                if message.get("channel") != "heartbeat":
+                    got.append(message)
     return got, closed.value.rcvd.code if closed.value.rcvd else None
 
 
