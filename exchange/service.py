@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ from exchange.sequencer.loop import Clock, Sequencer
 from exchange.sequencer.state import (
     NS,
     RISK_VERSION,
+    SIGNATURE_MEMORY_S,
     ExchangeState,
     Order,
     Outcome,
@@ -67,11 +69,11 @@ FEED_INTERVAL_S = 0.01
 
 #: Requests per second per API key, unless CFX_RATE_LIMIT says otherwise.
 DEFAULT_RATE_LIMIT = 200.0
-#: Seconds a used signature is remembered: longer than its timestamp is accepted (30 s
-#: either side of the server clock).
-REPLAY_WINDOW_S = 65
 #: What ``GET /v1/orders?status=`` means in order statuses.
 STATUS_FILTERS = {"open": ("open", "partially_filled")}
+#: The wire text of a price in cents, written once per value (a few ladders' worth kept):
+#: every acknowledgement, fill and book level carries prices.
+_cents_text = functools.lru_cache(maxsize=1 << 17)(format_cents)
 
 
 def fraction_str(value: Fraction, places: int = 4) -> str:
@@ -263,8 +265,8 @@ class ExchangeService:
         # a key's rate limit keeps it below its share of remembered signatures (burst, the
         # rate over the window, and a websocket auth per second of timestamp besides)
         self.replays = ReplayCache(
-            per_key=self.limiter.burst + int(rate * REPLAY_WINDOW_S) + 2 * REPLAY_WINDOW_S,
-            ttl_s=REPLAY_WINDOW_S,
+            per_key=self.limiter.burst + int(rate * SIGNATURE_MEMORY_S) + 2 * SIGNATURE_MEMORY_S,
+            ttl_s=SIGNATURE_MEMORY_S,  # as long as the state keeps them
         )
         self.snapshot_every = snapshot_every
         #: Snapshots while serving come from a forked writer (where processes fork).
@@ -295,7 +297,6 @@ class ExchangeService:
         self._md_timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._md_published = 0.0
         self._prices: dict[tuple[int, str], int] = {}  # (tick, text) -> ticks, parsed once
-        self._price_texts: dict[int, str] = {}  # cents -> text, written once
         self._pending_postings: list[dict[str, Any]] = []
         self._ledger_lock = asyncio.Lock()  # one ledger batch at a time, in seq order
         self._tasks: list[asyncio.Task[None]] = []
@@ -677,13 +678,7 @@ class ExchangeService:
     def price_str(self, symbol: str, ticks: int | None) -> str | None:
         if ticks is None:
             return None
-        cents = ticks * self.state.contracts[symbol].tick_cents
-        text = self._price_texts.get(cents)
-        if text is None:
-            if len(self._price_texts) >= 100_000:  # a few ladders' worth; keep it bounded
-                self._price_texts.clear()
-            text = self._price_texts[cents] = format_cents(cents)
-        return text
+        return _cents_text(ticks * self.state.contracts[symbol].tick_cents)
 
     def parse_price(self, symbol: str, text: str) -> int:
         tick_cents = self.state.contracts[symbol].tick_cents

@@ -19,6 +19,7 @@ from websockets.http11 import Response
 from websockets.server import ServerProtocol
 from websockets.typing import StatusLike
 
+from exchange.gateway.errors import error_body
 from exchange.reasons import Reason
 
 #: The message of a request uvicorn could not parse (its parser does not say more).
@@ -28,15 +29,11 @@ NOT_HTTP: Final = (
 )
 
 
-def error_body(reason: Reason, message: str) -> bytes:
-    return orjson.dumps({"error": {"code": reason.name, "message": message}})
-
-
 class JsonHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol; a request it cannot parse gets a JSON 400."""
 
     def send_400_response(self, msg: str) -> None:
-        body = error_body(Reason.INVALID_REQUEST, NOT_HTTP)
+        body = orjson.dumps(error_body(Reason.INVALID_REQUEST, NOT_HTTP))
         content = [STATUS_LINE[400]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
@@ -75,7 +72,7 @@ class JsonHandshake(ServerProtocol):
             else status.phrase
         )
         response = super().reject(status, "")
-        response.body = error_body(reason, message)
+        response.body = orjson.dumps(error_body(reason, message))
         headers = response.headers
         del headers["Content-Type"], headers["Content-Length"]  # a set header adds a value
         headers["Content-Type"] = "application/json"

@@ -36,7 +36,7 @@ from websockets.protocol import Protocol, State
 from websockets.streams import StreamReader
 
 from exchange.gateway import auth
-from exchange.gateway.errors import ApiError
+from exchange.gateway.errors import ApiError, error_body
 from exchange.gateway.models import (
     AmendOrder,
     CancelAfter,
@@ -313,8 +313,9 @@ def _frame_at(data: bytes, at: int, end: int, limit: int) -> tuple[int, int]:
 _PARSER_BETWEEN_FRAMES = [Protocol.parse.__code__, StreamReader.at_eof.__code__]
 
 
-class _Closed(Exception):
-    """The connection was closed while a message was being handled: leave it unanswered."""
+class _Refusal(ApiError):
+    """A refusal that draws on the connection's budget of refused messages
+    (:meth:`Connection.refuse`), unlike the answers to orders it refuses."""
 
 
 class Connection:
@@ -424,7 +425,7 @@ class Connection:
         client is dropped, unless ``keep_queued`` (then it goes out before the farewell)."""
         self.closed = True
         self._out.clear()
-        farewell = _encode({"op": "error", "error": {"code": reason.name, "message": message}})
+        farewell = _encode({"op": "error", **error_body(reason, message)})
         if self._raw is not None:
             if not self._raw.open():  # closing already (a protocol error, say): no farewell
                 return
@@ -511,42 +512,33 @@ class Connection:
     def handle(self, raw: str) -> None:
         if self._after_auth is not None:  # in order, as the client sent them, after the auth
             if len(self._after_auth) >= MAX_IN_FLIGHT:
-                if not self._too_chatty():
-                    self.error(None, Reason.RATE_LIMITED, "too many messages before auth completed")
+                self.refuse(None, Reason.RATE_LIMITED, "too many messages before auth completed")
                 return
             self._after_auth.append(raw)
             return
         if len(raw) > MAX_MESSAGE:
-            if self._too_chatty():
-                return
-            self.error(
+            self.refuse(
                 None, Reason.PAYLOAD_TOO_LARGE, f"messages are limited to {MAX_MESSAGE} bytes"
             )
             return
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:  # e.g. "depth limit exceeded: line 1 column 1026"
-            if self._too_chatty():
-                return
-            self.error(None, Reason.INVALID_REQUEST, f"the message is not valid JSON ({exc})")
+            self.refuse(None, Reason.INVALID_REQUEST, f"the message is not valid JSON ({exc})")
             return
         if not isinstance(message, dict):
-            if not self._too_chatty():
-                self.error(None, Reason.INVALID_REQUEST, "messages must be JSON objects")
+            self.refuse(None, Reason.INVALID_REQUEST, "messages must be JSON objects")
             return
         request_id = message.get("id")
         if request_id is not None and (
             not isinstance(request_id, (str, int)) or isinstance(request_id, bool)
         ):  # refused, not run: an answer without the id could not be matched to the request
-            if not self._too_chatty():
-                self.error(None, Reason.INVALID_REQUEST, "id must be a string or an integer")
+            self.refuse(None, Reason.INVALID_REQUEST, "id must be a string or an integer")
             return
         op = message.get("op")
         try:
             if op in ("subscribe", "unsubscribe", "auth") and self._control.take(""):
-                if self._too_chatty():
-                    raise _Closed
-                raise ApiError(
+                raise _Refusal(
                     Reason.RATE_LIMITED,
                     f"at most {CONTROL_RATE:g} auth, subscribe and unsubscribe messages a second",
                 )
@@ -572,17 +564,23 @@ class Connection:
             elif op == "ping":
                 if not self._too_chatty():
                     self.send({"op": "pong", "id": request_id, "time": self.svc.clock_iso()})
-            elif not self._too_chatty():
-                self.error(request_id, Reason.INVALID_REQUEST, f"unknown op {op!r}")
+            else:
+                raise _Refusal(Reason.INVALID_REQUEST, f"unknown op {op!r}")
+        except _Refusal as exc:
+            self.refuse(request_id, exc.reason, exc.message)
         except ApiError as exc:
             self.error(request_id, exc.reason, exc.message)
         except Refused as exc:
             self.error(request_id, exc.reason, exc.message)
-        except _Closed:
-            pass
 
     def ack(self, request_id: Any, body: dict[str, Any]) -> None:
         self.send({"op": "ack", "id": request_id, **body})
+
+    def refuse(self, request_id: Any, reason: Reason, message: str) -> None:
+        """Answer an error that counts against the budget of refused messages (past it, the
+        connection is closed and this one is left unanswered)."""
+        if not self._too_chatty():
+            self.error(request_id, reason, message)
 
     def error(self, request_id: Any, reason: Reason, message: str) -> None:
         self.send(
@@ -732,9 +730,7 @@ class Connection:
         every order request counts, refused or not, as on REST (whose requests draw on the
         same bucket)."""
         if self.account is None:
-            if self._too_chatty():
-                raise _Closed
-            raise ApiError(Reason.UNAUTHORIZED, f"authenticate before {what}")
+            raise _Refusal(Reason.UNAUTHORIZED, f"authenticate before {what}")
         if self.svc.limiter.take(self._rate_key):  # slows a bot down, never disconnects it
             raise ApiError(Reason.RATE_LIMITED, "too many requests for this API key")
         return self.account
@@ -843,8 +839,8 @@ async def serve_connection(svc: ExchangeService, websocket: WebSocket) -> None:
             text = message.get("text")
             if text is not None:
                 connection.handle(text)
-            elif not connection._too_chatty():
-                connection.error(
+            else:
+                connection.refuse(
                     None, Reason.INVALID_REQUEST, "binary frames are not accepted: send JSON text"
                 )
     except WebSocketDisconnect:

@@ -7,6 +7,7 @@ exactly as many decimals as the contract's tick size (tick ``0.01``: ``235 -> "2
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Final
@@ -67,10 +68,6 @@ class TickFormat:
 #: The last millisecond written and its text: a publication's trades, tickers and candles
 #: mostly share one batch's time.
 _last_iso: tuple[int | None, str] = (None, "")
-#: ``"YYYY-MM-DDTHH:MM:SS."`` per second since the epoch: ``strftime`` is most of the cost of
-#: a time, and an order's acknowledgement carries its creation time, often seconds old.
-_second_prefix: dict[int, str] = {}
-_PREFIX_LIMIT: Final = 1 << 16
 
 
 def iso_ms(ns: int) -> str:
@@ -85,12 +82,14 @@ def iso_ms(ns: int) -> str:
     if last[0] == ms:
         return last[1]
     second, millis = divmod(ms, 1000)
-    prefix = _second_prefix.get(second)
-    if prefix is None:
-        if len(_second_prefix) >= _PREFIX_LIMIT:
-            _second_prefix.clear()
-        prefix = f"{_EPOCH + timedelta(seconds=second):%Y-%m-%dT%H:%M:%S}."
-        _second_prefix[second] = prefix
-    text = f"{prefix}{millis:03d}Z"
+    text = f"{_second_text(second)}{millis:03d}Z"
     _last_iso = (ms, text)
     return text
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _second_text(second: int) -> str:
+    """``"YYYY-MM-DDTHH:MM:SS."`` of a second since the epoch, written once: ``strftime`` is
+    most of the cost of a time, and an order's acknowledgement carries its creation time,
+    often seconds old."""
+    return f"{_EPOCH + timedelta(seconds=second):%Y-%m-%dT%H:%M:%S}."
