@@ -183,14 +183,26 @@ class AsyncFeed:
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
+        """Stop reconnecting, then close the connection (if cancelled, drop it at once)."""
         self._closed = True
-        if self._ws is not None:
-            await self._ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._put(None)  # the end marker
+        task = self._task
+        try:
+            if task is not None:
+                task.cancel()
+                await asyncio.wait({task})  # no reconnection after this: the connection is final
+            if self._ws is not None:
+                await self._ws.close()
+        except BaseException:
+            # Cancelled (a bot cancelled again as its loop shuts down, say): no waiting for a
+            # closing handshake, but the connection must not outlive the loop, unclosed.
+            if self._ws is not None:
+                self._ws.transport.abort()
+            raise
+        finally:
+            self._put(None)  # the end marker
+        failure = None if task is None or task.cancelled() else task.exception()
+        if failure is not None:  # not a CfxError (those end the iteration): a bug, say
+            raise failure
 
     def _put(self, message: dict[str, Any] | None) -> None:
         """Queue a message, dropping the oldest if the queue is full (a reader too slow)."""

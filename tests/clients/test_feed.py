@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
+import hashlib
+import re
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -328,3 +332,63 @@ def test_an_amend_whose_answer_was_lost_is_not_sent_again(run_async: bool) -> No
         assert [op for op in exchange.seen if op != "auth"] == ["amend", "cancel_all", "cancel_all"]
     finally:
         exchange.server.shutdown()
+
+
+class _SilentPeer:
+    """A websocket peer that accepts the handshake and then never answers, not even a close."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(4096)
+            key = re.search(rb"sec-websocket-key: *(\S+)", request, re.IGNORECASE)
+            assert key is not None
+            digest = hashlib.sha1(key[1] + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            connection.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + base64.b64encode(digest)
+                + b"\r\n\r\n"
+            )
+            while connection.recv(4096):
+                pass
+
+
+@pytest.mark.parametrize("pause_s", [0.0, 0.05], ids=["stopping-reconnects", "closing"])
+def test_a_feed_closed_under_cancellation_leaves_no_socket_open(pause_s: float) -> None:
+    """``asyncio.run`` cancels a bot while it closes its feed: the socket is closed anyway.
+
+    The bot's ``async with`` closes the feed when the bot is cancelled; the loop's shutdown
+    cancels it again, mid-way through the closing handshake. Were the connection left open,
+    the garbage collector would find an unclosed socket long after the loop has gone.
+    """
+    peer = _SilentPeer()
+    feeds: list[AsyncFeed] = []
+
+    async def bot() -> None:
+        async with AsyncFeed(peer.url) as feed:
+            feeds.append(feed)
+            async for _message in feed:
+                pass
+
+    async def main() -> None:
+        task = asyncio.create_task(bot())
+        while not feeds:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        # The bot is closing its feed: stopping its reconnection task, or (later) waiting
+        # for the peer's half of a closing handshake that never comes.
+        await asyncio.sleep(pause_s)
+
+    asyncio.run(main())  # cancels the bot again and closes the loop
+    (feed,) = feeds
+    assert feed._ws is not None and feed._ws.transport.is_closing()
+    assert feed._task is not None and feed._task.done()
+    peer.listener.close()
