@@ -412,8 +412,8 @@ class Policy:
         if isinstance(error, CfxError):
             if error.status == 429:
                 return max(wait, error.retry_after or 0.0)
-            if error.status == 503 and error.code != "JOURNAL_BROKEN":
-                return wait  # refused before anything changed
+            if error.status == 408 or (error.status == 503 and error.code != "JOURNAL_BROKEN"):
+                return wait  # refused before anything changed (408: it never arrived whole)
             if error.status is not None and error.status >= 500 and call.idempotent:
                 return wait
         return None

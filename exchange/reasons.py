@@ -44,6 +44,7 @@ class Reason(IntEnum):
     UNAVAILABLE = 1020
     JOURNAL_UNAVAILABLE = 1021
     JOURNAL_BROKEN = 1022  # the command may be in the journal: it may run after a restart
+    REQUEST_TIMEOUT = 1023  # the request did not arrive whole in time
 
     # 2000-2999: risk and clearing (checked before the book; the order changed nothing)
     INSUFFICIENT_MARGIN = 2001

@@ -17,6 +17,7 @@ STATUS: dict[Reason, int] = {
     Reason.DELIVERY_NOT_FOUND: 404,
     Reason.ACCOUNT_NOT_FOUND: 404,
     Reason.PAYLOAD_TOO_LARGE: 413,
+    Reason.REQUEST_TIMEOUT: 408,
     Reason.RATE_LIMITED: 429,
     Reason.CONTRACT_NOT_TRADING: 409,
     Reason.DELIVERY_NOT_OPEN: 409,

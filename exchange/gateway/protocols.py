@@ -6,15 +6,25 @@ uvicorn answers a request that is not HTTP/1.1 (a malformed request line or head
 it, and the websockets library refuses a handshake that is not one in plain text too (a
 missing ``Sec-WebSocket-Key``, a POST, a header over its limit). :class:`JsonHttpToolsProtocol`
 and :class:`JsonHandshake` keep their statuses and give the body a code.
+
+uvicorn also waits for a request for as long as a client cares to send it: a connection
+that sends nothing, or trickles its headers or body, holds a socket (and one of the
+process's file descriptors) for good, and enough of them lock everyone out.
+:class:`JsonHttpToolsProtocol` gives each request :data:`REQUEST_TIMEOUT_S` to arrive whole.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http
 from typing import Final
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from websockets.http11 import Response
 from websockets.server import ServerProtocol
 from websockets.typing import StatusLike
@@ -29,12 +39,87 @@ NOT_HTTP: Final = (
 )
 
 
+#: Seconds a request has to arrive whole (request line, headers and body), counted from
+#: the connection (for its first request) or from the request's first byte (for the next
+#: ones; between requests, uvicorn's keep-alive timeout applies).
+REQUEST_TIMEOUT_S: Final = 10.0
+#: The message of a request that did not arrive in time.
+TOO_SLOW: Final = (
+    f"the request did not arrive whole within {REQUEST_TIMEOUT_S:g} s: the connection is closed"
+)
+
+
 class JsonHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol; a request it cannot parse gets a JSON 400."""
+    """uvicorn's httptools protocol; a request it cannot parse gets a JSON 400, and one that
+    takes longer than :data:`REQUEST_TIMEOUT_S` to arrive a JSON 408 (a connection that sends
+    nothing in that time is closed without a word, as uvicorn closes an idle keep-alive one)."""
+
+    #: Closes the connection unless the request being read has arrived whole by then.
+    _request_timer: asyncio.TimerHandle | None = None
+    #: The request being read, once its headers are in (its answer may have begun).
+    _reading: RequestResponseCycle | None = None
+    #: Whether a request has begun on this connection (a first one that has not is not
+    #: answered: a client could take a 408 it did not ask for as the answer to its next).
+    _begun = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._expect_request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._request_arrived()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begun = True
+        self._reading = None
+        self._expect_request()
+
+    def on_message_complete(self) -> None:
+        self._request_arrived()
+        super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._request_arrived()  # the websocket's protocol owns the connection from here
+        super().handle_websocket_upgrade()
+
+    def _expect_request(self) -> None:
+        if self._request_timer is None:
+            self._request_timer = self.loop.call_later(REQUEST_TIMEOUT_S, self._too_slow)
+
+    def _request_arrived(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+
+    def _too_slow(self) -> None:
+        self._request_timer = None
+        if self.transport.is_closing():
+            return
+        if self._begun and self._may_answer():
+            self._send_error(408, Reason.REQUEST_TIMEOUT, TOO_SLOW)
+        self.transport.close()
+
+    def _may_answer(self) -> bool:
+        """Whether an answer may be written now: none is under way (pipelined requests
+        included), and the request being read has had none."""
+        cycle = self.cycle
+        if self.pipeline or (cycle and cycle.response_started and not cycle.response_complete):
+            return False
+        return self._reading is None or not self._reading.response_started
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._reading = self.cycle
 
     def send_400_response(self, msg: str) -> None:
-        body = orjson.dumps(error_body(Reason.INVALID_REQUEST, NOT_HTTP))
-        content = [STATUS_LINE[400]]
+        self._send_error(400, Reason.INVALID_REQUEST, NOT_HTTP)
+        self.transport.close()
+
+    def _send_error(self, status: int, reason: Reason, message: str) -> None:
+        body = orjson.dumps(error_body(reason, message))
+        content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend([
@@ -45,7 +130,6 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
             body,
         ])  # fmt: skip
         self.transport.write(b"".join(content))
-        self.transport.close()
 
 
 class JsonHandshake(ServerProtocol):

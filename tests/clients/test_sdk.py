@@ -252,6 +252,18 @@ def test_a_refused_connection_is_retried_through_a_restart() -> None:
         assert policy.delay(2, amend, error, waited_s=0.5) is None
 
 
+def test_refusals_made_before_anything_changed_are_retried_even_for_an_amend() -> None:
+    """A 408 (the request never arrived whole) and a 503 other than JOURNAL_BROKEN changed
+    nothing: even an amend, which is not safe to send twice, is sent again."""
+    order, policy = amend_order(1, quantity=2), Policy(retries=2)
+    slow = CfxError("REQUEST_TIMEOUT", "the request did not arrive whole", status=408)
+    away = CfxError("UNAVAILABLE", "try again later", status=503)
+    broken = CfxError("JOURNAL_BROKEN", "may be carried out", status=503)
+    assert [policy.delay(n, order, slow) for n in range(3)] == [0.25, 0.5, None]
+    assert policy.delay(0, order, away) == 0.25
+    assert policy.delay(0, order, broken) is None
+
+
 def test_prices_go_out_as_plain_decimals_and_symbols_as_one_path_segment(
     admin: Client, symbol: str
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from typing import Any
@@ -9,8 +10,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 from exchange.gateway.auth import sign
+from exchange.gateway.protocols import REQUEST_TIMEOUT_S
 from tests.gateway.conftest import ADMIN_TOKEN, Client, Server
 
 
@@ -473,6 +476,56 @@ def test_input_refused_below_the_api_gets_a_json_error_too(server: Server) -> No
         assert (got, headers["content-type"]) == (status, "application/json"), (request[:60], body)
         error = orjson.loads(body)["error"]
         assert error["code"] == code and says in error["message"], (request[:60], error)
+    assert httpx.get(server.url + "/v1/health").status_code == 200
+
+
+def test_a_request_that_does_not_arrive_in_time_is_answered_408_and_closed(
+    server: Server,
+) -> None:
+    """A connection that sends nothing, or trickles a request's head or body, would hold a
+    socket for good: after REQUEST_TIMEOUT_S it is closed, the trickled request answered 408
+    REQUEST_TIMEOUT. A websocket opened alongside is not touched."""
+    host, port = server.url.removeprefix("http://").split(":")
+    trader = server.account("dawdles")
+    head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n"
+    ts = str(int(time.time()))
+    signed = (f"POST /v1/orders HTTP/1.1\r\nHost: x\r\nCFX-KEY: {trader.key}\r\n"
+              f"CFX-TIMESTAMP: {ts}\r\nCFX-SIGNATURE: {'0' * 64}\r\n"
+              "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n")  # fmt: skip
+    opened = time.monotonic()
+    sockets = {name: socket.create_connection((host, int(port)), timeout=30)
+               for name in ("silent", "trickled head", "short body", "second request")}  # fmt: skip
+    sockets["short body"].sendall(signed.encode() + b'{"symbol"')
+    second = sockets["second request"]
+    second.sendall(head)
+    first_answer = b""
+    while not first_answer.endswith(b"}"):  # the whole answer: head and JSON body
+        first_answer += second.recv(65536)
+    assert first_answer.startswith(b"HTTP/1.1 200"), first_answer
+    second.sendall(head[:10])  # the next request, begun and never finished
+    with ws_connect(server.url.replace("http", "ws") + "/v1/ws") as ws:
+        for i in range(len(head) - 1):  # one byte every 0.2 s: the whole head would take 12 s
+            if time.monotonic() - opened > REQUEST_TIMEOUT_S + 2:
+                break
+            with contextlib.suppress(OSError):  # closed meanwhile
+                sockets["trickled head"].send(head[i : i + 1])
+            time.sleep(0.2)
+        for name, sock in sockets.items():
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            elapsed = time.monotonic() - opened
+            sock.close()
+            assert REQUEST_TIMEOUT_S - 0.5 < elapsed < REQUEST_TIMEOUT_S + 5, (name, elapsed)
+            if name == "silent":  # no request to answer: closed without a word
+                assert answer == b""
+                continue
+            status, _, body = answer.partition(b"\r\n\r\n")
+            assert status.startswith(b"HTTP/1.1 408"), (name, answer[:200])
+            assert orjson.loads(body)["error"]["code"] == "REQUEST_TIMEOUT", name
+        ws.send(orjson.dumps({"op": "ping", "id": 1}).decode())
+        while (message := orjson.loads(ws.recv(timeout=5))).get("op") != "pong":
+            assert message.get("channel") == "heartbeat", message  # the websocket stays open
     assert httpx.get(server.url + "/v1/health").status_code == 200
 
 
