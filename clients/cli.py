@@ -71,6 +71,12 @@ def serve(
         help="List contracts as uniform-price batch auctions every N seconds instead of "
         "continuous trading (fixed when the data dir is created).",
     ),
+    connections_per_address: int = typer.Option(
+        1000,
+        min=0,
+        help="Open connections (REST and websocket) one client address may hold; 0: no "
+        "limit (behind a proxy, which is every client's address).",
+    ),
 ) -> None:
     """Run the exchange: REST and websocket API on HOST:PORT."""
     import asyncio
@@ -80,7 +86,11 @@ def serve(
     from sqlalchemy.exc import SQLAlchemyError
 
     from exchange.gateway.app import create_app
-    from exchange.gateway.protocols import JsonHttpToolsProtocol
+    from exchange.gateway.protocols import (
+        ConnectionLimits,
+        JsonHttpToolsProtocol,
+        raise_open_file_limit,
+    )
     from exchange.gateway.ws import DirectWebSocketProtocol
     from exchange.journal import JournalCorrupt, JournalError
     from exchange.service import ClockConflict, DataDirBusy, ExchangeService, ListingConflict
@@ -93,6 +103,7 @@ def serve(
     # bound first, so a port in use is refused before the data dir is touched; listening only
     # once the exchange serves, so a client is refused (safe to retry) while it recovers
     sockets = _bind(host, port)
+    raise_open_file_limit()  # then the connections' limit is what is left of it
     try:
         svc = ExchangeService(
             data_dir,
@@ -121,7 +132,7 @@ def serve(
         log_level="warning",
         access_log=False,
         loop="uvloop",
-        http=JsonHttpToolsProtocol,
+        http=JsonHttpToolsProtocol.limited(ConnectionLimits(connections_per_address)),
         ws=DirectWebSocketProtocol,
         # Feed messages go to many subscribers as the same bytes; compressing them per
         # connection would cost more CPU than the whole exchange.

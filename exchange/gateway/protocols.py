@@ -10,14 +10,19 @@ and :class:`JsonHandshake` keep their statuses and give the body a code.
 uvicorn also waits for a request for as long as a client cares to send it: a connection
 that sends nothing, or trickles its headers or body, holds a socket (and one of the
 process's file descriptors) for good, and enough of them lock everyone out.
-:class:`JsonHttpToolsProtocol` gives each request :data:`REQUEST_TIMEOUT_S` to arrive whole.
+:class:`JsonHttpToolsProtocol` gives each request :data:`REQUEST_TIMEOUT_S` to arrive whole,
+and with :class:`ConnectionLimits` caps the connections (REST and websocket alike) one
+client address may hold, and all of them together, below what the process can open: the
+journal, its snapshots and the ledger always find a file descriptor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
-from typing import Final
+import resource
+from collections.abc import Callable
+from typing import ClassVar, Final
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import (
@@ -49,11 +54,76 @@ TOO_SLOW: Final = (
 )
 
 
+#: Open connections one client address may hold, REST and websocket together (``cfx serve
+#: --connections-per-address``; 0 for no limit: behind a proxy every client is its address).
+CONNECTIONS_PER_ADDRESS: Final = 1000
+#: File descriptors no client connection may take: the journal's segments and snapshots,
+#: the ledger's database, the pipes to helper processes.
+RESERVED_FDS: Final = 256
+#: Seconds a refused connection's request is read and dropped after the refusal.
+REFUSAL_LINGER_S: Final = 1.0
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's limit of open files to the most it may have; return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):  # not allowed here: keep what there is
+            pass
+    return soft
+
+
+class ConnectionLimits:
+    """A server's open connections, per client address and in all, against their limits."""
+
+    def __init__(self, per_address: int = CONNECTIONS_PER_ADDRESS, total: int = 0) -> None:
+        self.per_address = per_address
+        #: All connections together; 0: what the open-file limit leaves after RESERVED_FDS.
+        self.total = total or max(64, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - RESERVED_FDS)
+        self.open = 0
+        self.by_address: dict[str, int] = {}
+
+    def admit(self, address: str) -> tuple[int, Reason, str] | None:
+        """Count one more connection from ``address``, or say why not (status, code, text)."""
+        if self.open >= self.total:
+            return (503, Reason.UNAVAILABLE, f"the exchange holds all the connections it can "
+                    f"({self.total}): try again later")  # fmt: skip
+        held = self.by_address.get(address, 0)
+        if self.per_address and held >= self.per_address:
+            return (429, Reason.RATE_LIMITED, f"at most {self.per_address} open connections "
+                    "from one address: close one first")  # fmt: skip
+        self.open += 1
+        self.by_address[address] = held + 1
+        return None
+
+    def release(self, address: str) -> None:
+        self.open -= 1
+        held = self.by_address[address] - 1
+        if held:
+            self.by_address[address] = held
+        else:
+            del self.by_address[address]
+
+
 class JsonHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol; a request it cannot parse gets a JSON 400, and one that
     takes longer than :data:`REQUEST_TIMEOUT_S` to arrive a JSON 408 (a connection that sends
     nothing in that time is closed without a word, as uvicorn closes an idle keep-alive one)."""
 
+    #: This server's connection limits (:meth:`limited` sets them); None: no limits.
+    limits: ClassVar[ConnectionLimits | None] = None
+    #: The client address this connection is counted under, until it is released.
+    _counted: str | None = None
+    #: Why this connection is refused (status, code, message): its request's answer.
+    _refusal: tuple[int, Reason, str] | None = None
+    #: Set once the refusal is written: what the client still sends is dropped.
+    _refused = False
+    #: Ends a refused connection whose client does not close it.
+    _linger_timer: asyncio.TimerHandle | None = None
     #: Closes the connection unless the request being read has arrived whole by then.
     _request_timer: asyncio.TimerHandle | None = None
     #: The request being read, once its headers are in (its answer may have begun).
@@ -62,27 +132,76 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     #: answered: a client could take a 408 it did not ask for as the answer to its next).
     _begun = False
 
+    @classmethod
+    def limited(cls, limits: ConnectionLimits) -> type[JsonHttpToolsProtocol]:
+        """This protocol, counting its connections against ``limits``."""
+        return type(cls.__name__, (cls,), {"limits": limits})
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.limits is not None:
+            address = self.client[0] if self.client else ""
+            self._refusal = self.limits.admit(address)
+            if self._refusal is not None:  # its request's head has a moment to come
+                self._request_timer = self.loop.call_later(REFUSAL_LINGER_S, self.transport.abort)
+                return
+            self._counted = address
         self._expect_request()
+
+    def _refuse(self, status: int, reason: Reason, message: str) -> None:
+        """Answer the request whose head has come, then drop what follows: closing with
+        part of it unread would reset the connection, and the client lose the answer."""
+        self._refused = True
+        self._request_arrived()
+        self._send_error(status, reason, message, retry_after=True)
+        self._linger_timer = self.loop.call_later(REFUSAL_LINGER_S, self.transport.abort)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the client's EOF then closes the transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._request_arrived()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+        self._release()
         super().connection_lost(exc)
+
+    def _release(self) -> None:
+        if self._counted is not None:
+            assert self.limits is not None
+            self.limits.release(self._counted)
+            self._counted = None
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._refusal is not None:
+            return  # the refusal answers the first request; what follows goes unread
         self._begun = True
         self._reading = None
         self._expect_request()
 
+    def on_body(self, body: bytes) -> None:
+        if self._refusal is None:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
-        self._request_arrived()
-        super().on_message_complete()
+        if self._refusal is None:
+            self._request_arrived()
+            super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
+        if self._refusal is not None:
+            return  # answered with the refusal
         self._request_arrived()  # the websocket's protocol owns the connection from here
         super().handle_websocket_upgrade()
+        protocol = self.transport.get_protocol()  # from here the one told of a lost connection
+        if isinstance(protocol, CountedWebSocket):
+            protocol.on_lost = self._release  # the connection stays counted while it is open
+        else:
+            self._release()
 
     def _expect_request(self) -> None:
         if self._request_timer is None:
@@ -110,6 +229,10 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         return self._reading is None or not self._reading.response_started
 
     def on_headers_complete(self) -> None:
+        if self._refusal is not None:
+            if not self._refused:
+                self._refuse(*self._refusal)
+            return
         super().on_headers_complete()
         self._reading = self.cycle
 
@@ -117,11 +240,15 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._send_error(400, Reason.INVALID_REQUEST, NOT_HTTP)
         self.transport.close()
 
-    def _send_error(self, status: int, reason: Reason, message: str) -> None:
+    def _send_error(
+        self, status: int, reason: Reason, message: str, retry_after: bool = False
+    ) -> None:
         body = orjson.dumps(error_body(reason, message))
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
+        if retry_after:
+            content.append(b"retry-after: 1\r\n")
         content.extend([
             b"content-type: application/json\r\n",
             b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
@@ -130,6 +257,18 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
             body,
         ])  # fmt: skip
         self.transport.write(b"".join(content))
+
+
+class CountedWebSocket:
+    """A websocket protocol that calls :attr:`on_lost` once its connection is gone (so an
+    upgraded connection stays counted by :class:`ConnectionLimits` while it is open)."""
+
+    on_lost: Callable[[], None] | None = None
+
+    def lost(self) -> None:
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
 
 
 class JsonHandshake(ServerProtocol):

@@ -45,7 +45,7 @@ from exchange.gateway.models import (
     parse_model,
     parse_place,
 )
-from exchange.gateway.protocols import JsonHandshake
+from exchange.gateway.protocols import CountedWebSocket, JsonHandshake
 from exchange.gateway.ratelimit import TokenBucket
 from exchange.reasons import Reason
 from exchange.sequencer.state import NS, Outcome, Refused, iso, spending
@@ -131,7 +131,7 @@ class _Raw:
         return not (self.protocol.close_sent or self.transport.is_closing())
 
 
-class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
+class DirectWebSocketProtocol(CountedWebSocket, WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol, handing text messages straight to the reader.
 
     uvicorn gives each message to the ASGI app through a queue: a put, a wake-up of the
@@ -166,6 +166,10 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn.__class__ = JsonHandshake  # a refused handshake gets a JSON error body
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._linger:

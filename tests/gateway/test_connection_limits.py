@@ -1,0 +1,107 @@
+"""How many connections one client address may hold, and all of them together."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+from exchange.gateway.protocols import ConnectionLimits, raise_open_file_limit
+from tests.gateway.conftest import Server, start_server, stop_server
+
+PER_ADDRESS = 3
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir: Path = tmp_path_factory.mktemp("limits") / "data"
+    running = start_server(data_dir, extra=["--connections-per-address", str(PER_ADDRESS)])
+    yield running
+    stop_server(running)
+
+
+def _health(server: Server, source: str = "127.0.0.1") -> httpx.Response:
+    """``GET /v1/health`` on a connection of its own, from ``source``."""
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(transport=transport, timeout=10) as client:
+        return client.get(server.url + "/v1/health")
+
+
+def _served_again(server: Server) -> None:
+    """Wait until the server has noticed the closed connections: a request is served."""
+    deadline = time.monotonic() + 10
+    while (answer := _health(server)).status_code != 200:
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.05)
+
+
+def _assert_refused(answer: httpx.Response) -> None:
+    assert answer.status_code == 429, answer.text
+    assert answer.headers["retry-after"] == "1"
+    error = answer.json()["error"]
+    assert error["code"] == "RATE_LIMITED" and f"at most {PER_ADDRESS}" in error["message"]
+
+
+def test_an_address_holds_at_most_its_share_of_connections(server: Server) -> None:
+    """Silent sockets, keep-alive HTTP connections and websockets all count; past the limit
+    a request is answered 429 RATE_LIMITED (and a websocket handshake refused with it), and
+    another address is served meanwhile. A connection closed makes room for one more."""
+    host, port = server.url.removeprefix("http://").split(":")
+    held = [socket.create_connection((host, int(port))) for _ in range(PER_ADDRESS)]
+    try:
+        _assert_refused(_health(server))
+        with httpx.Client(timeout=10) as client:  # a body the refusal leaves unread
+            _assert_refused(client.post(server.url + "/v1/orders", content=b"[1]" * 20_000))
+        with pytest.raises(InvalidStatus) as refused:
+            ws_connect(server.url.replace("http", "ws") + "/v1/ws", open_timeout=10)
+        assert refused.value.response.status_code == 429
+        assert orjson.loads(refused.value.response.body)["error"]["code"] == "RATE_LIMITED"
+        assert _health(server, source="127.0.0.2").status_code == 200  # another address
+    finally:
+        for sock in held:
+            sock.close()
+    _served_again(server)
+
+    ws_url = server.url.replace("http", "ws") + "/v1/ws"
+    with contextlib.ExitStack() as websockets:
+        for _ in range(2):
+            websockets.enter_context(ws_connect(ws_url))
+        with httpx.Client(timeout=10) as client:  # one keep-alive connection, reused
+            assert client.get(server.url + "/v1/health").status_code == 200
+            _assert_refused(_health(server))  # two websockets and the keep-alive connection
+            assert client.get(server.url + "/v1/health").status_code == 200
+        _served_again(server)  # the keep-alive connection closed: room for one more...
+        websockets.enter_context(ws_connect(ws_url))
+        _assert_refused(_health(server))  # ... which a third websocket takes
+    _served_again(server)
+
+
+def test_limits_count_each_address_and_all_connections() -> None:
+    limits = ConnectionLimits(per_address=2, total=3)
+    assert limits.admit("a") is None and limits.admit("a") is None
+    status, reason, _ = limits.admit("a") or (0, None, "")
+    assert (status, reason.name if reason else None) == (429, "RATE_LIMITED")
+    assert limits.admit("b") is None
+    status, reason, message = limits.admit("c") or (0, None, "")
+    assert (status, reason.name if reason else None) == (503, "UNAVAILABLE")
+    assert "(3)" in message
+    limits.release("a")
+    assert limits.admit("c") is None
+    assert limits.by_address == {"a": 1, "b": 1, "c": 1} and limits.open == 3
+    unlimited = ConnectionLimits(per_address=0, total=10)
+    assert all(unlimited.admit("a") is None for _ in range(10))
+
+
+def test_the_total_leaves_file_descriptors_for_the_exchange_itself() -> None:
+    soft = raise_open_file_limit()
+    assert soft == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert ConnectionLimits().total == max(64, soft - 256)
