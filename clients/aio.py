@@ -16,7 +16,16 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from clients import _core
 from clients._core import DEFAULT_URL, Call, Policy, Signer
 from clients.errors import CfxError, ExchangeUnreachable, signature_reused
-from clients.feed import SENT_AGAIN, FeedCore, answer_lost, reconnect_delay, reply_error, ws_url
+from clients.feed import (
+    SENT_AGAIN,
+    FeedCore,
+    answer_lost,
+    connect_again,
+    not_opened,
+    reconnect_delay,
+    reply_error,
+    ws_url,
+)
 from clients.models import Order
 from exchange.marketdata.client_book import LocalBook
 
@@ -282,7 +291,7 @@ class AsyncFeed:
         try:
             self._ws = await websockets.connect(self.url, max_size=2**22, open_timeout=10)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
-            raise _core.unreachable(self.url, error) from error
+            raise not_opened(self.url, error) from error
         reader = asyncio.create_task(self._read(self._ws))
         try:
             for attempt in range(3):
@@ -334,8 +343,8 @@ class AsyncFeed:
                         await self._connect()
                     except (ConnectionClosed, OSError):
                         continue
-                    except CfxError as error:  # dropped again, or no answer: try again
-                        if isinstance(error, ExchangeUnreachable) or error.code == "TIMEOUT":
+                    except CfxError as error:  # dropped again, no answer, or not now
+                        if connect_again(error):
                             continue
                         raise  # refused: a revoked key, say
                     self.reconnects += 1

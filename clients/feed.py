@@ -15,7 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from clients.errors import CfxError, OutcomeUnknown, error_for
+import orjson
+from websockets.exceptions import InvalidStatus
+
+from clients import _core
+from clients.errors import CfxError, ExchangeUnreachable, OutcomeUnknown, error_for
 from exchange.gateway.auth import sign
 from exchange.gateway.errors import STATUS
 from exchange.marketdata.client_book import FeedError, LocalBook
@@ -58,6 +62,37 @@ def reply_error(message: dict[str, Any]) -> CfxError:
     """The exception an ``{"op": "error"}`` reply stands for."""
     error = message.get("error") or {}
     return error_for(_STATUS_BY_CODE.get(str(error.get("code")), 400), message)
+
+
+def not_opened(url: str, error: Exception) -> CfxError:
+    """The error for a websocket connection that did not open: the exchange's own refusal
+    of the handshake (``429 RATE_LIMITED``: too many connections from this address; ``503
+    UNAVAILABLE``: it holds all it can) as that error, anything else as unreachable."""
+    if isinstance(error, InvalidStatus):
+        response = error.response
+        try:
+            body = orjson.loads(response.body or b"")
+        except orjson.JSONDecodeError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            retry_after = response.headers.get("Retry-After", "")
+            return error_for(
+                response.status_code,
+                body,
+                float(retry_after) if retry_after.isdigit() else None,
+            )
+    return _core.unreachable(url, error)
+
+
+def connect_again(error: CfxError) -> bool:
+    """Whether a failed reconnection is worth another attempt: the exchange is away, slow,
+    or refused the connection for now (429, 503); not when it refused the feed itself (a
+    revoked key, say)."""
+    return (
+        isinstance(error, ExchangeUnreachable)
+        or error.code == "TIMEOUT"
+        or error.status in (429, 503)
+    )
 
 
 #: Requests sent again when the connection drops before their answer: an order carries its

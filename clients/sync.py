@@ -21,6 +21,8 @@ from clients.feed import (
     FeedCore,
     Received,
     answer_lost,
+    connect_again,
+    not_opened,
     reconnect_delay,
     reply_error,
     ws_url,
@@ -292,7 +294,7 @@ class Feed:
             open_timeout = min(10.0, _left(deadline, 10.0))
             self._ws = connect(self.url, max_size=2**22, open_timeout=open_timeout, legacy=True)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
-            raise _core.unreachable(self.url, error) from error
+            raise not_opened(self.url, error) from error
         try:
             for attempt in range(3):
                 message, wait = self.core.auth()
@@ -349,9 +351,7 @@ class Feed:
                 self._ws = None
                 self._failures += 1
                 self._reconnect_at = time.monotonic() + reconnect_delay(self._failures)
-                if isinstance(error, CfxError) and not (
-                    isinstance(error, ExchangeUnreachable) or error.code == "TIMEOUT"
-                ):
+                if isinstance(error, CfxError) and not connect_again(error):
                     raise  # refused: a revoked key, say
                 if self._failures >= self.retries:
                     self._failures = 0  # a later call starts over

@@ -264,6 +264,19 @@ def test_refusals_made_before_anything_changed_are_retried_even_for_an_amend() -
     assert policy.delay(0, order, broken) is None
 
 
+def test_a_feed_reconnects_through_refusals_for_now_not_through_refusals_for_good() -> None:
+    from clients.errors import error_for
+    from clients.feed import connect_again
+
+    def refusal(status: int, code: str) -> CfxError:
+        return error_for(status, {"error": {"code": code, "message": "..."}})
+
+    assert connect_again(refusal(429, "RATE_LIMITED"))  # too many connections: one closes
+    assert connect_again(refusal(503, "UNAVAILABLE"))
+    assert connect_again(ExchangeUnreachable("UNREACHABLE", "nothing listens"))
+    assert not connect_again(refusal(401, "UNAUTHORIZED"))  # a revoked key stays revoked
+
+
 def test_prices_go_out_as_plain_decimals_and_symbols_as_one_path_segment(
     admin: Client, symbol: str
 ) -> None:

@@ -15,6 +15,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from clients import Feed, RateLimited
 from exchange.gateway.protocols import ConnectionLimits, raise_open_file_limit
 from tests.gateway.conftest import Server, start_server, stop_server
 
@@ -65,6 +66,9 @@ def test_an_address_holds_at_most_its_share_of_connections(server: Server) -> No
             ws_connect(server.url.replace("http", "ws") + "/v1/ws", open_timeout=10)
         assert refused.value.response.status_code == 429
         assert orjson.loads(refused.value.response.body)["error"]["code"] == "RATE_LIMITED"
+        with pytest.raises(RateLimited) as told:  # the SDK's feed: the refusal, as it is
+            Feed(server.url).open()
+        assert (told.value.code, told.value.retry_after) == ("RATE_LIMITED", 1.0)
         assert _health(server, source="127.0.0.2").status_code == 200  # another address
     finally:
         for sock in held:
