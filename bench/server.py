@@ -7,11 +7,13 @@ simulated clock in a data dir of its own.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,12 +116,14 @@ def start_server(
     extra: list[str] | None = None,
     clock: str = "sim",
     env: dict[str, str] | None = None,
+    open_files: int | None = None,
 ) -> Server:
     """Start ``cfx serve`` on a simulated clock; its output goes to ``<data_dir>.log``.
 
     ``env`` adds environment variables (``CFX_RATE_LIMIT``, say). ``clock="real"`` runs it on
     the wall clock instead (event times comparable with
-    ``time.time_ns()`` in another process on this machine).
+    ``time.time_ns()`` in another process on this machine). ``open_files`` caps the files
+    the server may open (soft and hard limit alike).
     """
     port = port or free_port()
     env = dict(os.environ, CFX_ADMIN_TOKEN=ADMIN_TOKEN) | (env or {})
@@ -128,7 +132,13 @@ def start_server(
             *when, *(extra or [])]  # fmt: skip
     log_path = data_dir.with_name(data_dir.name + ".log")
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            args,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=None if open_files is None else _limit_open_files(open_files),
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -142,6 +152,13 @@ def start_server(
     process.kill()
     process.wait()
     raise RuntimeError(f"server did not start in time: {log_path.read_text()[-2000:]}")
+
+
+def _limit_open_files(count: int) -> Callable[[], None]:
+    def limit() -> None:  # in the child, before it runs the server
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+    return limit
 
 
 def stop_server(server: Server, kill: bool = False) -> None:

@@ -78,7 +78,12 @@ def raise_open_file_limit() -> int:
 
 
 class ConnectionLimits:
-    """A server's open connections, per client address and in all, against their limits."""
+    """A server's open connections, per client address and in all, against their limits.
+
+    ``open`` counts every connection that holds a file descriptor: those served, and those
+    whose refusal (429) is being written while the rest of their request is read and
+    dropped; ``by_address`` the ones served.
+    """
 
     def __init__(self, per_address: int = CONNECTIONS_PER_ADDRESS, total: int = 0) -> None:
         self.per_address = per_address
@@ -87,26 +92,31 @@ class ConnectionLimits:
         self.open = 0
         self.by_address: dict[str, int] = {}
 
-    def admit(self, address: str) -> tuple[int, Reason, str] | None:
-        """Count one more connection from ``address``, or say why not (status, code, text)."""
-        if self.open >= self.total:
-            return (503, Reason.UNAVAILABLE, f"the exchange holds all the connections it can "
-                    f"({self.total}): try again later")  # fmt: skip
+    def full(self) -> bool:
+        """Whether no connection more may hold a descriptor (close a new one at once)."""
+        return self.open >= self.total
+
+    def take(self, address: str) -> tuple[int, Reason, str] | None:
+        """Count one more connection from ``address`` (until :meth:`release`): ``None`` if it
+        is served, else its refusal (status, code, message), for the address's share is
+        taken (it is counted in :attr:`open` only)."""
+        self.open += 1
         held = self.by_address.get(address, 0)
         if self.per_address and held >= self.per_address:
             return (429, Reason.RATE_LIMITED, f"at most {self.per_address} open connections "
                     "from one address: close one first")  # fmt: skip
-        self.open += 1
         self.by_address[address] = held + 1
         return None
 
-    def release(self, address: str) -> None:
+    def release(self, address: str | None) -> None:
+        """A counted connection is gone; ``address``: the one it was served under."""
         self.open -= 1
-        held = self.by_address[address] - 1
-        if held:
-            self.by_address[address] = held
-        else:
-            del self.by_address[address]
+        if address is not None:
+            held = self.by_address[address] - 1
+            if held:
+                self.by_address[address] = held
+            else:
+                del self.by_address[address]
 
 
 class JsonHttpToolsProtocol(HttpToolsProtocol):
@@ -116,7 +126,9 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
 
     #: This server's connection limits (:meth:`limited` sets them); None: no limits.
     limits: ClassVar[ConnectionLimits | None] = None
-    #: The client address this connection is counted under, until it is released.
+    #: Whether this connection is counted in ``limits.open`` (until it is released)...
+    _taken = False
+    #: ... and the client address it is served under.
     _counted: str | None = None
     #: Why this connection is refused (status, code, message): its request's answer.
     _refusal: tuple[int, Reason, str] | None = None
@@ -139,9 +151,17 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if self.limits is not None:
+        limits = self.limits
+        if limits is not None:
+            if limits.full():  # no descriptor to spare, not even to read the request
+                message = (f"the exchange holds all the connections it can ({limits.total}): "
+                           "try again later")  # fmt: skip
+                self._send_error(503, Reason.UNAVAILABLE, message, retry_after=True)
+                self.transport.close()
+                return
             address = self.client[0] if self.client else ""
-            self._refusal = self.limits.admit(address)
+            self._taken = True
+            self._refusal = limits.take(address)
             if self._refusal is not None:  # its request's head has a moment to come
                 self._request_timer = self.loop.call_later(REFUSAL_LINGER_S, self.transport.abort)
                 return
@@ -170,8 +190,9 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _release(self) -> None:
-        if self._counted is not None:
+        if self._taken:
             assert self.limits is not None
+            self._taken = False
             self.limits.release(self._counted)
             self._counted = None
 

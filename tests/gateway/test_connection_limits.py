@@ -90,19 +90,19 @@ def test_an_address_holds_at_most_its_share_of_connections(server: Server) -> No
 
 
 def test_limits_count_each_address_and_all_connections() -> None:
-    limits = ConnectionLimits(per_address=2, total=3)
-    assert limits.admit("a") is None and limits.admit("a") is None
-    status, reason, _ = limits.admit("a") or (0, None, "")
+    limits = ConnectionLimits(per_address=2, total=4)
+    assert limits.take("a") is None and limits.take("a") is None
+    status, reason, message = limits.take("a") or (0, None, "")
     assert (status, reason.name if reason else None) == (429, "RATE_LIMITED")
-    assert limits.admit("b") is None
-    status, reason, message = limits.admit("c") or (0, None, "")
-    assert (status, reason.name if reason else None) == (503, "UNAVAILABLE")
-    assert "(3)" in message
+    assert "at most 2" in message
+    assert limits.take("b") is None
+    assert limits.full() and limits.open == 4  # the refused one holds its descriptor too
+    limits.release(None)  # the refused one is gone
+    assert not limits.full() and limits.take("c") is None and limits.full()
     limits.release("a")
-    assert limits.admit("c") is None
     assert limits.by_address == {"a": 1, "b": 1, "c": 1} and limits.open == 3
     unlimited = ConnectionLimits(per_address=0, total=10)
-    assert all(unlimited.admit("a") is None for _ in range(10))
+    assert all(unlimited.take("a") is None for _ in range(10)) and unlimited.full()
 
 
 def test_the_total_leaves_file_descriptors_for_the_exchange_itself() -> None:
