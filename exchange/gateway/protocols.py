@@ -46,7 +46,9 @@ NOT_HTTP: Final = (
 
 #: Seconds a request has to arrive whole (request line, headers and body), counted from
 #: the connection (for its first request) or from the request's first byte (for the next
-#: ones; between requests, uvicorn's keep-alive timeout applies).
+#: ones; between requests, uvicorn's keep-alive timeout applies). A request that comes while
+#: an earlier one is still being answered (pipelined) has them from when that answer is done:
+#: until then the server does not read it.
 REQUEST_TIMEOUT_S: Final = 10.0
 #: The message of a request that did not arrive in time.
 TOO_SLOW: Final = (
@@ -136,13 +138,17 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     _refused = False
     #: Ends a refused connection whose client does not close it.
     _linger_timer: asyncio.TimerHandle | None = None
-    #: Closes the connection unless the request being read has arrived whole by then.
+    #: Closes the connection unless the request being read has arrived whole by then (set
+    #: only once a read leaves a request unfinished: most arrive whole in one read).
     _request_timer: asyncio.TimerHandle | None = None
+    #: Whether a request has begun and not yet arrived whole (a connection silent since it
+    #: opened is closed without an answer: a client could take a 408 it did not ask for as
+    #: the answer to its next request).
+    _in_request = False
+    #: When the request being read began (the event loop's clock).
+    _began_at = 0.0
     #: The request being read, once its headers are in (its answer may have begun).
     _reading: RequestResponseCycle | None = None
-    #: Whether a request has begun on this connection (a first one that has not is not
-    #: answered: a client could take a 408 it did not ask for as the answer to its next).
-    _begun = False
 
     @classmethod
     def limited(cls, limits: ConnectionLimits) -> type[JsonHttpToolsProtocol]:
@@ -166,7 +172,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
                 self._request_timer = self.loop.call_later(REFUSAL_LINGER_S, self.transport.abort)
                 return
             self._counted = address
-        self._expect_request()
+        self._request_timer = self.loop.call_later(REQUEST_TIMEOUT_S, self._too_slow)
 
     def _refuse(self, status: int, reason: Reason, message: str) -> None:
         """Answer the request whose head has come, then drop what follows: closing with
@@ -181,6 +187,8 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if not self._refused:
             super().data_received(data)
+            if self._in_request and self._request_timer is None:
+                self._expect_rest()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._request_arrived()
@@ -200,9 +208,9 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         if self._refusal is not None:
             return  # the refusal answers the first request; what follows goes unread
-        self._begun = True
+        self._in_request = True
+        self._began_at = self.loop.time()
         self._reading = None
-        self._expect_request()
 
     def on_body(self, body: bytes) -> None:
         if self._refusal is None:
@@ -210,12 +218,23 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         if self._refusal is None:
+            self._in_request = False
             self._request_arrived()
             super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._in_request and self._request_timer is None and not self._answering():
+            # the next request is partly in: not an idle connection for uvicorn's keep-alive
+            # timeout to close, but one whose request is timed, from now (REQUEST_TIMEOUT_S)
+            self._unset_keepalive_if_required()
+            self._began_at = self.loop.time()
+            self._expect_rest()
 
     def handle_websocket_upgrade(self) -> None:
         if self._refusal is not None:
             return  # answered with the refusal
+        self._in_request = False
         self._request_arrived()  # the websocket's protocol owns the connection from here
         super().handle_websocket_upgrade()
         protocol = self.transport.get_protocol()  # from here the one told of a lost connection
@@ -224,9 +243,20 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._release()
 
-    def _expect_request(self) -> None:
-        if self._request_timer is None:
-            self._request_timer = self.loop.call_later(REQUEST_TIMEOUT_S, self._too_slow)
+    def _expect_rest(self) -> None:
+        """Time the unfinished request, unless an earlier one is still being answered (the
+        server reads no more of it until then: :meth:`on_response_complete` starts it)."""
+        if not self._answering():
+            self._request_timer = self.loop.call_at(
+                self._began_at + REQUEST_TIMEOUT_S, self._too_slow
+            )
+
+    def _answering(self) -> bool:
+        """Whether a request before the one being read is still being answered."""
+        cycle = self.cycle
+        return bool(self.pipeline) or (
+            cycle is not None and cycle is not self._reading and not cycle.response_complete
+        )
 
     def _request_arrived(self) -> None:
         if self._request_timer is not None:
@@ -237,17 +267,10 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._request_timer = None
         if self.transport.is_closing():
             return
-        if self._begun and self._may_answer():
+        answered = self._reading is not None and self._reading.response_started
+        if self._in_request and not answered and not self._answering():
             self._send_error(408, Reason.REQUEST_TIMEOUT, TOO_SLOW)
         self.transport.close()
-
-    def _may_answer(self) -> bool:
-        """Whether an answer may be written now: none is under way (pipelined requests
-        included), and the request being read has had none."""
-        cycle = self.cycle
-        if self.pipeline or (cycle and cycle.response_started and not cycle.response_complete):
-            return False
-        return self._reading is None or not self._reading.response_started
 
     def on_headers_complete(self) -> None:
         if self._refusal is not None:
@@ -258,6 +281,8 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._reading = self.cycle
 
     def send_400_response(self, msg: str) -> None:
+        if self._refused:
+            return  # answered already; the rest, however malformed, goes unread
         self._send_error(400, Reason.INVALID_REQUEST, NOT_HTTP)
         self.transport.close()
 

@@ -60,6 +60,12 @@ def test_an_address_holds_at_most_its_share_of_connections(server: Server) -> No
     held = [socket.create_connection((host, int(port))) for _ in range(PER_ADDRESS)]
     try:
         _assert_refused(_health(server))
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n\x00not HTTP\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 429") and answer.count(b"HTTP/1.1") == 1, answer
         with httpx.Client(timeout=10) as client:  # a body the refusal leaves unread
             _assert_refused(client.post(server.url + "/v1/orders", content=b"[1]" * 20_000))
         with pytest.raises(InvalidStatus) as refused:
@@ -87,6 +93,8 @@ def test_an_address_holds_at_most_its_share_of_connections(server: Server) -> No
         websockets.enter_context(ws_connect(ws_url))
         _assert_refused(_health(server))  # ... which a third websocket takes
     _served_again(server)
+    log = server.data_dir.with_name(server.data_dir.name + ".log").read_text()
+    assert "Traceback" not in log and "Fatal error" not in log, log[-2000:]
 
 
 def test_limits_count_each_address_and_all_connections() -> None:

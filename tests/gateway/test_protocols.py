@@ -3,9 +3,17 @@ over a socket: tests/gateway/test_rest.py)."""
 
 from __future__ import annotations
 
-import orjson
+import asyncio
+import time
+from typing import Any
 
-from exchange.gateway.protocols import JsonHandshake
+import orjson
+import pytest
+import uvicorn
+
+from bench.server import free_port
+from exchange.gateway import protocols
+from exchange.gateway.protocols import JsonHandshake, JsonHttpToolsProtocol
 
 
 def test_a_server_failure_stays_a_plain_500() -> None:
@@ -23,3 +31,65 @@ def test_a_refusal_has_one_content_type_and_a_length_that_fits() -> None:
         assert error["message"], status
         assert error["code"] == {403: "FORBIDDEN", 414: "PAYLOAD_TOO_LARGE",
                                  431: "PAYLOAD_TOO_LARGE"}.get(status, "INVALID_REQUEST")  # fmt: skip
+
+
+async def _slow_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers every request ``ok``: ``/slow`` after 1.5 s, and only once its body is in."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(1.5)
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"2")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def _exchange_with(port: int, *parts: tuple[float, bytes]) -> tuple[float, bytes]:
+    """Send each part after its pause; read until the server closes: (seconds, bytes)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()
+    for pause, data in parts:
+        await asyncio.sleep(pause)
+        writer.write(data)
+    answer = await asyncio.wait_for(reader.read(), 15)
+    writer.close()
+    return time.monotonic() - started, answer
+
+
+def test_pipelined_requests_are_timed_from_when_the_server_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request sent behind one still being answered is not read meanwhile: its time starts
+    when that answer is done, and a 408 never comes before (or instead of) that answer."""
+    monkeypatch.setattr(protocols, "REQUEST_TIMEOUT_S", 1.0)
+    slow = b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+
+    async def run() -> None:
+        port = free_port()
+        config = uvicorn.Config(_slow_app, host="127.0.0.1", port=port, log_level="warning",
+                                http=JsonHttpToolsProtocol, timeout_keep_alive=1)  # fmt: skip
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            # the next request begun behind the slow one, never finished: the slow one's
+            # answer, then (1 s after it) the 408
+            seconds, answer = await _exchange_with(
+                port, (0, slow), (0.05, b"GET /fast HTTP/1.1\r\nHo")
+            )
+            first, _, rest = answer.partition(b"ok")
+            assert first.startswith(b"HTTP/1.1 200") and rest.startswith(b"HTTP/1.1 408"), answer
+            assert b"REQUEST_TIMEOUT" in rest and 2.4 < seconds < 4, seconds
+            # the next request sent whole (its body 0.25 s after its head) while the server
+            # waited on the slow one and read nothing: both answered
+            fast = b"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab"
+            _, answer = await _exchange_with(port, (0, slow), (0.05, fast), (0.2, b"cd"))
+            assert answer.count(b"HTTP/1.1 200 OK") == 2 and b"408" not in answer, answer
+        finally:
+            server.should_exit = True
+            await task
+
+    asyncio.run(run())
