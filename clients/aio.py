@@ -21,6 +21,7 @@ from clients.feed import (
     FeedCore,
     answer_lost,
     connect_again,
+    feed_closed,
     not_opened,
     reconnect_delay,
     reply_error,
@@ -194,6 +195,11 @@ class AsyncFeed:
     async def close(self) -> None:
         """Stop reconnecting, then close the connection (if cancelled, drop it at once)."""
         self._closed = True
+        for _message, future in self._pending.values():  # no answer will come now
+            if not future.done():
+                future.set_exception(feed_closed())
+        self._pending.clear()
+        self._connected.set()  # requests waiting for a connection see that it is closed
         task = self._task
         try:
             if task is not None:
@@ -393,10 +399,14 @@ class AsyncFeed:
         """Send a request once connected; on a reconnect it is sent again (see class doc)."""
         if self._failure is not None:
             raise self._failure
+        if self._closed:
+            raise feed_closed()
         try:
             await asyncio.wait_for(self._connected.wait(), 60)
         except TimeoutError as error:
             raise ExchangeUnreachable("DISCONNECTED", f"not connected to {self.url}") from error
         if self._failure is not None:  # the reconnect gave up while we waited
             raise self._failure
+        if self._closed:
+            raise feed_closed()
         return await self._exchange(message, 60.0)

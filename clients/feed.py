@@ -84,6 +84,11 @@ def not_opened(url: str, error: Exception) -> CfxError:
     return _core.unreachable(url, error)
 
 
+def feed_closed() -> CfxError:
+    """The error for a request made on (or waiting on) a feed that was closed."""
+    return CfxError("CLOSED", "the feed is closed: open a new one to send requests")
+
+
 def connect_again(error: CfxError) -> bool:
     """Whether a failed reconnection is worth another attempt: the exchange is away, slow,
     or refused the connection for now (429, 503); not when it refused the feed itself (a

@@ -22,6 +22,7 @@ from clients.feed import (
     Received,
     answer_lost,
     connect_again,
+    feed_closed,
     not_opened,
     reconnect_delay,
     reply_error,
@@ -366,7 +367,7 @@ class Feed:
     def _dropped(self, closed: ConnectionClosed) -> None:
         """The connection closed: books are unsynced, and reconnecting is scheduled."""
         if self._closed:
-            raise closed
+            raise feed_closed() from closed
         self.core.disconnected()
         if not self.reconnect:
             raise ExchangeUnreachable(
@@ -417,6 +418,8 @@ class Feed:
     def _request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         """Send a request and wait for its reply, reconnecting (within ``timeout``) if the
         connection is or goes down."""
+        if self._closed:
+            raise feed_closed()
         deadline = time.monotonic() + timeout
         # An order sent again after a reconnect carries its client_order_id, so the exchange
         # will not take it twice (SENT_AGAIN); a (un)subscription is done by the

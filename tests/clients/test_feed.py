@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gc
 import hashlib
 import re
@@ -392,3 +393,35 @@ def test_a_feed_closed_under_cancellation_leaves_no_socket_open(pause_s: float) 
     assert feed._ws is not None and feed._ws.transport.is_closing()
     assert feed._task is not None and feed._task.done()
     peer.listener.close()
+
+
+def test_requests_on_a_closed_feed_fail_at_once(server: Server, symbol: str) -> None:
+    """After close, a request raises CLOSED at once (not a timeout 30 or 60 s later, nor
+    the websocket library's own exception); one waiting for its answer when the feed is
+    closed raises it too, without waiting for the closing handshake."""
+    with Feed(server.url, [f"book:{symbol}"]) as feed:
+        feed.next(timeout=10)
+    for request in (lambda: feed.cancel(1), lambda: feed.next(timeout=1)):
+        with pytest.raises(CfxError) as closed:
+            request()
+        assert closed.value.code == "CLOSED"
+
+    async def asyncio_feed() -> None:
+        peer = _SilentPeer()  # answers nothing: the cancel below waits for good
+        feed = AsyncFeed(peer.url)
+        await feed.open()
+        waiting = asyncio.create_task(feed.cancel(1))
+        await asyncio.sleep(0.1)
+        closing = asyncio.create_task(feed.close())  # waits for a close frame that never comes
+        with pytest.raises(CfxError) as closed:
+            await asyncio.wait_for(waiting, 1)
+        assert closed.value.code == "CLOSED" and not closing.done()
+        with pytest.raises(CfxError) as closed:
+            await feed.place(symbol, "buy", 1, "3.00")
+        assert closed.value.code == "CLOSED"
+        closing.cancel()  # the connection is dropped at once (see above)
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        peer.listener.close()
+
+    asyncio.run(asyncio_feed())
