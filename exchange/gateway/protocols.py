@@ -67,15 +67,20 @@ REFUSAL_LINGER_S: Final = 1.0
 
 
 def raise_open_file_limit() -> int:
-    """Raise this process's limit of open files to the most it may have; return it."""
+    """Raise this process's limit of open files to the most it may have; return it.
+
+    An unlimited hard limit (macOS) still caps what one process may open: 10,240 there.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    tries = [hard] if hard != resource.RLIM_INFINITY else [1 << 20, 10_240]
+    for wanted in tries:
+        if wanted <= soft:
+            break
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-        except (ValueError, OSError):  # not allowed here: keep what there is
-            pass
+        except (ValueError, OSError):  # not allowed here: try less, or keep what there is
+            continue
+        return wanted
     return soft
 
 

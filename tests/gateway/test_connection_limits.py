@@ -117,3 +117,22 @@ def test_the_total_leaves_file_descriptors_for_the_exchange_itself() -> None:
     soft = raise_open_file_limit()
     assert soft == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     assert ConnectionLimits().total == max(64, soft - 256)
+
+
+def test_an_unlimited_hard_limit_is_raised_to_what_a_process_may_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """macOS reports no hard limit yet refuses more than 10,240 files a process."""
+    limits = {"soft": 256}
+
+    def setrlimit(which: int, values: tuple[int, int]) -> None:
+        if values[0] > 10_240:
+            raise ValueError("not allowed")
+        limits["soft"] = values[0]
+
+    monkeypatch.setattr(
+        resource, "getrlimit", lambda which: (limits["soft"], resource.RLIM_INFINITY)
+    )
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)
+    assert raise_open_file_limit() == 10_240 == limits["soft"]
+    assert raise_open_file_limit() == 10_240  # already there: unchanged
