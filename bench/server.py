@@ -6,6 +6,7 @@ simulated clock in a data dir of its own.
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import signal
@@ -13,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,11 @@ def start_server(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=None if open_files is None else _limit_open_files(open_files),
+            preexec_fn=None  # in the child, before it runs the server
+            if open_files is None
+            else functools.partial(
+                resource.setrlimit, resource.RLIMIT_NOFILE, (open_files, open_files)
+            ),
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -152,13 +156,6 @@ def start_server(
     process.kill()
     process.wait()
     raise RuntimeError(f"server did not start in time: {log_path.read_text()[-2000:]}")
-
-
-def _limit_open_files(count: int) -> Callable[[], None]:
-    def limit() -> None:  # in the child, before it runs the server
-        resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
-
-    return limit
 
 
 def stop_server(server: Server, kill: bool = False) -> None:

@@ -22,7 +22,7 @@ from clients.errors import (
     CfxError,
     ExchangeUnreachable,
     OutcomeUnknown,
-    error_for,
+    http_error,
     signature_reused,
 )
 from clients.models import (
@@ -519,11 +519,12 @@ def build_request(
 
 def read_response(call: Call[T], response: httpx.Response) -> T:
     """Parse a response, or raise the :class:`CfxError` it carries."""
+    if response.status_code >= 400:
+        raise http_error(
+            response.status_code, response.content, response.headers.get("Retry-After")
+        )
     try:
         data = orjson.loads(response.content) if response.content else None
     except orjson.JSONDecodeError:
         data = response.text
-    if response.status_code >= 400:
-        retry_after = response.headers.get("Retry-After")
-        raise error_for(response.status_code, data, float(retry_after) if retry_after else None)
     return call.parse(data)

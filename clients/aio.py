@@ -195,11 +195,7 @@ class AsyncFeed:
     async def close(self) -> None:
         """Stop reconnecting, then close the connection (if cancelled, drop it at once)."""
         self._closed = True
-        for _message, future in self._pending.values():  # no answer will come now
-            if not future.done():
-                future.set_exception(feed_closed())
-        self._pending.clear()
-        self._connected.set()  # requests waiting for a connection see that it is closed
+        self._fail_pending(feed_closed())  # no answer will come now
         task = self._task
         try:
             if task is not None:
@@ -359,11 +355,17 @@ class AsyncFeed:
                     raise ExchangeUnreachable("DISCONNECTED", f"could not reconnect to {self.url}")
         except CfxError as error:  # unreachable for good, or refused (a revoked key, say)
             self._failure = error
-            for _message, future in self._pending.values():
-                if not future.done():
-                    future.set_exception(error)
-            self._connected.set()  # wakes requests waiting for a connection: they see _failure
+            self._fail_pending(error)
             self._put(None)
+
+    def _fail_pending(self, error: CfxError) -> None:
+        """Raise ``error`` in every request waiting for its answer; wake those waiting for a
+        connection (they see ``_failure`` or ``_closed``)."""
+        for _message, future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+        self._connected.set()
 
     async def _read(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):

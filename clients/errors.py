@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 
 class CfxError(Exception):
     """A request the exchange refused, or could not be reached for."""
@@ -74,6 +76,16 @@ def signature_reused(error: CfxError) -> bool:
     with the same key) was signed in the same second: nothing changed, and the next second
     signs differently."""
     return error.code == "UNAUTHORIZED" and "already used" in error.message
+
+
+def http_error(status: int, content: bytes, retry_after: str | None) -> CfxError:
+    """The exception for an HTTP error response: its body (JSON, or else its text) and its
+    ``Retry-After`` header."""
+    try:
+        body = orjson.loads(content) if content else None
+    except orjson.JSONDecodeError:
+        body = content.decode(errors="replace")
+    return error_for(status, body, float(retry_after) if retry_after else None)
 
 
 def error_for(status: int, body: Any, retry_after: float | None = None) -> CfxError:

@@ -15,11 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import orjson
 from websockets.exceptions import InvalidStatus
 
 from clients import _core
-from clients.errors import CfxError, ExchangeUnreachable, OutcomeUnknown, error_for
+from clients.errors import CfxError, ExchangeUnreachable, OutcomeUnknown, error_for, http_error
 from exchange.gateway.auth import sign
 from exchange.gateway.errors import STATUS
 from exchange.marketdata.client_book import FeedError, LocalBook
@@ -70,16 +69,11 @@ def not_opened(url: str, error: Exception) -> CfxError:
     UNAVAILABLE``: it holds all it can) as that error, anything else as unreachable."""
     if isinstance(error, InvalidStatus):
         response = error.response
-        try:
-            body = orjson.loads(response.body or b"")
-        except orjson.JSONDecodeError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            retry_after = response.headers.get("Retry-After", "")
-            return error_for(
+        if response.headers.get("Content-Type") == "application/json":
+            return http_error(
                 response.status_code,
-                body,
-                float(retry_after) if retry_after.isdigit() else None,
+                bytes(response.body or b""),
+                response.headers.get("Retry-After"),
             )
     return _core.unreachable(url, error)
 

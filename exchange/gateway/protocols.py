@@ -34,7 +34,7 @@ from websockets.http11 import Response
 from websockets.server import ServerProtocol
 from websockets.typing import StatusLike
 
-from exchange.gateway.errors import error_body
+from exchange.gateway.errors import ApiError, error_body
 from exchange.reasons import Reason
 
 #: The message of a request uvicorn could not parse (its parser does not say more).
@@ -64,6 +64,8 @@ CONNECTIONS_PER_ADDRESS: Final = 1000
 RESERVED_FDS: Final = 256
 #: Seconds a refused connection's request is read and dropped after the refusal.
 REFUSAL_LINGER_S: Final = 1.0
+#: What a connection refused for now is told: try again in a second.
+RETRY_AFTER: Final = {"retry-after": "1"}
 
 
 def raise_open_file_limit() -> int:
@@ -99,19 +101,22 @@ class ConnectionLimits:
         self.open = 0
         self.by_address: dict[str, int] = {}
 
-    def full(self) -> bool:
-        """Whether no connection more may hold a descriptor (close a new one at once)."""
-        return self.open >= self.total
+    def full(self) -> ApiError | None:
+        """Why no connection more may hold a descriptor (close a new one at once), if so."""
+        if self.open < self.total:
+            return None
+        return ApiError(Reason.UNAVAILABLE, f"the exchange holds all the connections it can "
+                        f"({self.total}): try again later", RETRY_AFTER)  # fmt: skip
 
-    def take(self, address: str) -> tuple[int, Reason, str] | None:
+    def take(self, address: str) -> ApiError | None:
         """Count one more connection from ``address`` (until :meth:`release`): ``None`` if it
-        is served, else its refusal (status, code, message), for the address's share is
-        taken (it is counted in :attr:`open` only)."""
+        is served, else its refusal, for the address's share is taken (it is counted in
+        :attr:`open` only)."""
         self.open += 1
         held = self.by_address.get(address, 0)
         if self.per_address and held >= self.per_address:
-            return (429, Reason.RATE_LIMITED, f"at most {self.per_address} open connections "
-                    "from one address: close one first")  # fmt: skip
+            return ApiError(Reason.RATE_LIMITED, f"at most {self.per_address} open connections "
+                            "from one address: close one first", RETRY_AFTER)  # fmt: skip
         self.by_address[address] = held + 1
         return None
 
@@ -137,14 +142,13 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     _taken = False
     #: ... and the client address it is served under.
     _counted: str | None = None
-    #: Why this connection is refused (status, code, message): its request's answer.
-    _refusal: tuple[int, Reason, str] | None = None
+    #: Why this connection is refused: its request's answer.
+    _refusal: ApiError | None = None
     #: Set once the refusal is written: what the client still sends is dropped.
     _refused = False
-    #: Ends a refused connection whose client does not close it.
-    _linger_timer: asyncio.TimerHandle | None = None
     #: Closes the connection unless the request being read has arrived whole by then (set
-    #: only once a read leaves a request unfinished: most arrive whole in one read).
+    #: only once a read leaves a request unfinished: most arrive whole in one read); for a
+    #: refused connection, ends it if its client does not.
     _request_timer: asyncio.TimerHandle | None = None
     #: Whether a request has begun and not yet arrived whole (a connection silent since it
     #: opened is closed without an answer: a client could take a 408 it did not ask for as
@@ -164,10 +168,9 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         limits = self.limits
         if limits is not None:
-            if limits.full():  # no descriptor to spare, not even to read the request
-                message = (f"the exchange holds all the connections it can ({limits.total}): "
-                           "try again later")  # fmt: skip
-                self._send_error(503, Reason.UNAVAILABLE, message, retry_after=True)
+            full = limits.full()
+            if full is not None:  # no descriptor to spare, not even to read the request
+                self._send_error(full)
                 self.transport.close()
                 return
             address = self.client[0] if self.client else ""
@@ -179,13 +182,13 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
             self._counted = address
         self._request_timer = self.loop.call_later(REQUEST_TIMEOUT_S, self._too_slow)
 
-    def _refuse(self, status: int, reason: Reason, message: str) -> None:
+    def _refuse(self, refusal: ApiError) -> None:
         """Answer the request whose head has come, then drop what follows: closing with
         part of it unread would reset the connection, and the client lose the answer."""
         self._refused = True
         self._request_arrived()
-        self._send_error(status, reason, message, retry_after=True)
-        self._linger_timer = self.loop.call_later(REFUSAL_LINGER_S, self.transport.abort)
+        self._send_error(refusal)
+        self._request_timer = self.loop.call_later(REFUSAL_LINGER_S, self.transport.abort)
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the client's EOF then closes the transport
 
@@ -197,8 +200,6 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._request_arrived()
-        if self._linger_timer is not None:
-            self._linger_timer.cancel()
         self._release()
         super().connection_lost(exc)
 
@@ -239,7 +240,6 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         if self._refusal is not None:
             return  # answered with the refusal
-        self._in_request = False
         self._request_arrived()  # the websocket's protocol owns the connection from here
         super().handle_websocket_upgrade()
         protocol = self.transport.get_protocol()  # from here the one told of a lost connection
@@ -272,15 +272,16 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._request_timer = None
         if self.transport.is_closing():
             return
+        # (never while an earlier request is answered: the timer waits for that answer)
         answered = self._reading is not None and self._reading.response_started
-        if self._in_request and not answered and not self._answering():
-            self._send_error(408, Reason.REQUEST_TIMEOUT, TOO_SLOW)
+        if self._in_request and not answered:
+            self._send_error(ApiError(Reason.REQUEST_TIMEOUT, TOO_SLOW))
         self.transport.close()
 
     def on_headers_complete(self) -> None:
         if self._refusal is not None:
             if not self._refused:
-                self._refuse(*self._refusal)
+                self._refuse(self._refusal)
             return
         super().on_headers_complete()
         self._reading = self.cycle
@@ -288,18 +289,16 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         if self._refused:
             return  # answered already; the rest, however malformed, goes unread
-        self._send_error(400, Reason.INVALID_REQUEST, NOT_HTTP)
+        self._send_error(ApiError(Reason.INVALID_REQUEST, NOT_HTTP))
         self.transport.close()
 
-    def _send_error(
-        self, status: int, reason: Reason, message: str, retry_after: bool = False
-    ) -> None:
-        body = orjson.dumps(error_body(reason, message))
-        content = [STATUS_LINE[status]]
+    def _send_error(self, error: ApiError) -> None:
+        body = orjson.dumps(error.body())
+        content = [STATUS_LINE[error.status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
-        if retry_after:
-            content.append(b"retry-after: 1\r\n")
+        for header, text in error.headers.items():
+            content.extend([header.encode("latin-1"), b": ", text.encode("latin-1"), b"\r\n"])
         content.extend([
             b"content-type: application/json\r\n",
             b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",

@@ -587,9 +587,7 @@ class Connection:
             self.error(request_id, reason, message)
 
     def error(self, request_id: Any, reason: Reason, message: str) -> None:
-        self.send(
-            {"op": "error", "id": request_id, "error": {"code": reason.name, "message": message}}
-        )
+        self.send({"op": "error", "id": request_id, **error_body(reason, message)})
 
     def _channels(self, message: dict[str, Any]) -> list[str]:
         channels = message.get("channels")

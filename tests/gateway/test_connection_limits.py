@@ -100,17 +100,19 @@ def test_an_address_holds_at_most_its_share_of_connections(server: Server) -> No
 def test_limits_count_each_address_and_all_connections() -> None:
     limits = ConnectionLimits(per_address=2, total=4)
     assert limits.take("a") is None and limits.take("a") is None
-    status, reason, message = limits.take("a") or (0, None, "")
-    assert (status, reason.name if reason else None) == (429, "RATE_LIMITED")
-    assert "at most 2" in message
+    refused = limits.take("a")
+    assert refused is not None and (refused.status, refused.reason.name) == (429, "RATE_LIMITED")
+    assert "at most 2" in refused.message and refused.headers == {"retry-after": "1"}
     assert limits.take("b") is None
-    assert limits.full() and limits.open == 4  # the refused one holds its descriptor too
+    full = limits.full()  # the refused one holds its descriptor too
+    assert full is not None and (full.status, full.reason.name) == (503, "UNAVAILABLE")
+    assert "(4)" in full.message and limits.open == 4
     limits.release(None)  # the refused one is gone
-    assert not limits.full() and limits.take("c") is None and limits.full()
+    assert limits.full() is None and limits.take("c") is None and limits.full() is not None
     limits.release("a")
     assert limits.by_address == {"a": 1, "b": 1, "c": 1} and limits.open == 3
     unlimited = ConnectionLimits(per_address=0, total=10)
-    assert all(unlimited.take("a") is None for _ in range(10)) and unlimited.full()
+    assert all(unlimited.take("a") is None for _ in range(10)) and unlimited.full() is not None
 
 
 def test_the_total_leaves_file_descriptors_for_the_exchange_itself() -> None:
