@@ -117,19 +117,21 @@ def start_server(
     clock: str = "sim",
     env: dict[str, str] | None = None,
     open_files: int | None = None,
+    host: str = "127.0.0.1",
 ) -> Server:
     """Start ``cfx serve`` on a simulated clock; its output goes to ``<data_dir>.log``.
 
     ``env`` adds environment variables (``CFX_RATE_LIMIT``, say). ``clock="real"`` runs it on
     the wall clock instead (event times comparable with
     ``time.time_ns()`` in another process on this machine). ``open_files`` caps the files
-    the server may open (soft and hard limit alike).
+    the server may open (soft and hard limit alike). ``host``: the address it listens on
+    (``"::1"`` for IPv6 loopback).
     """
     port = port or free_port()
     env = dict(os.environ, CFX_ADMIN_TOKEN=ADMIN_TOKEN) | (env or {})
     when = ["--clock", "sim", "--start", START] if clock == "sim" else ["--clock", clock]
-    args = [sys.executable, "-m", "clients.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-            *when, *(extra or [])]  # fmt: skip
+    args = [sys.executable, "-m", "clients.cli", "serve", "--host", host, "--port", str(port),
+            "--data-dir", str(data_dir), *when, *(extra or [])]  # fmt: skip
     log_path = data_dir.with_name(data_dir.name + ".log")
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -143,7 +145,7 @@ def start_server(
                 resource.setrlimit, resource.RLIMIT_NOFILE, (open_files, open_files)
             ),
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import ipaddress
 import resource
 from collections.abc import Callable
 from typing import ClassVar, Final
@@ -59,6 +60,9 @@ TOO_SLOW: Final = (
 #: Open connections one client address may hold, REST and websocket together (``cfx serve
 #: --connections-per-address``; 0 for no limit: behind a proxy every client is its address).
 CONNECTIONS_PER_ADDRESS: Final = 1000
+#: The prefix length of the IPv6 network counted as one client address: a host given a /64
+#: (the usual end-site assignment) could otherwise open connections from as many addresses.
+IPV6_PREFIX: Final = 64
 #: File descriptors no client connection may take: the journal's segments and snapshots,
 #: the ledger's database, the pipes to helper processes.
 RESERVED_FDS: Final = 256
@@ -101,6 +105,21 @@ class ConnectionLimits:
         self.open = 0
         self.by_address: dict[str, int] = {}
 
+    @staticmethod
+    def address_of(host: str) -> str:
+        """The client address ``host``'s connections are counted under: an IPv4 address as
+        it is (an IPv4-mapped IPv6 one as IPv4), an IPv6 address as its /:data:`IPV6_PREFIX`
+        network; anything else (a Unix socket's empty host) as it is."""
+        if ":" not in host:
+            return host
+        try:
+            ip = ipaddress.IPv6Address(host.partition("%")[0])  # no zone: fe80::1%eth0
+        except ValueError:
+            return host
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+
     def full(self) -> ApiError | None:
         """Why no connection more may hold a descriptor (close a new one at once), if so."""
         if self.open < self.total:
@@ -116,7 +135,7 @@ class ConnectionLimits:
         held = self.by_address.get(address, 0)
         if self.per_address and held >= self.per_address:
             return ApiError(Reason.RATE_LIMITED, f"at most {self.per_address} open connections "
-                            "from one address: close one first", RETRY_AFTER)  # fmt: skip
+                            f"from one address ({address}): close one first", RETRY_AFTER)  # fmt: skip
         self.by_address[address] = held + 1
         return None
 
@@ -173,7 +192,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
                 self._send_error(full)
                 self.transport.close()
                 return
-            address = self.client[0] if self.client else ""
+            address = limits.address_of(self.client[0]) if self.client else ""
             self._taken = True
             self._refusal = limits.take(address)
             if self._refusal is not None:  # its request's head has a moment to come

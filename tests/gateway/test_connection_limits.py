@@ -115,6 +115,41 @@ def test_limits_count_each_address_and_all_connections() -> None:
     assert all(unlimited.take("a") is None for _ in range(10)) and unlimited.full() is not None
 
 
+def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
+    """A host is usually given a whole /64: its addresses share one count, or it could
+    open the per-address share from each of them."""
+    address_of = ConnectionLimits.address_of
+    assert address_of("203.0.113.7") == "203.0.113.7"
+    network = "2001:db8:1:2::/64"
+    assert address_of("2001:db8:1:2:aaaa::1") == address_of("2001:db8:1:2:ffff::9") == network
+    assert address_of("2001:db8:1:3::1") == "2001:db8:1:3::/64"  # the next /64: another
+    assert address_of("::ffff:203.0.113.7") == "203.0.113.7"  # IPv4 on a dual-stack socket
+    assert address_of("fe80::1%eth0") == "fe80::/64"
+    assert address_of("") == "" and address_of("not:an:address") == "not:an:address"
+    limits = ConnectionLimits(per_address=2, total=100)
+    assert limits.take(address_of("2001:db8::1")) is None
+    assert limits.take(address_of("2001:db8::2")) is None
+    refused = limits.take(address_of("2001:db8::3"))
+    assert refused is not None and "(2001:db8::/64)" in refused.message
+
+
+def test_an_ipv6_server_limits_its_clients_too(tmp_path: Path) -> None:
+    """``cfx serve --host ::1``: the share of the loopback's /64 is held, then refused."""
+    running = start_server(tmp_path / "data", host="::1", extra=["--connections-per-address", "2"])
+    try:
+        held = [socket.create_connection(("::1", running.port)) for _ in range(2)]
+        try:
+            with httpx.Client(timeout=10) as client:
+                answer = client.get(running.url + "/v1/health")
+            assert answer.status_code == 429, answer.text
+            assert "from one address (::/64)" in answer.json()["error"]["message"]
+        finally:
+            for sock in held:
+                sock.close()
+    finally:
+        stop_server(running)
+
+
 def test_the_total_leaves_file_descriptors_for_the_exchange_itself() -> None:
     soft = raise_open_file_limit()
     assert soft == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
