@@ -69,6 +69,10 @@ FEED_INTERVAL_S = 0.01
 
 #: Requests per second per API key, unless CFX_RATE_LIMIT says otherwise.
 DEFAULT_RATE_LIMIT = 200.0
+#: Requests per second per client address for those no API key's limit counts (public
+#: views, the dashboard, websocket handshakes, requests without a known key), unless
+#: CFX_PUBLIC_RATE_LIMIT says otherwise (0: no limit, as behind a proxy).
+DEFAULT_PUBLIC_RATE_LIMIT = 100.0
 #: What ``GET /v1/orders?status=`` means in order statuses.
 STATUS_FILTERS = {"open": ("open", "partially_filled")}
 #: The wire text of a price in cents, written once per value (a few ladders' worth kept):
@@ -262,6 +266,14 @@ class ExchangeService:
         # that; CFX_RATE_LIMIT overrides the default, e.g. for load tests.
         rate = float(os.environ.get("CFX_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
         self.limiter = TokenBucket(rate=rate, burst=max(1, int(2 * rate)))
+        public = os.environ.get("CFX_PUBLIC_RATE_LIMIT")
+        public_rate = DEFAULT_PUBLIC_RATE_LIMIT if public in (None, "") else float(public)
+        #: Per client address, for the requests no key's limit counts (None: not limited).
+        self.public_limiter = (
+            TokenBucket(rate=public_rate, burst=max(1, int(2 * public_rate)))
+            if public_rate > 0
+            else None
+        )
         # a key's rate limit keeps it below its share of remembered signatures (burst, the
         # rate over the window, and a websocket auth per second of timestamp besides)
         self.replays = ReplayCache(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -12,6 +13,7 @@ import orjson
 from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.routing import Match
@@ -34,6 +36,8 @@ from exchange.gateway.models import (
     UpTo1000,
     problem,
 )
+from exchange.gateway.protocols import ConnectionLimits
+from exchange.gateway.ratelimit import TokenBucket
 from exchange.reasons import Reason
 from exchange.sequencer.state import NS, Refused, spending, to_ns
 
@@ -76,9 +80,11 @@ def _error_response(error: ApiError) -> Response:
 
 
 class _Gate:
-    """Pure ASGI middleware: refuse oversized bodies before reading them, serve placing and
-    cancelling orders below the router (:mod:`exchange.gateway.fastpath`), and hand websocket
-    connections the server's own ``send`` (the websocket writes frames directly when it can).
+    """Pure ASGI middleware: count the requests no key's limit counts against their client
+    address (``CFX_PUBLIC_RATE_LIMIT``), refuse oversized bodies before reading them, serve
+    placing and cancelling orders below the router (:mod:`exchange.gateway.fastpath`), and
+    hand websocket connections the server's own ``send`` (the websocket writes frames
+    directly when it can).
     """
 
     def __init__(self, app: Any) -> None:
@@ -86,7 +92,7 @@ class _Gate:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            length = encoding = None
+            length = encoding = key = authorization = None
             chunked = False
             for name, value in scope["headers"]:
                 if name == b"content-length":
@@ -95,6 +101,20 @@ class _Gate:
                     encoding = value
                 elif name == b"transfer-encoding":
                     chunked = True
+                elif name == b"cfx-key":
+                    key = value
+                elif name == b"authorization":
+                    authorization = value
+            state = scope["app"].state
+            svc = state.svc
+            if svc.public_limiter is not None and not (
+                _keyed(svc, key if _signed_path(scope["path"], state.signed_paths) else None,
+                       authorization)
+            ):  # fmt: skip
+                refusal = _over_public_rate(svc.public_limiter, scope.get("client"))
+                if refusal is not None:
+                    await _error_response(refusal)(scope, receive, send)
+                    return
             if encoding is not None and encoding.strip().lower() != b"identity":
                 await _error_response(
                     ApiError(
@@ -126,9 +146,80 @@ class _Gate:
         elif scope["type"] == "websocket":
             from exchange.gateway.ws import RAW_RECEIVE_KEY, RAW_SEND_KEY
 
+            limiter = scope["app"].state.svc.public_limiter
+            refusal = None if limiter is None else _over_public_rate(limiter, scope.get("client"))
+            if refusal is not None:  # a handshake is a request without a key too
+                await _refuse_handshake(refusal, scope, send)
+                return
             scope[RAW_SEND_KEY] = send
             scope[RAW_RECEIVE_KEY] = receive
         await self.app(scope, receive, send)
+
+
+def _signed_paths(app: FastAPI) -> frozenset[str]:
+    """The first two segments (``/v1/orders``) of the paths whose routes authenticate a
+    signed request, which counts against its key's limit; the gate tells them by these,
+    before routing. No other route may share one: its requests would not be counted."""
+    signed: set[str] = set()
+    other: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            prefix = "/".join(route.path.split("/", 3)[:3])
+            (signed if _authenticates(route.dependant) else other).add(prefix)
+    if signed & other:
+        raise RuntimeError(f"signed and unsigned routes share {sorted(signed & other)}")
+    return frozenset(signed)
+
+
+def _authenticates(dependant: Any) -> bool:
+    return any(d.call is account_id or _authenticates(d) for d in dependant.dependencies)
+
+
+def _signed_path(path: str, signed_paths: frozenset[str]) -> bool:
+    return "/".join(path.split("/", 3)[:3]) in signed_paths
+
+
+def _keyed(svc: ExchangeService, key: bytes | None, authorization: bytes | None) -> bool:
+    """Whether a request's rate is counted by a key: an API key the exchange knows, on a
+    path that authenticates it (its own limit counts it there, or the address does when its
+    signature fails), or the admin token."""
+    if key is not None and key.decode("latin-1") in svc.state.api_keys:
+        return True
+    if authorization is None:
+        return False
+    scheme, _, token = authorization.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(token, svc.admin_token.encode())
+
+
+def _over_public_rate(limiter: TokenBucket, client: Any) -> ApiError | None:
+    """Count a request no key counts against its ``client`` (ASGI's ``(host, port)``, or
+    None) address; its refusal, if over."""
+    address = ConnectionLimits.address_of(client[0]) if client else ""
+    wait = limiter.take(address)
+    if not wait:
+        return None
+    return ApiError(
+        Reason.RATE_LIMITED,
+        f"more than {limiter.rate:g} requests a second without an API key from one address "
+        f"({address}): sign requests with a key, or slow down",
+        {"Retry-After": str(max(1, math.ceil(wait)))},
+    )
+
+
+async def _refuse_handshake(refusal: ApiError, scope: Any, send: Any) -> None:
+    """Refuse a websocket handshake with ``refusal`` as the answer (a plain 403 where the
+    server cannot send one of its own)."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = orjson.dumps(refusal.body())
+    headers = [(b"content-type", b"application/json")] + [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in refusal.headers.items()
+    ]
+    await send({"type": "websocket.http.response.start", "status": refusal.status,
+                "headers": headers})  # fmt: skip
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 async def _credentials_first(request: Request) -> Response | None:
@@ -293,7 +384,7 @@ async def account_id(request: Request) -> int:
     path = sent + (f"?{request.url.query}" if request.url.query else "")
     account, request.state.spent = authenticate(
         request.app.state.svc, request.method, request.url.path, path, request.scope["headers"],
-        body,
+        body, request.scope.get("client"),
     )  # fmt: skip
     return account
 
@@ -305,56 +396,76 @@ def authenticate(
     path_with_query: str,
     headers: Iterable[tuple[bytes, bytes]],
     body: bytes,
+    client: Any = None,
 ) -> tuple[int, dict[str, Any]]:
     """Check a request's signature, replay and rate limit; return its account and, for a
     single-use request, the fields its command carries to spend the signature in the state
     (``sig``, ``sig_at``: journaled, so a restart still refuses it); else raise
     :class:`ApiError`. The REST routes and the order fast path both authenticate here, from
-    the request's ASGI ``headers``."""
-    signed = _signing_headers(headers)
-    key = signed.get(b"cfx-key")
-    timestamp = signed.get(b"cfx-timestamp")
-    signature = signed.get(b"cfx-signature")
-    if not key or not timestamp or not signature:
-        raise ApiError(
-            Reason.UNAUTHORIZED,
-            "sign the request: CFX-KEY, CFX-TIMESTAMP and CFX-SIGNATURE headers",
+    the request's ASGI ``headers``.
+
+    A request refused ``UNAUTHORIZED`` that the gate let pass uncounted for its known key
+    counts against its ``client``'s address (ASGI's ``(host, port)``), as a request without
+    a key does: the key's own limit counts only what its owner signed.
+    """
+    try:
+        signed = _signing_headers(headers)
+        key = signed.get(b"cfx-key")
+        timestamp = signed.get(b"cfx-timestamp")
+        signature = signed.get(b"cfx-signature")
+        if not key or not timestamp or not signature:
+            raise ApiError(
+                Reason.UNAUTHORIZED,
+                "sign the request: CFX-KEY, CFX-TIMESTAMP and CFX-SIGNATURE headers",
+            )
+        account = svc.state.api_keys.get(key)
+        if account is None:
+            raise ApiError(Reason.UNAUTHORIZED, "unknown API key")
+        if len(body) > MAX_BODY:
+            raise ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
+        problem = auth.verify(
+            auth.derive_secret(svc.master_key, key),
+            timestamp,
+            method,
+            path_with_query,
+            body,
+            signature,
+            time.time(),
         )
-    account = svc.state.api_keys.get(key)
-    if account is None:
-        raise ApiError(Reason.UNAUTHORIZED, "unknown API key")
-    if len(body) > MAX_BODY:
-        raise ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
-    problem = auth.verify(
-        auth.derive_secret(svc.master_key, key),
-        timestamp,
-        method,
-        path_with_query,
-        body,
-        signature,
-        time.time(),
-    )
-    if problem:
-        raise ApiError(Reason.UNAUTHORIZED, problem)
-    # A signature is single-use for requests whose repetition would change state again
-    # (attestations, disputes, amends, cancels). Reads are harmless, and new orders are
-    # not checked: two identical orders in one second are a normal thing for a bot to send,
-    # and a retry that must not double is what client_order_id is for.
-    once = method in ("DELETE", "PATCH") or (method == "POST" and path != "/v1/orders")
-    wait = svc.limiter.take(key)  # first: a request refused for its rate keeps its signature
-    if wait:
-        raise ApiError(
-            Reason.RATE_LIMITED,
-            "too many requests for this API key",
-            {"Retry-After": str(max(1, round(wait + 0.5)))},
-        )
-    if not once:
-        return account, {}
-    if svc.replays.seen(signature, key):  # at once, while this process remembers it
-        raise ApiError(
-            Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
-        )
-    return account, spending(signature, time.time())
+        if problem:
+            raise ApiError(Reason.UNAUTHORIZED, problem)
+        # A signature is single-use for requests whose repetition would change state again
+        # (attestations, disputes, amends, cancels). Reads are harmless, and new orders are
+        # not checked: two identical orders in one second are a normal thing for a bot to send,
+        # and a retry that must not double is what client_order_id is for.
+        once = method in ("DELETE", "PATCH") or (method == "POST" and path != "/v1/orders")
+        wait = svc.limiter.take(key)  # first: a request refused for its rate keeps its signature
+        if wait:
+            raise ApiError(
+                Reason.RATE_LIMITED,
+                "too many requests for this API key",
+                {"Retry-After": str(max(1, round(wait + 0.5)))},
+            )
+        if not once:
+            return account, {}
+        if svc.replays.seen(signature, key):  # at once, while this process remembers it
+            raise ApiError(
+                Reason.UNAUTHORIZED, "this signature was already used: sign every request afresh"
+            )
+        return account, spending(signature, time.time())
+    except ApiError as refused:
+        limiter = svc.public_limiter
+        if refused.reason is not Reason.UNAUTHORIZED or limiter is None:
+            raise
+        given = authorization = None
+        for name, value in headers:
+            if name == b"cfx-key":
+                given = value
+            elif name == b"authorization":
+                authorization = value
+        if not _keyed(svc, given, authorization):  # counted at the gate already
+            raise
+        raise _over_public_rate(limiter, client) or refused from None
 
 
 async def admin(request: Request) -> None:
@@ -812,5 +923,6 @@ def create_app(svc: ExchangeService) -> FastAPI:
     from exchange.gateway import dashboard
 
     app.include_router(dashboard.router)
+    app.state.signed_paths = _signed_paths(app)
 
     return app

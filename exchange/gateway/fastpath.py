@@ -123,8 +123,9 @@ async def serve(
 
     try:
         account, sig = authenticate(
-            svc, scope["method"], scope["path"], scope["path"], scope["headers"], body
-        )
+            svc, scope["method"], scope["path"], scope["path"], scope["headers"], body,
+            scope.get("client"),
+        )  # fmt: skip
         if fields is not None:
             outcome = await svc.sequencer.submit(svc.place_command(account, fields))
             status = 201

@@ -1,4 +1,5 @@
-"""Token-bucket rate limits per API key, and a cache that refuses replayed signatures."""
+"""Token-bucket rate limits (per API key, and per client address for requests without
+one), and a cache that refuses replayed signatures."""
 
 from __future__ import annotations
 
@@ -12,21 +13,41 @@ from exchange.reasons import Reason
 class TokenBucket:
     """``rate`` requests per second on average, bursts up to ``burst``."""
 
+    #: Takes between two sweeps of the buckets that have filled up again.
+    SWEEP_EVERY = 4096
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._takes = 0
 
     def take(self, key: str, now: float | None = None) -> float:
         """Take one token; return 0 if allowed, else the seconds to wait before retrying."""
         now = time.monotonic() if now is None else now
         tokens, last = self._buckets.get(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        self._takes += 1
+        if self._takes % self.SWEEP_EVERY == 0:
+            self._sweep(now)
         if tokens >= 1.0:
             self._buckets[key] = (tokens - 1.0, now)
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate
+
+    def _sweep(self, now: float) -> None:
+        """Forget the buckets that are full again: keyed by client address, one is made for
+        every address that ever sent a request, and a full one is what a new key starts with."""
+        full = float(self.burst)
+        rate = self.rate
+        for key in [k for k, (tokens, last) in self._buckets.items()
+                    if tokens + (now - last) * rate >= full]:  # fmt: skip
+            del self._buckets[key]
+
+    def __len__(self) -> int:
+        """How many keys have a bucket that is not known to be full."""
+        return len(self._buckets)
 
 
 class ReplayCacheFull(ApiError):

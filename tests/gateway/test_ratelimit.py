@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exchange.gateway.errors import ApiError
-from exchange.gateway.ratelimit import ReplayCache, ReplayCacheFull
+from exchange.gateway.ratelimit import ReplayCache, ReplayCacheFull, TokenBucket
 from exchange.reasons import Reason
 
 
@@ -51,3 +51,16 @@ def test_the_timestamp_window_is_30_seconds_either_way_whatever_the_fraction() -
             signature = sign("secret", ts, "GET", "/v1/account", b"")
             problem = verify("secret", ts, "GET", "/v1/account", b"", signature, now)
             assert (problem is None) is fresh, (fraction, skew, problem)
+
+
+def test_buckets_that_filled_up_again_are_forgotten() -> None:
+    """One bucket per client address: those of addresses gone quiet do not pile up."""
+    bucket = TokenBucket(rate=10.0, burst=20)
+    assert bucket.take("quiet", now=0.0) == 0.0
+    assert [bucket.take("busy", now=0.0) > 0 for _ in range(25)] == [False] * 20 + [True] * 5
+    for n in range(TokenBucket.SWEEP_EVERY - 27):
+        bucket.take(f"10.0.{n // 256}.{n % 256}", now=0.0)
+    assert len(bucket) == TokenBucket.SWEEP_EVERY - 25
+    assert bucket.take("busy", now=1.0) == 0.0  # the sweep, a second later: 10 tokens back
+    assert len(bucket) == 1  # every other bucket is full again, and forgotten
+    assert bucket.take("quiet", now=1.0) == 0.0  # which is how a new one starts
