@@ -9,7 +9,9 @@ and :class:`JsonHandshake` keep their statuses and give the body a code.
 
 uvicorn also waits for a request for as long as a client cares to send it: a connection
 that sends nothing, or trickles its headers or body, holds a socket (and one of the
-process's file descriptors) for good, and enough of them lock everyone out.
+process's file descriptors) for good, and enough of them lock everyone out; and it takes
+a head of any size (httptools sets no limit). :class:`JsonHttpToolsProtocol` refuses a head
+past :data:`MAX_TARGET`, :data:`MAX_HEADER_LINE`, :data:`MAX_HEADERS` or :data:`MAX_HEAD`.
 :class:`JsonHttpToolsProtocol` gives each request :data:`REQUEST_TIMEOUT_S` to arrive whole,
 and with :class:`ConnectionLimits` caps the connections (REST and websocket alike) one
 client address may hold, and all of them together, below what the process can open: the
@@ -54,6 +56,24 @@ REQUEST_TIMEOUT_S: Final = 10.0
 #: The message of a request that did not arrive in time.
 TOO_SLOW: Final = (
     f"the request did not arrive whole within {REQUEST_TIMEOUT_S:g} s: the connection is closed"
+)
+
+
+#: The longest request target (path and query) a request may send: 414 beyond it.
+MAX_TARGET: Final = 8192
+#: The longest header line (name and value) a request may send...
+MAX_HEADER_LINE: Final = 8192
+#: ... how many headers...
+MAX_HEADERS: Final = 128
+#: ... and how long its whole head (request line and headers) may be: 431 beyond any.
+MAX_HEAD: Final = 65536
+
+
+#: The messages of a request whose head runs past those limits.
+TOO_LONG_TARGET: Final = f"the request target is longer than {MAX_TARGET} bytes"
+TOO_LARGE_HEAD: Final = (
+    f"the request's headers are too large: at most {MAX_HEADERS} headers of up to "
+    f"{MAX_HEADER_LINE} bytes each, {MAX_HEAD} bytes in all"
 )
 
 
@@ -177,6 +197,14 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     _began_at = 0.0
     #: The request being read, once its headers are in (its answer may have begun).
     _reading: RequestResponseCycle | None = None
+    #: The head of the request being read so far: its target and header lines, counted
+    #: as the parser hands them on (-1: no head is being read)...
+    _head = -1
+    #: ... and what the reads after the one it began in brought (the parser keeps a header
+    #: line to itself until it ends: a head of one endless line is cut by this count).
+    _head_read = -1
+    #: Why the head being read is refused, once it is (answered when the read is parsed).
+    _oversized: ApiError | None = None
 
     @classmethod
     def limited(cls, limits: ConnectionLimits) -> type[JsonHttpToolsProtocol]:
@@ -201,21 +229,69 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
             self._counted = address
         self._request_timer = self.loop.call_later(REQUEST_TIMEOUT_S, self._too_slow)
 
-    def _refuse(self, refusal: ApiError) -> None:
+    def _refuse(self, refusal: ApiError, status: int | None = None) -> None:
         """Answer the request whose head has come, then drop what follows: closing with
         part of it unread would reset the connection, and the client lose the answer."""
         self._refused = True
         self._request_arrived()
-        self._send_error(refusal)
+        self._send_error(refusal, status)
         self._request_timer = self.loop.call_later(REFUSAL_LINGER_S, self.transport.abort)
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the client's EOF then closes the transport
 
     def data_received(self, data: bytes) -> None:
-        if not self._refused:
-            super().data_received(data)
-            if self._in_request and self._request_timer is None:
-                self._expect_rest()
+        if self._refused:
+            return
+        if self._head_read >= 0:
+            self._head_read += len(data)
+        super().data_received(data)
+        if self._head >= 0:  # the head is still being read
+            if self._head_read < 0:
+                self._head_read = 0  # from the next read on
+            elif self._head_read > MAX_HEAD and self._oversized is None:
+                self._oversized = ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LARGE_HEAD)
+        if self._oversized is not None:
+            self._refuse_head(self._oversized)
+        elif self._in_request and self._request_timer is None:
+            self._expect_rest()
+
+    def _refuse_head(self, refusal: ApiError) -> None:
+        """Answer a request whose head runs past a limit (:data:`MAX_HEAD` and the rest):
+        its status is 414 or 431, not the table's 413 for bodies. What follows is dropped,
+        and the connection closed. A head that comes while an earlier request is still
+        being answered has no answer of its own: the connection is closed at once."""
+        self._head = self._head_read = -1
+        if self._answering():
+            self._refused = True
+            self.transport.abort()
+            return
+        status = 414 if refusal.message == TOO_LONG_TARGET else 431
+        self._refuse(refusal, status)
+
+    def on_url(self, url: bytes) -> None:
+        if self._head < 0:  # a refused connection's, which the refusal answers
+            super().on_url(url)
+            return
+        if self._oversized is not None:
+            return
+        self._head += len(url)
+        if len(self.url) + len(url) > MAX_TARGET:
+            self._oversized = ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LONG_TARGET)
+            return
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head < 0:
+            super().on_header(name, value)
+            return
+        if self._oversized is not None:
+            return
+        line = len(name) + len(value) + 4  # ": " and CRLF
+        self._head += line
+        if line > MAX_HEADER_LINE or len(self.headers) >= MAX_HEADERS or self._head > MAX_HEAD:
+            self._oversized = ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LARGE_HEAD)
+            return
+        super().on_header(name, value)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._request_arrived()
@@ -236,13 +312,14 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._in_request = True
         self._began_at = self.loop.time()
         self._reading = None
+        self._head, self._head_read = 0, -1
 
     def on_body(self, body: bytes) -> None:
-        if self._refusal is None:
+        if self._refusal is None and self._oversized is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._refusal is None:
+        if self._refusal is None and self._oversized is None:
             self._in_request = False
             self._request_arrived()
             super().on_message_complete()
@@ -257,7 +334,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
             self._expect_rest()
 
     def handle_websocket_upgrade(self) -> None:
-        if self._refusal is not None:
+        if self._refusal is not None or self._oversized is not None:
             return  # answered with the refusal
         self._request_arrived()  # the websocket's protocol owns the connection from here
         super().handle_websocket_upgrade()
@@ -302,6 +379,9 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
             if not self._refused:
                 self._refuse(self._refusal)
             return
+        if self._oversized is not None:
+            return  # answered once the parser is done with this read
+        self._head = self._head_read = -1
         super().on_headers_complete()
         self._reading = self.cycle
 
@@ -311,9 +391,10 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._send_error(ApiError(Reason.INVALID_REQUEST, NOT_HTTP))
         self.transport.close()
 
-    def _send_error(self, error: ApiError) -> None:
+    def _send_error(self, error: ApiError, status: int | None = None) -> None:
+        """Write ``error`` as the answer, with its status unless ``status`` says another."""
         body = orjson.dumps(error.body())
-        content = [STATUS_LINE[error.status]]
+        content = [STATUS_LINE[status or error.status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         for header, text in error.headers.items():

@@ -470,6 +470,16 @@ def test_input_refused_below_the_api_gets_a_json_error_too(server: Server) -> No
          403, "FORBIDDEN", "/v1/ws"),
         (f"GET /v1/ws HTTP/1.1\r\nHost: x\r\n{upgrade}Sec-WebSocket-Version: 13\r\n"
          f"X-Big: {'a' * 9000}\r\n\r\n".encode(), 431, "PAYLOAD_TOO_LARGE", "8192 bytes"),
+        (f"GET /v1/{'a' * 8200} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 414, "PAYLOAD_TOO_LARGE",
+         "longer than 8192 bytes"),
+        (f"GET /v1/health?{'a' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 414,
+         "PAYLOAD_TOO_LARGE", "longer than 8192 bytes"),
+        (f"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * 9000}\r\n\r\n".encode(), 431,
+         "PAYLOAD_TOO_LARGE", "up to 8192 bytes each"),
+        (b"GET /v1/health HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 128 + b"\r\n", 431,
+         "PAYLOAD_TOO_LARGE", "at most 128 headers"),
+        (b"GET /v1/health HTTP/1.1\r\nHost: x\r\n" + b"X-A: %b\r\n" % (b"v" * 700) * 100 + b"\r\n",
+         431, "PAYLOAD_TOO_LARGE", "65536 bytes in all"),
     ]  # fmt: skip
     for request, status, code, says in cases:
         got, headers, body = _raw_exchange(server, request)
@@ -477,6 +487,30 @@ def test_input_refused_below_the_api_gets_a_json_error_too(server: Server) -> No
         error = orjson.loads(body)["error"]
         assert error["code"] == code and says in error["message"], (request[:60], error)
     assert httpx.get(server.url + "/v1/health").status_code == 200
+
+
+def test_a_head_of_one_endless_header_line_is_cut_off_as_it_comes(server: Server) -> None:
+    """The HTTP parser keeps a header line to itself until it ends: one that never does is
+    refused once the head has run past its limit, before the client has finished sending,
+    rather than held in memory. The limits leave an ordinary large head alone."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+        for _ in range(12):  # 192 KiB, in reads of their own, of a line that never ends
+            time.sleep(0.02)
+            with contextlib.suppress(OSError):  # refused and closed meanwhile
+                sock.sendall(b"a" * 16384)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert orjson.loads(body)["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    large = b"".join(b"X-%d: %b\r\n" % (n, b"v" * 400) for n in range(120))  # 49 KiB
+    got, _, body = _raw_exchange(
+        server, b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + large + b"\r\n"
+    )
+    assert got == 200, body
 
 
 def test_a_request_that_does_not_arrive_in_time_is_answered_408_and_closed(
