@@ -7,13 +7,23 @@ older SDK keeps working against a newer server.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 Side = Literal["buy", "sell"]
+
+
+def wire_time(value: datetime) -> str:
+    """A time as the exchange writes it: ISO 8601 UTC with milliseconds and ``Z``."""
+    utc = value.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+#: A time: a ``datetime`` in Python, written to JSON as the exchange writes it.
+Time = Annotated[datetime, PlainSerializer(wire_time, when_used="json")]
 
 
 class Model(BaseModel):
@@ -32,9 +42,9 @@ class Model(BaseModel):
 class Contract(Model):
     symbol: str
     product: str
-    delivery_start: datetime
-    delivery_end: datetime
-    last_trade_time: datetime
+    delivery_start: Time
+    delivery_end: Time
+    last_trade_time: Time
     tick_size: Decimal
     lot_size: int
     initial_margin_rate: Decimal
@@ -69,11 +79,11 @@ class Trade(Model):
     price: Decimal
     quantity: int
     taker_side: Side
-    time: datetime
+    time: Time
 
 
 class Candle(Model):
-    time: datetime
+    time: Time
     open: Decimal
     high: Decimal
     low: Decimal
@@ -82,13 +92,13 @@ class Candle(Model):
 
 
 class SettlementPrice(Model):
-    time: datetime
+    time: Time
     price: Decimal
     final: bool = False
 
 
 class IndexPoint(Model):
-    time: datetime
+    time: Time
     price: Decimal
     contract: str
 
@@ -104,7 +114,7 @@ class OrderFill(Model):
     price: Decimal
     quantity: int
     liquidity: Literal["maker", "taker"]
-    time: datetime
+    time: Time
 
 
 class Order(Model):
@@ -120,7 +130,7 @@ class Order(Model):
     status: Literal["open", "partially_filled", "filled", "cancelled", "rejected"]
     time_in_force: Literal["GTC", "IOC", "FOK"]
     post_only: bool = False
-    created_at: datetime
+    created_at: Time
     fills: list[OrderFill] = []
     #: why a cancelled order was cancelled: "user", "self_trade", "ioc_remainder",
     #: "fok_not_filled", "no_liquidity", "kill_switch", "cancel_after", "margin_call" or
@@ -140,7 +150,7 @@ class Fill(Model):
     price: Decimal
     quantity: int
     liquidity: Literal["maker", "taker"]
-    time: datetime
+    time: Time
 
 
 class Position(Model):
@@ -167,13 +177,13 @@ class Attestation(Model):
     period_start: str
     period_end: str
     evidence: str | None = None
-    time: datetime
+    time: Time
 
 
 class DisputeRecord(Model):
     gpu_hours: int
     reason: str
-    time: datetime
+    time: Time
 
 
 class Delivery(Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,6 +43,8 @@ def test_place_list_amend_cancel(creds: list[str], symbol: str) -> None:
     assert code == 0, out
     order = orjson.loads(out)
     assert (order["status"], order["price"], order["quantity"]) == ("open", "3.21", 3)
+    # times as the exchange writes them: UTC with milliseconds and Z
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", order["created_at"]), order
     code, out = cfx("orders", "list", "--symbol", symbol, *creds, "--json")
     assert [o["order_id"] for o in orjson.loads(out)] == [order["order_id"]]
     code, out = cfx("orders", "amend", str(order["order_id"]), "--quantity", "2", *creds)
