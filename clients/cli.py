@@ -93,12 +93,25 @@ def serve(
     )
     from exchange.gateway.ws import DirectWebSocketProtocol
     from exchange.journal import JournalCorrupt, JournalError
-    from exchange.service import ClockConflict, DataDirBusy, ExchangeService, ListingConflict
+    from exchange.service import (
+        DEFAULT_PUBLIC_RATE_LIMIT,
+        DEFAULT_RATE_LIMIT,
+        ClockConflict,
+        DataDirBusy,
+        ExchangeService,
+        ListingConflict,
+        rate_setting,
+    )
 
     if clock not in ("real", "sim"):
         raise typer.BadParameter("--clock must be 'real' or 'sim'")
     if snapshot_writer not in ("auto", "follower", "fork"):
         raise typer.BadParameter("--snapshot-writer must be 'auto', 'follower' or 'fork'")
+    try:  # read again by the service; refused here, before anything is opened
+        rate_setting("CFX_RATE_LIMIT", DEFAULT_RATE_LIMIT)
+        rate_setting("CFX_PUBLIC_RATE_LIMIT", DEFAULT_PUBLIC_RATE_LIMIT, off=0)
+    except ValueError as exc:
+        _fail(str(exc), 2)
     logging.basicConfig(level=logging.WARNING, format="cfx: %(levelname)s: %(message)s")
     # bound first, so a port in use is refused before the data dir is touched; listening only
     # once the exchange serves, so a client is refused (safe to retry) while it recovers

@@ -20,6 +20,7 @@ import fcntl
 import functools
 import json
 import logging
+import math
 import os
 import secrets
 import time
@@ -78,6 +79,24 @@ STATUS_FILTERS = {"open": ("open", "partially_filled")}
 #: The wire text of a price in cents, written once per value (a few ladders' worth kept):
 #: every acknowledgement, fill and book level carries prices.
 _cents_text = functools.lru_cache(maxsize=1 << 17)(format_cents)
+
+
+def rate_setting(name: str, default: float, off: float | None = None) -> float:
+    """A rate in requests a second from the environment variable ``name`` (unset or empty:
+    ``default``); ``off`` is the value that lifts the limit, where one does. Raise
+    :class:`ValueError` saying what is wrong with any other value that is not a positive
+    number."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if value == off or (math.isfinite(value) and value > 0):
+        return value
+    lifted = f", or {off:g} for no limit" if off is not None else ""
+    raise ValueError(f"{name}={text!r}: give a positive number of requests a second{lifted}")
 
 
 def fraction_str(value: Fraction, places: int = 4) -> str:
@@ -264,10 +283,9 @@ class ExchangeService:
         self.md = MarketData()
         # Requests per second per API key (REST) or account (websocket orders), burst twice
         # that; CFX_RATE_LIMIT overrides the default, e.g. for load tests.
-        rate = float(os.environ.get("CFX_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
+        rate = rate_setting("CFX_RATE_LIMIT", DEFAULT_RATE_LIMIT)
         self.limiter = TokenBucket(rate=rate, burst=max(1, int(2 * rate)))
-        public = os.environ.get("CFX_PUBLIC_RATE_LIMIT")
-        public_rate = DEFAULT_PUBLIC_RATE_LIMIT if public in (None, "") else float(public)
+        public_rate = rate_setting("CFX_PUBLIC_RATE_LIMIT", DEFAULT_PUBLIC_RATE_LIMIT, off=0)
         #: Per client address, for the requests no key's limit counts (None: not limited).
         self.public_limiter = (
             TokenBucket(rate=public_rate, burst=max(1, int(2 * public_rate)))

@@ -107,52 +107,83 @@ class _Gate:
                     authorization = value
             state = scope["app"].state
             svc = state.svc
-            if svc.public_limiter is not None and not (
-                _keyed(svc, key if _signed_path(scope["path"], state.signed_paths) else None,
-                       authorization)
-            ):  # fmt: skip
-                refusal = _over_public_rate(svc.public_limiter, scope.get("client"))
-                if refusal is not None:
-                    await _error_response(refusal)(scope, receive, send)
-                    return
-            if encoding is not None and encoding.strip().lower() != b"identity":
-                await _error_response(
-                    ApiError(
-                        Reason.INVALID_REQUEST,
-                        "Content-Encoding is not supported: send the body as plain JSON",
-                    )
-                )(scope, receive, send)
+            limiter = svc.public_limiter
+            if limiter is None or _admin_token(svc, authorization):
+                await self._http(scope, receive, send, length, encoding, chunked)
                 return
-            if length is not None:
-                if not length.isdigit() or int(length) > MAX_BODY:
-                    await _too_large()(scope, receive, send)
+            address = _address(scope)
+            if (
+                key is not None
+                and _signed_path(scope["path"], state.signed_paths)
+                and (key.decode("latin-1") in svc.state.api_keys)
+            ):
+                # the key's limit counts it once its signature passes; the address counts it
+                # when it fails (authenticate), or when it never gets that far (here)
+                wait = limiter.owed(address)
+                if wait:
+                    await _error_response(_over_public_rate(limiter, address, wait))(
+                        scope, receive, send
+                    )
                     return
-            elif chunked:
-                # a body without a length, whatever the method: read it here, and no further
-                # than the limit (a GET's body is read too, before authentication); with
-                # neither header there is no body, and nothing to wait for
-                whole = await _read_body(receive)
-                if whole is None:
-                    await _too_large()(scope, receive, send)
-                    return
-                receive = _replay(whole, receive)
-            if scope["method"] in ("POST", "DELETE"):
-                passed_on = await fastpath.serve(
-                    scope["app"].state.svc, scope, receive, send, MAX_BODY
+                scope[UNCOUNTED] = True
+                try:
+                    await self._http(scope, receive, send, length, encoding, chunked)
+                finally:
+                    if scope.pop(UNCOUNTED, False):
+                        limiter.charge(address)
+                return
+            wait = limiter.take(address)
+            if wait:
+                await _error_response(_over_public_rate(limiter, address, wait))(
+                    scope, receive, send
                 )
-                if passed_on is None:
-                    return
-                receive = passed_on
+                return
+            await self._http(scope, receive, send, length, encoding, chunked)
+            return
         elif scope["type"] == "websocket":
             from exchange.gateway.ws import RAW_RECEIVE_KEY, RAW_SEND_KEY
 
             limiter = scope["app"].state.svc.public_limiter
-            refusal = None if limiter is None else _over_public_rate(limiter, scope.get("client"))
-            if refusal is not None:  # a handshake is a request without a key too
-                await _refuse_handshake(refusal, scope, send)
-                return
+            if limiter is not None:  # a handshake is a request without a key too
+                address = _address(scope)
+                wait = limiter.take(address)
+                if wait:
+                    await _refuse_handshake(_over_public_rate(limiter, address, wait), scope, send)
+                    return
             scope[RAW_SEND_KEY] = send
             scope[RAW_RECEIVE_KEY] = receive
+        await self.app(scope, receive, send)
+
+    async def _http(
+        self, scope: Any, receive: Any, send: Any, length: bytes | None, encoding: bytes | None,
+        chunked: bool,
+    ) -> None:  # fmt: skip
+        if encoding is not None and encoding.strip().lower() != b"identity":
+            await _error_response(
+                ApiError(
+                    Reason.INVALID_REQUEST,
+                    "Content-Encoding is not supported: send the body as plain JSON",
+                )
+            )(scope, receive, send)
+            return
+        if length is not None:
+            if not length.isdigit() or int(length) > MAX_BODY:
+                await _too_large()(scope, receive, send)
+                return
+        elif chunked:
+            # a body without a length, whatever the method: read it here, and no further
+            # than the limit (a GET's body is read too, before authentication); with
+            # neither header there is no body, and nothing to wait for
+            whole = await _read_body(receive)
+            if whole is None:
+                await _too_large()(scope, receive, send)
+                return
+            receive = _replay(whole, receive)
+        if scope["method"] in ("POST", "DELETE"):
+            passed_on = await fastpath.serve(scope["app"].state.svc, scope, receive, send, MAX_BODY)
+            if passed_on is None:
+                return
+            receive = passed_on
         await self.app(scope, receive, send)
 
 
@@ -179,29 +210,32 @@ def _signed_path(path: str, signed_paths: frozenset[str]) -> bool:
     return "/".join(path.split("/", 3)[:3]) in signed_paths
 
 
-def _keyed(svc: ExchangeService, key: bytes | None, authorization: bytes | None) -> bool:
-    """Whether a request's rate is counted by a key: an API key the exchange knows, on a
-    path that authenticates it (its own limit counts it there, or the address does when its
-    signature fails), or the admin token."""
-    if key is not None and key.decode("latin-1") in svc.state.api_keys:
-        return True
+#: Set in an ASGI scope while a request the gate let pass for its key is counted by nothing:
+#: the key's limit takes it once its signature passes, else its address does.
+UNCOUNTED = "cfx.uncounted"
+
+
+def _admin_token(svc: ExchangeService, authorization: bytes | None) -> bool:
+    """Whether ``Authorization`` carries the admin token (its requests are not counted)."""
     if authorization is None:
         return False
     scheme, _, token = authorization.partition(b" ")
     return scheme.lower() == b"bearer" and hmac.compare_digest(token, svc.admin_token.encode())
 
 
-def _over_public_rate(limiter: TokenBucket, client: Any) -> ApiError | None:
-    """Count a request no key counts against its ``client`` (ASGI's ``(host, port)``, or
-    None) address; its refusal, if over."""
-    address = ConnectionLimits.address_of(client[0]) if client else ""
-    wait = limiter.take(address)
-    if not wait:
-        return None
+def _address(scope: Any) -> str:
+    """The client address a request counts against (ASGI's ``client``; ``""`` for none)."""
+    client = scope.get("client")
+    return ConnectionLimits.address_of(client[0]) if client else ""
+
+
+def _over_public_rate(limiter: TokenBucket, address: str, wait: float) -> ApiError:
+    """The refusal of a request over its address's limit, to be tried in ``wait`` seconds."""
     return ApiError(
         Reason.RATE_LIMITED,
-        f"more than {limiter.rate:g} requests a second without an API key from one address "
-        f"({address}): sign requests with a key, or slow down",
+        f"more than {limiter.rate:g} requests a second from one address ({address}) that no "
+        "API key's limit counts (unsigned, or not passing their signature): sign requests "
+        "with a key, or slow down",
         {"Retry-After": str(max(1, math.ceil(wait)))},
     )
 
@@ -384,7 +418,7 @@ async def account_id(request: Request) -> int:
     path = sent + (f"?{request.url.query}" if request.url.query else "")
     account, request.state.spent = authenticate(
         request.app.state.svc, request.method, request.url.path, path, request.scope["headers"],
-        body, request.scope.get("client"),
+        body, request.scope,
     )  # fmt: skip
     return account
 
@@ -396,7 +430,7 @@ def authenticate(
     path_with_query: str,
     headers: Iterable[tuple[bytes, bytes]],
     body: bytes,
-    client: Any = None,
+    scope: Any = None,
 ) -> tuple[int, dict[str, Any]]:
     """Check a request's signature, replay and rate limit; return its account and, for a
     single-use request, the fields its command carries to spend the signature in the state
@@ -404,9 +438,9 @@ def authenticate(
     :class:`ApiError`. The REST routes and the order fast path both authenticate here, from
     the request's ASGI ``headers``.
 
-    A request refused ``UNAUTHORIZED`` that the gate let pass uncounted for its known key
-    counts against its ``client``'s address (ASGI's ``(host, port)``), as a request without
-    a key does: the key's own limit counts only what its owner signed.
+    A request the gate let pass uncounted for its known key (its ASGI ``scope`` says so)
+    counts against its key's limit once its signature passes; refused ``UNAUTHORIZED``, it
+    counts against its client's address instead, as a request without a key does.
     """
     try:
         signed = _signing_headers(headers)
@@ -439,6 +473,8 @@ def authenticate(
         # not checked: two identical orders in one second are a normal thing for a bot to send,
         # and a retry that must not double is what client_order_id is for.
         once = method in ("DELETE", "PATCH") or (method == "POST" and path != "/v1/orders")
+        if scope is not None:
+            scope.pop(UNCOUNTED, None)  # the key's limit counts it
         wait = svc.limiter.take(key)  # first: a request refused for its rate keeps its signature
         if wait:
             raise ApiError(
@@ -455,17 +491,16 @@ def authenticate(
         return account, spending(signature, time.time())
     except ApiError as refused:
         limiter = svc.public_limiter
-        if refused.reason is not Reason.UNAUTHORIZED or limiter is None:
+        if (
+            refused.reason is not Reason.UNAUTHORIZED
+            or limiter is None
+            or scope is None
+            or not scope.pop(UNCOUNTED, False)
+        ):
             raise
-        given = authorization = None
-        for name, value in headers:
-            if name == b"cfx-key":
-                given = value
-            elif name == b"authorization":
-                authorization = value
-        if not _keyed(svc, given, authorization):  # counted at the gate already
-            raise
-        raise _over_public_rate(limiter, client) or refused from None
+        address = _address(scope)
+        wait = limiter.charge(address)
+        raise (_over_public_rate(limiter, address, wait) if wait else refused) from None
 
 
 async def admin(request: Request) -> None:

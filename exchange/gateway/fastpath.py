@@ -123,9 +123,8 @@ async def serve(
 
     try:
         account, sig = authenticate(
-            svc, scope["method"], scope["path"], scope["path"], scope["headers"], body,
-            scope.get("client"),
-        )  # fmt: skip
+            svc, scope["method"], scope["path"], scope["path"], scope["headers"], body, scope
+        )
         if fields is not None:
             outcome = await svc.sequencer.submit(svc.place_command(account, fields))
             status = 201

@@ -36,6 +36,27 @@ class TokenBucket:
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate
 
+    def charge(self, key: str, now: float | None = None) -> float:
+        """Take one token even from a bucket without one, down to a debt of ``burst``: for a
+        request counted once it was served, or one that is refused but costs all the same.
+        Return what :meth:`take` would have: 0 if there was a token for it, else the seconds
+        until there is one."""
+        now = time.monotonic() if now is None else now
+        burst = float(self.burst)
+        tokens, last = self._buckets.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - last) * self.rate)
+        self._buckets[key] = (max(-burst, tokens - 1.0), now)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def owed(self, key: str, now: float | None = None) -> float:
+        """The seconds until ``key``'s bucket is out of debt (0 if it is not); nothing taken."""
+        entry = self._buckets.get(key)
+        if entry is None:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        tokens = entry[0] + (now - entry[1]) * self.rate
+        return max(0.0, -tokens / self.rate)
+
     def _sweep(self, now: float) -> None:
         """Forget the buckets that are full again: keyed by client address, one is made for
         every address that ever sent a request, and a full one is what a new key starts with."""

@@ -64,3 +64,16 @@ def test_buckets_that_filled_up_again_are_forgotten() -> None:
     assert bucket.take("busy", now=1.0) == 0.0  # the sweep, a second later: 10 tokens back
     assert len(bucket) == 1  # every other bucket is full again, and forgotten
     assert bucket.take("quiet", now=1.0) == 0.0  # which is how a new one starts
+
+
+def test_a_request_counted_once_served_may_run_the_bucket_into_debt() -> None:
+    bucket = TokenBucket(rate=10.0, burst=2)
+    assert bucket.owed("a", now=0.0) == 0.0  # no bucket yet: a full one
+    assert [bucket.charge("a", now=0.0) for _ in range(2)] == [0.0, 0.0]
+    assert bucket.charge("a", now=0.0) == pytest.approx(0.1)  # one token owed: 0.1 s
+    assert bucket.take("a", now=0.0) == pytest.approx(0.2)  # a take waits for a whole token
+    for _ in range(10):
+        bucket.charge("a", now=0.0)
+    assert bucket.owed("a", now=0.0) == pytest.approx(0.2)  # the debt stops at a burst
+    assert bucket.owed("a", now=0.15) == pytest.approx(0.05)
+    assert bucket.owed("a", now=0.3) == 0.0 and bucket.take("a", now=0.3) == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -14,10 +15,12 @@ from exchange.journal.format import RECORD_HEADER, SEGMENT_HEADER
 from tests.gateway.conftest import ADMIN_TOKEN, START, Server, start_server, stop_server
 
 
-def _serve(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _serve(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "clients.cli", "serve", "--data-dir", str(data_dir), *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=None if env is None else os.environ | env,
     )  # fmt: skip
 
 
@@ -76,6 +79,15 @@ def test_a_port_in_use_is_refused_before_the_data_dir_is_made(tmp_path: Path) ->
     assert refused.returncode == 2, refused.stderr
     assert f"cfx serve: cannot listen on 127.0.0.1:{port}" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "data").exists()
+
+
+def test_a_rate_limit_that_is_not_a_rate_is_refused_in_words(tmp_path: Path) -> None:
+    for name, value in [("CFX_PUBLIC_RATE_LIMIT", "abc"), ("CFX_PUBLIC_RATE_LIMIT", "-5"),
+                        ("CFX_PUBLIC_RATE_LIMIT", "inf"), ("CFX_RATE_LIMIT", "0")]:  # fmt: skip
+        refused = _serve(tmp_path / "data", env={name: value})
+        assert refused.returncode == 2, refused.stderr
+        assert f"cfx serve: {name}='{value}': give a positive number" in refused.stderr
+        assert "Traceback" not in refused.stderr and not (tmp_path / "data").exists()
 
 
 def test_the_clock_is_fixed_when_the_data_dir_is_made(tmp_path: Path) -> None:
