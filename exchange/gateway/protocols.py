@@ -21,6 +21,7 @@ journal, its snapshots and the ledger always find a file descriptor.
 from __future__ import annotations
 
 import asyncio
+import functools
 import http
 import ipaddress
 import resource
@@ -126,6 +127,7 @@ class ConnectionLimits:
         self.by_address: dict[str, int] = {}
 
     @staticmethod
+    @functools.lru_cache(maxsize=4096)  # every request without a key asks
     def address_of(host: str) -> str:
         """The client address ``host``'s connections are counted under: an IPv4 address as
         it is (an IPv4-mapped IPv6 one as IPv4), an IPv6 address as its /:data:`IPV6_PREFIX`
@@ -198,13 +200,20 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     #: The request being read, once its headers are in (its answer may have begun).
     _reading: RequestResponseCycle | None = None
     #: The head of the request being read so far: its target and header lines, counted
-    #: as the parser hands them on (-1: no head is being read)...
+    #: as the parser hands them on (-1: no head is being read), its target and headers...
     _head = -1
-    #: ... and what the reads after the one it began in brought (the parser keeps a header
-    #: line to itself until it ends: a head of one endless line is cut by this count).
+    _target = 0
+    _header_count = 0
+    #: ... and the bytes read since it began (the parser keeps a header line to itself until
+    #: it ends: a head of one endless line is cut by this count). The read it began in counts
+    #: whole, unless a request ended in it before (then from the next read).
     _head_read = -1
-    #: Why the head being read is refused, once it is (answered when the read is parsed).
+    #: Whether a request ended in the read being parsed.
+    _ended_in_read = False
+    #: Why the head being read is refused, once it is (answered when the read is parsed)...
     _oversized: ApiError | None = None
+    #: ... and that refusal with its status, while an earlier request is still answered.
+    _deferred: tuple[ApiError, int | None] | None = None
 
     @classmethod
     def limited(cls, limits: ConnectionLimits) -> type[JsonHttpToolsProtocol]:
@@ -242,13 +251,16 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        self._ended_in_read = False
         if self._head_read >= 0:
             self._head_read += len(data)
         super().data_received(data)
-        if self._head >= 0:  # the head is still being read
-            if self._head_read < 0:
-                self._head_read = 0  # from the next read on
-            elif self._head_read > MAX_HEAD and self._oversized is None:
+        if self._refused:  # answered while the read was parsed
+            return
+        if self._head >= 0 and self._oversized is None:  # a head not yet whole
+            if self._head_read < 0:  # it began in this read
+                self._head_read = 0 if self._ended_in_read else len(data)
+            if self._head_read > MAX_HEAD:
                 self._oversized = ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LARGE_HEAD)
         if self._oversized is not None:
             self._refuse_head(self._oversized)
@@ -257,41 +269,39 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse_head(self, refusal: ApiError) -> None:
         """Answer a request whose head runs past a limit (:data:`MAX_HEAD` and the rest):
-        its status is 414 or 431, not the table's 413 for bodies. What follows is dropped,
-        and the connection closed. A head that comes while an earlier request is still
-        being answered has no answer of its own: the connection is closed at once."""
+        its status is 414 or 431, not the table's 413 for bodies (a connection refused for
+        its address answers with that refusal). Nothing more is read, and the connection is
+        closed after the answer, which waits for the answers to requests before it."""
         self._head = self._head_read = -1
+        self._refused = True
+        status: int | None = 414 if refusal.message == TOO_LONG_TARGET else 431
+        if self._refusal is not None:
+            refusal, status = self._refusal, None
         if self._answering():
-            self._refused = True
-            self.transport.abort()
+            self._deferred = (refusal, status)  # on_response_complete answers it
             return
-        status = 414 if refusal.message == TOO_LONG_TARGET else 431
         self._refuse(refusal, status)
 
     def on_url(self, url: bytes) -> None:
-        if self._head < 0:  # a refused connection's, which the refusal answers
-            super().on_url(url)
-            return
         if self._oversized is not None:
             return
         self._head += len(url)
-        if len(self.url) + len(url) > MAX_TARGET:
+        self._target += len(url)
+        if self._target > MAX_TARGET:
             self._oversized = ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LONG_TARGET)
-            return
-        super().on_url(url)
+        elif self._refusal is None:  # a refused connection's request is not kept
+            super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._head < 0:
-            super().on_header(name, value)
-            return
         if self._oversized is not None:
             return
         line = len(name) + len(value) + 4  # ": " and CRLF
         self._head += line
-        if line > MAX_HEADER_LINE or len(self.headers) >= MAX_HEADERS or self._head > MAX_HEAD:
+        self._header_count += 1
+        if line > MAX_HEADER_LINE or self._header_count > MAX_HEADERS or self._head > MAX_HEAD:
             self._oversized = ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LARGE_HEAD)
-            return
-        super().on_header(name, value)
+        elif self._refusal is None:
+            super().on_header(name, value)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._request_arrived()
@@ -307,18 +317,19 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._head, self._head_read, self._target, self._header_count = 0, -1, 0, 0
         if self._refusal is not None:
             return  # the refusal answers the first request; what follows goes unread
         self._in_request = True
         self._began_at = self.loop.time()
         self._reading = None
-        self._head, self._head_read = 0, -1
 
     def on_body(self, body: bytes) -> None:
         if self._refusal is None and self._oversized is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._ended_in_read = True
         if self._refusal is None and self._oversized is None:
             self._in_request = False
             self._request_arrived()
@@ -326,6 +337,12 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self._deferred is not None:
+            if not self._answering():
+                refusal, status = self._deferred
+                self._deferred = None
+                self._refuse(refusal, status)
+            return
         if self._in_request and self._request_timer is None and not self._answering():
             # the next request is partly in: not an idle connection for uvicorn's keep-alive
             # timeout to close, but one whose request is timed, from now (REQUEST_TIMEOUT_S)
@@ -376,6 +393,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         if self._refusal is not None:
+            self._head = self._head_read = -1
             if not self._refused:
                 self._refuse(self._refusal)
             return
@@ -386,8 +404,8 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._reading = self.cycle
 
     def send_400_response(self, msg: str) -> None:
-        if self._refused:
-            return  # answered already; the rest, however malformed, goes unread
+        if self._refused or self._oversized is not None:
+            return  # answered already, or about to be; the rest, however malformed, goes unread
         self._send_error(ApiError(Reason.INVALID_REQUEST, NOT_HTTP))
         self.transport.close()
 

@@ -76,6 +76,14 @@ def test_an_address_holds_at_most_its_share_of_connections(server: Server) -> No
             Feed(server.url).open()
         assert (told.value.code, told.value.retry_after) == ("RATE_LIMITED", 1.0)
         assert _health(server, source="127.0.0.2").status_code == 200  # another address
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            # a refused connection's head is held to the limits too: an endless header line
+            # gets the refusal once it has run past them, not a second of reading
+            sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Endless: " + b"a" * 100_000)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 429") and b"RATE_LIMITED" in answer, answer[:200]
     finally:
         for sock in held:
             sock.close()

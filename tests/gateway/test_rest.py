@@ -489,28 +489,67 @@ def test_input_refused_below_the_api_gets_a_json_error_too(server: Server) -> No
     assert httpx.get(server.url + "/v1/health").status_code == 200
 
 
+def _answers(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes."""
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
 def test_a_head_of_one_endless_header_line_is_cut_off_as_it_comes(server: Server) -> None:
     """The HTTP parser keeps a header line to itself until it ends: one that never does is
-    refused once the head has run past its limit, before the client has finished sending,
-    rather than held in memory. The limits leave an ordinary large head alone."""
+    refused once the head has run past its limit, in one read or over several, before the
+    client has finished sending, rather than held in memory. The limits leave an ordinary
+    large head alone."""
     host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+    start = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Endless: "
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(start)
         for _ in range(12):  # 192 KiB, in reads of their own, of a line that never ends
             time.sleep(0.02)
             with contextlib.suppress(OSError):  # refused and closed meanwhile
                 sock.sendall(b"a" * 16384)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    status, _, body = answer.partition(b"\r\n\r\n")
-    assert status.startswith(b"HTTP/1.1 431"), answer[:200]
-    assert orjson.loads(body)["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        answers = [_answers(sock)]
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(start + b"a" * 130_000)  # in one go: nothing more is coming
+        answers.append(_answers(sock))
+    for answer in answers:
+        status, _, body = answer.partition(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert orjson.loads(body)["error"]["code"] == "PAYLOAD_TOO_LARGE"
     large = b"".join(b"X-%d: %b\r\n" % (n, b"v" * 400) for n in range(120))  # 49 KiB
     got, _, body = _raw_exchange(
         server, b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + large + b"\r\n"
     )
     assert got == 200, body
+
+
+def test_a_head_too_large_behind_an_order_waits_for_the_orders_answer(
+    server: Server, symbol: str
+) -> None:
+    """Pipelined: the order before the refused head is carried out and answered, then the
+    refusal is, and the connection closed."""
+    trader = server.account("pipelines")
+    body = orjson.dumps({"symbol": symbol, "side": "buy", "type": "limit", "quantity": 1,
+                         "price": "2.00", "client_order_id": "before-the-big-head"})  # fmt: skip
+    ts = str(int(time.time()))
+    order = (
+        f"POST /v1/orders HTTP/1.1\r\nHost: x\r\nCFX-KEY: {trader.key}\r\n"
+        f"CFX-TIMESTAMP: {ts}\r\n"
+        f"CFX-SIGNATURE: {sign(trader.secret, ts, 'POST', '/v1/orders', body)}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    too_long = b"GET /v1/health?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(order + body + too_long)  # fmt: skip
+        answer = _answers(sock)
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 201"), answer[:300]
+    assert b"before-the-big-head" in rest and b"HTTP/1.1 414" in rest, answer
+    placed = trader.request("GET", "/v1/orders").json()
+    assert [o["client_order_id"] for o in placed] == ["before-the-big-head"]
 
 
 def test_a_request_that_does_not_arrive_in_time_is_answered_408_and_closed(
