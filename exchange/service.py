@@ -81,6 +81,10 @@ STATUS_FILTERS = {"open": ("open", "partially_filled")}
 _cents_text = functools.lru_cache(maxsize=1 << 17)(format_cents)
 
 
+#: The most requests a second a rate setting may say (a billion: no limit, in effect).
+MAX_RATE_SETTING = 1e9
+
+
 def rate_setting(name: str, default: float, off: float | None = None) -> float:
     """A rate in requests a second from the environment variable ``name`` (unset or empty:
     ``default``); ``off`` is the value that lifts the limit, where one does. Raise
@@ -93,10 +97,13 @@ def rate_setting(name: str, default: float, off: float | None = None) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if value == off or (math.isfinite(value) and value > 0):
+    if value == off or 0 < value <= MAX_RATE_SETTING:
         return value
     lifted = f", or {off:g} for no limit" if off is not None else ""
-    raise ValueError(f"{name}={text!r}: give a positive number of requests a second{lifted}")
+    raise ValueError(
+        f"{name}={text!r}: give a positive number of requests a second, at most "
+        f"{MAX_RATE_SETTING:,.0f}{lifted}"
+    )
 
 
 def fraction_str(value: Fraction, places: int = 4) -> str:

@@ -118,17 +118,25 @@ class _Gate:
                 and (key.decode("latin-1") in svc.state.api_keys)
             ):
                 # the key's limit counts it once its signature passes; the address counts it
-                # when it fails (authenticate), or when it never gets that far (here)
-                wait = limiter.owed(address)
+                # when it fails (authenticate), or when it never gets that far (here); and
+                # no more of them at a time than the address's burst, while they are unproven
+                unproven: dict[str, int] = state.unproven
+                held = unproven.get(address, 0)
+                wait = limiter.owed(address) or (held >= limiter.burst and 1 / limiter.rate)
                 if wait:
                     await _error_response(_over_public_rate(limiter, address, wait))(
                         scope, receive, send
                     )
                     return
+                unproven[address] = held + 1
                 scope[UNCOUNTED] = True
                 try:
                     await self._http(scope, receive, send, length, encoding, chunked)
                 finally:
+                    if held := unproven[address] - 1:
+                        unproven[address] = held
+                    else:
+                        del unproven[address]
                     if scope.pop(UNCOUNTED, False):
                         limiter.charge(address)
                 return
@@ -959,5 +967,7 @@ def create_app(svc: ExchangeService) -> FastAPI:
 
     app.include_router(dashboard.router)
     app.state.signed_paths = _signed_paths(app)
+    #: Requests with a known key on a signed path, per address, not yet authenticated.
+    app.state.unproven = {}
 
     return app

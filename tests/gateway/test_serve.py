@@ -83,7 +83,8 @@ def test_a_port_in_use_is_refused_before_the_data_dir_is_made(tmp_path: Path) ->
 
 def test_a_rate_limit_that_is_not_a_rate_is_refused_in_words(tmp_path: Path) -> None:
     for name, value in [("CFX_PUBLIC_RATE_LIMIT", "abc"), ("CFX_PUBLIC_RATE_LIMIT", "-5"),
-                        ("CFX_PUBLIC_RATE_LIMIT", "inf"), ("CFX_RATE_LIMIT", "0")]:  # fmt: skip
+                        ("CFX_PUBLIC_RATE_LIMIT", "inf"), ("CFX_RATE_LIMIT", "0"),
+                        ("CFX_RATE_LIMIT", "1e308")]:  # fmt: skip
         refused = _serve(tmp_path / "data", env={name: value})
         assert refused.returncode == 2, refused.stderr
         assert f"cfx serve: {name}='{value}': give a positive number" in refused.stderr
