@@ -204,12 +204,13 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     _head = -1
     _target = 0
     _header_count = 0
-    #: ... and the bytes read since it began (the parser keeps a header line to itself until
-    #: it ends: a head of one endless line is cut by this count). The read it began in counts
-    #: whole, unless a request ended in it before (then from the next read).
-    _head_read = -1
-    #: Whether a request ended in the read being parsed.
-    _ended_in_read = False
+    #: ... and the bytes the parser holds back: it keeps a header line to itself until the
+    #: line ends, so a head of one endless line is cut by this count. It is what was read
+    #: less what the parser handed on (target, header lines, body, and the request lines and
+    #: blank lines around them), read by read.
+    _held = 0
+    #: What the parser handed on from the read being parsed.
+    _handed = 0
     #: Why the head being read is refused, once it is (answered when the read is parsed)...
     _oversized: ApiError | None = None
     #: ... and that refusal with its status, while an earlier request is still answered.
@@ -251,16 +252,15 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        self._ended_in_read = False
-        if self._head_read >= 0:
-            self._head_read += len(data)
+        self._handed = 0
         super().data_received(data)
         if self._refused:  # answered while the read was parsed
             return
-        if self._head >= 0 and self._oversized is None:  # a head not yet whole
-            if self._head_read < 0:  # it began in this read
-                self._head_read = 0 if self._ended_in_read else len(data)
-            if self._head_read > MAX_HEAD:
+        if self._head < 0:  # no head is being read: the parser holds nothing back
+            self._held = 0
+        elif self._oversized is None:
+            self._held = max(0, self._held + len(data) - self._handed)
+            if self._head + self._held > MAX_HEAD:
                 self._oversized = ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LARGE_HEAD)
         if self._oversized is not None:
             self._refuse_head(self._oversized)
@@ -272,7 +272,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         its status is 414 or 431, not the table's 413 for bodies (a connection refused for
         its address answers with that refusal). Nothing more is read, and the connection is
         closed after the answer, which waits for the answers to requests before it."""
-        self._head = self._head_read = -1
+        self._head, self._held = -1, 0
         self._refused = True
         status: int | None = 414 if refusal.message == TOO_LONG_TARGET else 431
         if self._refusal is not None:
@@ -283,6 +283,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(refusal, status)
 
     def on_url(self, url: bytes) -> None:
+        self._handed += len(url)
         if self._oversized is not None:
             return
         self._head += len(url)
@@ -293,9 +294,10 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
             super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        line = len(name) + len(value) + 4  # ": " and CRLF
+        self._handed += line
         if self._oversized is not None:
             return
-        line = len(name) + len(value) + 4  # ": " and CRLF
         self._head += line
         self._header_count += 1
         if line > MAX_HEADER_LINE or self._header_count > MAX_HEADERS or self._head > MAX_HEAD:
@@ -317,7 +319,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head, self._head_read, self._target, self._header_count = 0, -1, 0, 0
+        self._head, self._target, self._header_count = 0, 0, 0
         if self._refusal is not None:
             return  # the refusal answers the first request; what follows goes unread
         self._in_request = True
@@ -325,11 +327,11 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._reading = None
 
     def on_body(self, body: bytes) -> None:
+        self._handed += len(body)
         if self._refusal is None and self._oversized is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._ended_in_read = True
         if self._refusal is None and self._oversized is None:
             self._in_request = False
             self._request_arrived()
@@ -392,22 +394,33 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def on_headers_complete(self) -> None:
+        # the request line around the target, and the blank line that ends the head
+        self._handed += len(self.parser.get_method()) + len(" HTTP/1.1\r\n\r\n") + 1
         if self._refusal is not None:
-            self._head = self._head_read = -1
+            self._head, self._held = -1, 0
             if not self._refused:
                 self._refuse(self._refusal)
             return
         if self._oversized is not None:
             return  # answered once the parser is done with this read
-        self._head = self._head_read = -1
+        self._head, self._held = -1, 0
         super().on_headers_complete()
         self._reading = self.cycle
 
     def send_400_response(self, msg: str) -> None:
         if self._refused or self._oversized is not None:
             return  # answered already, or about to be; the rest, however malformed, goes unread
-        self._send_error(ApiError(Reason.INVALID_REQUEST, NOT_HTTP))
+        refusal = ApiError(Reason.INVALID_REQUEST, NOT_HTTP)
+        if self._answering():  # answered after the requests before it, as a head too large
+            self._refused = True
+            self._deferred = (refusal, None)
+            return
+        self._send_error(refusal)
         self.transport.close()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        if self._refusal is None and self._oversized is None:  # else its headers were not kept
+            super()._unsupported_upgrade_warning()
 
     def _send_error(self, error: ApiError, status: int | None = None) -> None:
         """Write ``error`` as the answer, with its status unless ``status`` says another."""

@@ -103,6 +103,7 @@ def test_an_address_holds_at_most_its_share_of_connections(server: Server) -> No
     _served_again(server)
     log = server.data_dir.with_name(server.data_dir.name + ".log").read_text()
     assert "Traceback" not in log and "Fatal error" not in log, log[-2000:]
+    assert "Unsupported upgrade" not in log, log[-2000:]  # a refused handshake is no news
 
 
 def test_limits_count_each_address_and_all_connections() -> None:

@@ -514,6 +514,11 @@ def test_a_head_of_one_endless_header_line_is_cut_off_as_it_comes(server: Server
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(start + b"a" * 130_000)  # in one go: nothing more is coming
         answers.append(_answers(sock))
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n" + start + b"a" * 130_000)
+        first, _, rest = _answers(sock).partition(b"}")  # behind a request, in the same read
+        assert first.startswith(b"HTTP/1.1 200"), first
+        answers.append(rest)
     for answer in answers:
         status, _, body = answer.partition(b"\r\n\r\n")
         assert status.startswith(b"HTTP/1.1 431"), answer[:200]
@@ -528,28 +533,32 @@ def test_a_head_of_one_endless_header_line_is_cut_off_as_it_comes(server: Server
 def test_a_head_too_large_behind_an_order_waits_for_the_orders_answer(
     server: Server, symbol: str
 ) -> None:
-    """Pipelined: the order before the refused head is carried out and answered, then the
-    refusal is, and the connection closed."""
+    """Pipelined: the order before a refused head, or before bytes that are not HTTP, is
+    carried out and answered, then the refusal is, and the connection closed."""
     trader = server.account("pipelines")
-    body = orjson.dumps({"symbol": symbol, "side": "buy", "type": "limit", "quantity": 1,
-                         "price": "2.00", "client_order_id": "before-the-big-head"})  # fmt: skip
-    ts = str(int(time.time()))
-    order = (
-        f"POST /v1/orders HTTP/1.1\r\nHost: x\r\nCFX-KEY: {trader.key}\r\n"
-        f"CFX-TIMESTAMP: {ts}\r\n"
-        f"CFX-SIGNATURE: {sign(trader.secret, ts, 'POST', '/v1/orders', body)}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    too_long = b"GET /v1/health?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def order(client_order_id: str) -> bytes:
+        body = orjson.dumps({"symbol": symbol, "side": "buy", "type": "limit", "quantity": 1,
+                             "price": "2.00", "client_order_id": client_order_id})  # fmt: skip
+        ts = str(int(time.time()))
+        return (f"POST /v1/orders HTTP/1.1\r\nHost: x\r\nCFX-KEY: {trader.key}\r\n"
+                f"CFX-TIMESTAMP: {ts}\r\n"
+                f"CFX-SIGNATURE: {sign(trader.secret, ts, 'POST', '/v1/orders', body)}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode() + body  # fmt: skip
+
     host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(order + body + too_long)  # fmt: skip
-        answer = _answers(sock)
-    first, _, rest = answer.partition(b"\r\n\r\n")
-    assert first.startswith(b"HTTP/1.1 201"), answer[:300]
-    assert b"before-the-big-head" in rest and b"HTTP/1.1 414" in rest, answer
+    too_long = b"GET /v1/health?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    for before, after, status in [("before-a-big-head", too_long, b"414"),
+                                  ("before-bad-bytes", b"BLAH\x01 / HTTP/1.1\r\n\r\n", b"400")]:  # fmt: skip
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(order(before) + after)
+            answer = _answers(sock)
+        first, _, rest = answer.partition(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 201"), answer[:300]
+        assert before.encode() in rest and b"HTTP/1.1 " + status in rest, answer
     placed = trader.request("GET", "/v1/orders").json()
-    assert [o["client_order_id"] for o in placed] == ["before-the-big-head"]
+    assert sorted(o["client_order_id"] for o in placed) == ["before-a-big-head", "before-bad-bytes"]
 
 
 def test_a_request_that_does_not_arrive_in_time_is_answered_408_and_closed(
