@@ -651,7 +651,7 @@ class Connection:
         )
         account = self.svc.state.api_keys.get(key)
         if account is None:
-            raise ApiError(Reason.UNAUTHORIZED, "unknown API key")
+            raise self._charged(ApiError(Reason.UNAUTHORIZED, "unknown API key"))
         problem = auth.verify(
             auth.derive_secret(self.svc.master_key, key),
             timestamp,
@@ -662,9 +662,9 @@ class Connection:
             time.time(),
         )
         if problem:
-            raise ApiError(Reason.UNAUTHORIZED, problem)
+            raise self._charged(ApiError(Reason.UNAUTHORIZED, problem))
         if self.svc.replays.seen(signature, key):
-            raise ApiError(Reason.UNAUTHORIZED, "this signature was already used")
+            raise self._charged(ApiError(Reason.UNAUTHORIZED, "this signature was already used"))
         # journaled, so that the signature stays spent after a restart; the messages that
         # come meanwhile wait for it (a client may send its orders right after its auth)
         self._after_auth = []
@@ -676,6 +676,19 @@ class Connection:
         except Refused:
             self._resume()
             raise
+
+    def _charged(self, refused: ApiError) -> ApiError:
+        """An ``auth`` that fails counts against the connection's client address, as a REST
+        request that fails its signature does; past the address's rate it is refused
+        ``RATE_LIMITED`` instead."""
+        from exchange.gateway.app import _address, _over_public_rate
+
+        limiter = self.svc.public_limiter
+        if limiter is None:
+            return refused
+        address = _address(self.websocket.scope)
+        wait = limiter.charge(address)
+        return _over_public_rate(limiter, address, wait) if wait else refused
 
     def _authenticated(self, outcome: Outcome, account: int, key: str, request_id: Any) -> None:
         try:

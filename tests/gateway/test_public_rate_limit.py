@@ -141,5 +141,14 @@ def test_a_websocket_handshake_counts_and_is_refused_with_the_error(server: Serv
     with ws_connect(server.url.replace("http", "ws") + "/v1/ws", open_timeout=10) as ws:
         ws.send(orjson.dumps({"op": "ping", "id": 1}).decode())
         assert orjson.loads(ws.recv(timeout=10))["id"] == 1
+    # an auth that fails counts against the address too
+    time.sleep(2.0)
+    with ws_connect(server.url.replace("http", "ws") + "/v1/ws", open_timeout=10) as ws:
+        codes = []
+        for n in range(2 * RATE + 2):
+            ws.send(orjson.dumps({"op": "auth", "id": n, "key": "nobody", "timestamp": "1",
+                                  "signature": "0" * 64}).decode())  # fmt: skip
+            codes.append(orjson.loads(ws.recv(timeout=10))["error"]["code"])
+    assert codes[0] == "UNAUTHORIZED" and codes[-1] == "RATE_LIMITED", codes
     log = server.data_dir.with_name(server.data_dir.name + ".log").read_text()
     assert "Traceback" not in log, log[-2000:]
