@@ -142,16 +142,17 @@ class _Subscriber(WSListener):
 async def _connect(ws_url: str, listener: Any) -> tuple[WSTransport, WSListener]:
     """Open one subscriber's websocket; a handshake refused for the address's rate of
     requests without a key (429, a server of ``--url``'s) is tried again when it says."""
-    for attempt in range(HANDSHAKE_TRIES):
+    tries = 1
+    while True:
         try:
             return await ws_connect(listener, ws_url, max_frame_size=1 << 24,
                                     websocket_handshake_timeout=60)  # fmt: skip
         except WSInvalidStatusError as refused:
             answer = refused.response
-            if answer is None or answer.status != 429 or attempt == HANDSHAKE_TRIES - 1:
+            if answer is None or answer.status != 429 or tries == HANDSHAKE_TRIES:
                 raise
+            tries += 1
             await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
-    raise AssertionError("unreachable")
 
 
 async def _client_main(ws_url: str, symbol: str, connections: int, ready_q: Any, go_q: Any,

@@ -94,13 +94,11 @@ def serve(
     from exchange.gateway.ws import DirectWebSocketProtocol
     from exchange.journal import JournalCorrupt, JournalError
     from exchange.service import (
-        DEFAULT_PUBLIC_RATE_LIMIT,
-        DEFAULT_RATE_LIMIT,
         ClockConflict,
         DataDirBusy,
         ExchangeService,
         ListingConflict,
-        rate_setting,
+        rate_settings,
     )
 
     if clock not in ("real", "sim"):
@@ -108,8 +106,7 @@ def serve(
     if snapshot_writer not in ("auto", "follower", "fork"):
         raise typer.BadParameter("--snapshot-writer must be 'auto', 'follower' or 'fork'")
     try:  # read again by the service; refused here, before anything is opened
-        rate_setting("CFX_RATE_LIMIT", DEFAULT_RATE_LIMIT)
-        rate_setting("CFX_PUBLIC_RATE_LIMIT", DEFAULT_PUBLIC_RATE_LIMIT, off=0)
+        rate_settings()
     except ValueError as exc:
         _fail(str(exc), 2)
     logging.basicConfig(level=logging.WARNING, format="cfx: %(levelname)s: %(message)s")

@@ -106,6 +106,15 @@ def rate_setting(name: str, default: float, off: float | None = None) -> float:
     )
 
 
+def rate_settings() -> tuple[float, float]:
+    """``CFX_RATE_LIMIT`` and ``CFX_PUBLIC_RATE_LIMIT`` (0: no limit), as
+    :func:`rate_setting` reads them."""
+    return (
+        rate_setting("CFX_RATE_LIMIT", DEFAULT_RATE_LIMIT),
+        rate_setting("CFX_PUBLIC_RATE_LIMIT", DEFAULT_PUBLIC_RATE_LIMIT, off=0),
+    )
+
+
 def fraction_str(value: Fraction, places: int = 4) -> str:
     """Format an exact fraction of cents as USD, rounded half even to ``places`` decimals."""
     usd = Decimal(value.numerator) / Decimal(value.denominator) / 100
@@ -290,9 +299,8 @@ class ExchangeService:
         self.md = MarketData()
         # Requests per second per API key (REST) or account (websocket orders), burst twice
         # that; CFX_RATE_LIMIT overrides the default, e.g. for load tests.
-        rate = rate_setting("CFX_RATE_LIMIT", DEFAULT_RATE_LIMIT)
+        rate, public_rate = rate_settings()
         self.limiter = TokenBucket(rate=rate, burst=max(1, int(2 * rate)))
-        public_rate = rate_setting("CFX_PUBLIC_RATE_LIMIT", DEFAULT_PUBLIC_RATE_LIMIT, off=0)
         #: Per client address, for the requests no key's limit counts (None: not limited).
         self.public_limiter = (
             TokenBucket(rate=public_rate, burst=max(1, int(2 * public_rate)))

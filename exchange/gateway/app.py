@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import math
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -36,8 +35,7 @@ from exchange.gateway.models import (
     UpTo1000,
     problem,
 )
-from exchange.gateway.protocols import ConnectionLimits
-from exchange.gateway.ratelimit import TokenBucket
+from exchange.gateway.ratelimit import address_refusal, client_address
 from exchange.reasons import Reason
 from exchange.sequencer.state import NS, Refused, spending, to_ns
 
@@ -111,7 +109,7 @@ class _Gate:
             if limiter is None or _admin_token(svc, authorization):
                 await self._http(scope, receive, send, length, encoding, chunked)
                 return
-            address = _address(scope)
+            address = client_address(scope)
             if (
                 key is not None
                 and _signed_path(scope["path"], state.signed_paths)
@@ -122,9 +120,11 @@ class _Gate:
                 # no more of them at a time than the address's burst, while they are unproven
                 unproven: dict[str, int] = state.unproven
                 held = unproven.get(address, 0)
-                wait = limiter.owed(address) or (held >= limiter.burst and 1 / limiter.rate)
+                wait = limiter.owed(address)
+                if held >= limiter.burst:  # as many waiting as the burst: one must end first
+                    wait = max(wait, 1 / limiter.rate)
                 if wait:
-                    await _error_response(_over_public_rate(limiter, address, wait))(
+                    await _error_response(address_refusal(limiter, address, wait))(
                         scope, receive, send
                     )
                     return
@@ -142,9 +142,7 @@ class _Gate:
                 return
             wait = limiter.take(address)
             if wait:
-                await _error_response(_over_public_rate(limiter, address, wait))(
-                    scope, receive, send
-                )
+                await _error_response(address_refusal(limiter, address, wait))(scope, receive, send)
                 return
             await self._http(scope, receive, send, length, encoding, chunked)
             return
@@ -153,10 +151,10 @@ class _Gate:
 
             limiter = scope["app"].state.svc.public_limiter
             if limiter is not None:  # a handshake is a request without a key too
-                address = _address(scope)
+                address = client_address(scope)
                 wait = limiter.take(address)
                 if wait:
-                    await _refuse_handshake(_over_public_rate(limiter, address, wait), scope, send)
+                    await _refuse_handshake(address_refusal(limiter, address, wait), scope, send)
                     return
             scope[RAW_SEND_KEY] = send
             scope[RAW_RECEIVE_KEY] = receive
@@ -229,23 +227,6 @@ def _admin_token(svc: ExchangeService, authorization: bytes | None) -> bool:
         return False
     scheme, _, token = authorization.partition(b" ")
     return scheme.lower() == b"bearer" and hmac.compare_digest(token, svc.admin_token.encode())
-
-
-def _address(scope: Any) -> str:
-    """The client address a request counts against (ASGI's ``client``; ``""`` for none)."""
-    client = scope.get("client")
-    return ConnectionLimits.address_of(client[0]) if client else ""
-
-
-def _over_public_rate(limiter: TokenBucket, address: str, wait: float) -> ApiError:
-    """The refusal of a request over its address's limit, to be tried in ``wait`` seconds."""
-    return ApiError(
-        Reason.RATE_LIMITED,
-        f"more than {limiter.rate:g} requests a second from one address ({address}) that no "
-        "API key's limit counts (unsigned, or not passing their signature): sign requests "
-        "with a key, or slow down",
-        {"Retry-After": str(max(1, math.ceil(wait)))},
-    )
 
 
 async def _refuse_handshake(refusal: ApiError, scope: Any, send: Any) -> None:
@@ -506,9 +487,9 @@ def authenticate(
             or not scope.pop(UNCOUNTED, False)
         ):
             raise
-        address = _address(scope)
+        address = client_address(scope)
         wait = limiter.charge(address)
-        raise (_over_public_rate(limiter, address, wait) if wait else refused) from None
+        raise (address_refusal(limiter, address, wait) if wait else refused) from None
 
 
 async def admin(request: Request) -> None:

@@ -21,9 +21,7 @@ journal, its snapshots and the ledger always find a file descriptor.
 from __future__ import annotations
 
 import asyncio
-import functools
 import http
-import ipaddress
 import resource
 from collections.abc import Callable
 from typing import ClassVar, Final
@@ -39,6 +37,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import StatusLike
 
 from exchange.gateway.errors import ApiError, error_body
+from exchange.gateway.ratelimit import address_of
 from exchange.reasons import Reason
 
 #: The message of a request uvicorn could not parse (its parser does not say more).
@@ -81,9 +80,6 @@ TOO_LARGE_HEAD: Final = (
 #: Open connections one client address may hold, REST and websocket together (``cfx serve
 #: --connections-per-address``; 0 for no limit: behind a proxy every client is its address).
 CONNECTIONS_PER_ADDRESS: Final = 1000
-#: The prefix length of the IPv6 network counted as one client address: a host given a /64
-#: (the usual end-site assignment) could otherwise open connections from as many addresses.
-IPV6_PREFIX: Final = 64
 #: File descriptors no client connection may take: the journal's segments and snapshots,
 #: the ledger's database, the pipes to helper processes.
 RESERVED_FDS: Final = 256
@@ -126,21 +122,8 @@ class ConnectionLimits:
         self.open = 0
         self.by_address: dict[str, int] = {}
 
-    @staticmethod
-    @functools.lru_cache(maxsize=4096)  # every request without a key asks
-    def address_of(host: str) -> str:
-        """The client address ``host``'s connections are counted under: an IPv4 address as
-        it is (an IPv4-mapped IPv6 one as IPv4), an IPv6 address as its /:data:`IPV6_PREFIX`
-        network; anything else (a Unix socket's empty host) as it is."""
-        if ":" not in host:
-            return host
-        try:
-            ip = ipaddress.IPv6Address(host.partition("%")[0])  # no zone: fe80::1%eth0
-        except ValueError:
-            return host
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+    #: The address a client's connections are counted under (:func:`address_of`).
+    address_of = staticmethod(address_of)
 
     def full(self) -> ApiError | None:
         """Why no connection more may hold a descriptor (close a new one at once), if so."""
@@ -211,8 +194,9 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     _held = 0
     #: What the parser handed on from the read being parsed.
     _handed = 0
-    #: Why the head being read is refused, once it is (answered when the read is parsed)...
-    _oversized: ApiError | None = None
+    #: Why the head being read is refused, with its status, once it is (answered when the
+    #: read is parsed)...
+    _oversized: tuple[ApiError, int] | None = None
     #: ... and that refusal with its status, while an earlier request is still answered.
     _deferred: tuple[ApiError, int | None] | None = None
 
@@ -261,20 +245,19 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         elif self._oversized is None:
             self._held = max(0, self._held + len(data) - self._handed)
             if self._head + self._held > MAX_HEAD:
-                self._oversized = ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LARGE_HEAD)
+                self._oversized = (ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LARGE_HEAD), 431)
         if self._oversized is not None:
-            self._refuse_head(self._oversized)
+            self._refuse_head(*self._oversized)
         elif self._in_request and self._request_timer is None:
             self._expect_rest()
 
-    def _refuse_head(self, refusal: ApiError) -> None:
+    def _refuse_head(self, refusal: ApiError, status: int | None) -> None:
         """Answer a request whose head runs past a limit (:data:`MAX_HEAD` and the rest):
         its status is 414 or 431, not the table's 413 for bodies (a connection refused for
         its address answers with that refusal). Nothing more is read, and the connection is
         closed after the answer, which waits for the answers to requests before it."""
         self._head, self._held = -1, 0
         self._refused = True
-        status: int | None = 414 if refusal.message == TOO_LONG_TARGET else 431
         if self._refusal is not None:
             refusal, status = self._refusal, None
         if self._answering():
@@ -289,7 +272,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._head += len(url)
         self._target += len(url)
         if self._target > MAX_TARGET:
-            self._oversized = ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LONG_TARGET)
+            self._oversized = (ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LONG_TARGET), 414)
         elif self._refusal is None:  # a refused connection's request is not kept
             super().on_url(url)
 
@@ -301,7 +284,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         self._head += line
         self._header_count += 1
         if line > MAX_HEADER_LINE or self._header_count > MAX_HEADERS or self._head > MAX_HEAD:
-            self._oversized = ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LARGE_HEAD)
+            self._oversized = (ApiError(Reason.PAYLOAD_TOO_LARGE, TOO_LARGE_HEAD), 431)
         elif self._refusal is None:
             super().on_header(name, value)
 

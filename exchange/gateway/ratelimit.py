@@ -3,8 +3,12 @@ one), and a cache that refuses replayed signatures."""
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import math
 import time
 from collections import OrderedDict
+from typing import Any, Final
 
 from exchange.gateway.errors import ApiError
 from exchange.reasons import Reason
@@ -69,6 +73,44 @@ class TokenBucket:
     def __len__(self) -> int:
         """How many keys have a bucket that is not known to be full."""
         return len(self._buckets)
+
+
+#: The prefix length of the IPv6 network counted as one client address: a host given a /64
+#: (the usual end-site assignment) could otherwise open connections from as many addresses.
+IPV6_PREFIX: Final = 64
+
+
+@functools.lru_cache(maxsize=4096)  # every request without a key asks
+def address_of(host: str) -> str:
+    """The client address ``host`` is counted under, for connections and rates: an IPv4
+    address as it is (an IPv4-mapped IPv6 one as IPv4), an IPv6 address as its
+    /:data:`IPV6_PREFIX` network; anything else (a Unix socket's empty host) as it is."""
+    if ":" not in host:
+        return host
+    try:
+        ip = ipaddress.IPv6Address(host.partition("%")[0])  # no zone: fe80::1%eth0
+    except ValueError:
+        return host
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+
+
+def client_address(scope: Any) -> str:
+    """The client address an ASGI request counts against (``""`` for none)."""
+    client = scope.get("client")
+    return address_of(client[0]) if client else ""
+
+
+def address_refusal(limiter: TokenBucket, address: str, wait: float) -> ApiError:
+    """The refusal of a request over its address's limit, to be tried in ``wait`` seconds."""
+    return ApiError(
+        Reason.RATE_LIMITED,
+        f"more than {limiter.rate:g} requests a second from one address ({address}) that no "
+        "API key's limit counts (unsigned, or not passing their signature): sign requests "
+        "with a key, or slow down",
+        {"Retry-After": str(max(1, math.ceil(wait)))},
+    )
 
 
 class ReplayCacheFull(ApiError):

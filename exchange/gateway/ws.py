@@ -46,7 +46,7 @@ from exchange.gateway.models import (
     parse_place,
 )
 from exchange.gateway.protocols import CountedWebSocket, JsonHandshake
-from exchange.gateway.ratelimit import TokenBucket
+from exchange.gateway.ratelimit import TokenBucket, address_refusal, client_address
 from exchange.reasons import Reason
 from exchange.sequencer.state import NS, Outcome, Refused, iso, spending
 
@@ -681,14 +681,12 @@ class Connection:
         """An ``auth`` that fails counts against the connection's client address, as a REST
         request that fails its signature does; past the address's rate it is refused
         ``RATE_LIMITED`` instead."""
-        from exchange.gateway.app import _address, _over_public_rate
-
         limiter = self.svc.public_limiter
         if limiter is None:
             return refused
-        address = _address(self.websocket.scope)
+        address = client_address(self.websocket.scope)
         wait = limiter.charge(address)
-        return _over_public_rate(limiter, address, wait) if wait else refused
+        return address_refusal(limiter, address, wait) if wait else refused
 
     def _authenticated(self, outcome: Outcome, account: int, key: str, request_id: Any) -> None:
         try:
