@@ -87,6 +87,7 @@ def serve(
 
     from exchange.gateway.app import create_app
     from exchange.gateway.protocols import (
+        ClientWarnings,
         ConnectionLimits,
         JsonHttpToolsProtocol,
         raise_open_file_limit,
@@ -150,6 +151,7 @@ def serve(
         ws_max_size=64 * 1024,
         timeout_graceful_shutdown=5,
     )
+    ClientWarnings.install()  # after uvicorn's logging config: one line a minute, not a request
 
     async def run() -> str | None:
         # recovery first, here, so a data dir that cannot start is told in words, not in

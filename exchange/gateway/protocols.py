@@ -15,14 +15,17 @@ past :data:`MAX_TARGET`, :data:`MAX_HEADER_LINE`, :data:`MAX_HEADERS` or :data:`
 :class:`JsonHttpToolsProtocol` gives each request :data:`REQUEST_TIMEOUT_S` to arrive whole,
 and with :class:`ConnectionLimits` caps the connections (REST and websocket alike) one
 client address may hold, and all of them together, below what the process can open: the
-journal, its snapshots and the ledger always find a file descriptor.
+journal, its snapshots and the ledger always find a file descriptor. :class:`ClientWarnings`
+keeps the warnings uvicorn logs for such requests to a line a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
+import logging
 import resource
+import time
 from collections.abc import Callable
 from typing import ClassVar, Final
 
@@ -105,6 +108,56 @@ def raise_open_file_limit() -> int:
             continue
         return wanted
     return soft
+
+
+#: Seconds between two log lines of the same warning a client's request causes (below).
+CLIENT_WARNING_EVERY_S: Final = 60.0
+
+
+class ClientWarnings(logging.Filter):
+    """Lets through one of each warning a client can cause with every request (uvicorn's
+    "Invalid HTTP request received." for a request it cannot parse, "Unsupported upgrade
+    request." for an ``Upgrade`` it does not serve) per :data:`CLIENT_WARNING_EVERY_S`; the
+    next one let through says how many were left out meanwhile. Without it, anyone who
+    can reach the port writes a line to the exchange's log per request, as fast as they
+    like. Every other record passes as it is."""
+
+    MESSAGES: ClassVar[frozenset[str]] = frozenset(
+        {"Invalid HTTP request received.", "Unsupported upgrade request."}
+    )
+
+    def __init__(self, every_s: float = CLIENT_WARNING_EVERY_S) -> None:
+        super().__init__()
+        self.every_s = every_s
+        #: message -> (when it was last let through, how many were left out since)
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg
+        if message not in self.MESSAGES or record.args:
+            return True
+        now = time.monotonic()
+        last = self._last.get(message)
+        if last is not None and now - last[0] < self.every_s:
+            self._last[message] = (last[0], last[1] + 1)
+            return False
+        self._last[message] = (now, 0)
+        if last is not None and last[1]:
+            record.msg = (
+                f"{message} ({last[1]} more since the last of these, "
+                f"{now - last[0]:.0f} s ago, not logged)"
+            )
+        return True
+
+    @classmethod
+    def install(cls, logger: str = "uvicorn.error") -> ClientWarnings:
+        """Filter ``logger``'s records (uvicorn's) through one of these; return it."""
+        found = next((f for f in logging.getLogger(logger).filters if isinstance(f, cls)), None)
+        if found is not None:
+            return found
+        instance = cls()
+        logging.getLogger(logger).addFilter(instance)
+        return instance
 
 
 class ConnectionLimits:

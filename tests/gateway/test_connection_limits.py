@@ -182,3 +182,22 @@ def test_an_unlimited_hard_limit_is_raised_to_what_a_process_may_open(
     monkeypatch.setattr(resource, "setrlimit", setrlimit)
     assert raise_open_file_limit() == 10_240 == limits["soft"]
     assert raise_open_file_limit() == 10_240  # already there: unchanged
+
+
+def test_requests_that_make_uvicorn_warn_write_one_line_not_one_each(tmp_path: Path) -> None:
+    """A client sending garbage, or asking to upgrade to what the server does not speak,
+    request after request, does not write a log line for each (ClientWarnings); each is
+    still answered."""
+    running = start_server(tmp_path / "data")
+    try:
+        for request in (b"NOT HTTP\r\n\r\n",
+                        b"GET /v1/health HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n"):  # fmt: skip
+            for _ in range(50):
+                with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+                    sock.sendall(request)
+                    assert sock.recv(65536).startswith((b"HTTP/1.1 400", b"HTTP/1.1 200"))
+    finally:
+        stop_server(running)
+    log = running.data_dir.with_name(running.data_dir.name + ".log").read_text()
+    assert log.count("Invalid HTTP request received.") == 1, log[-2000:]
+    assert log.count("Unsupported upgrade request.") == 1, log[-2000:]

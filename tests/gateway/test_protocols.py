@@ -4,6 +4,7 @@ over a socket: tests/gateway/test_rest.py)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -93,3 +94,32 @@ def test_pipelined_requests_are_timed_from_when_the_server_reads_them(
             await task
 
     asyncio.run(run())
+
+
+def test_a_warning_a_client_causes_is_logged_once_a_window_then_counted() -> None:
+    """Each of uvicorn's per-request warnings is let through once per window; the first let
+    through after it says how many were left out. Other records pass untouched."""
+    warnings = protocols.ClientWarnings(every_s=0.2)
+    invalid, upgrade = sorted(protocols.ClientWarnings.MESSAGES)
+
+    def record(message: str, *args: Any) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1, message, args, None)
+
+    first = record(invalid)
+    assert warnings.filter(first) and first.getMessage() == invalid
+    assert not any(warnings.filter(record(invalid)) for _ in range(500))
+    assert warnings.filter(record(upgrade))  # each message has its own window
+    assert warnings.filter(record("Exception in ASGI application"))  # not a client's
+    assert warnings.filter(record("%s", invalid))  # a formatted record is not one of them
+    time.sleep(0.25)
+    later = record(invalid)
+    assert warnings.filter(later)
+    assert later.getMessage().startswith(f"{invalid} (500 more since the last of these, ")
+    again = record(invalid)
+    assert not warnings.filter(again)  # a new window
+    time.sleep(0.25)
+    quiet = record(invalid)
+    assert warnings.filter(quiet) and quiet.getMessage().startswith(f"{invalid} (1 more ")
+    assert protocols.ClientWarnings.install("cfx.test") is protocols.ClientWarnings.install(
+        "cfx.test"
+    )  # installed once
