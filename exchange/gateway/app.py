@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 #: Largest request body accepted, in bytes.
 MAX_BODY = 64 * 1024
 
+#: What FastAPI says of a JSON body it could not decode at all (not UTF-8, nested deeper
+#: than the decoder goes)...
+_UNREADABLE_BODY = "There was an error parsing the body"
+#: ... and what the exchange says instead, as of any body that is not JSON.
+UNREADABLE_JSON = "the body is not valid JSON (not UTF-8, or nested too deeply to read)"
+
 #: The longest simulated-clock advance one request may ask for.
 MAX_ADVANCE_NS = 366 * 86_400 * NS
 
@@ -602,11 +608,14 @@ def create_app(svc: ExchangeService) -> FastAPI:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # Starlette names the methods of the first route only
             headers["Allow"] = ", ".join(_allowed(request))
-        elif exc.status_code == 400:  # a body FastAPI could not read (not UTF-8, say)
+        detail = str(exc.detail)
+        if exc.status_code == 400:  # a body FastAPI could not read (not UTF-8, say)
             refused = await _credentials_first(request)
             if refused is not None:
                 return refused
-        return _json(error_body(reason, str(exc.detail)), status, headers)
+            if detail == _UNREADABLE_BODY:
+                detail = UNREADABLE_JSON
+        return _json(error_body(reason, detail), status, headers)
 
     app.add_middleware(_Gate)
 

@@ -568,8 +568,10 @@ class Connection:
             elif op == "ping":
                 if not self._too_chatty():
                     self.send({"op": "pong", "id": request_id, "time": self.svc.clock_iso()})
+            elif op is None:
+                raise _Refusal(Reason.INVALID_REQUEST, f'a message needs an "op": one of {_OPS}')
             else:
-                raise _Refusal(Reason.INVALID_REQUEST, f"unknown op {op!r}")
+                raise _Refusal(Reason.INVALID_REQUEST, f"unknown op {op!r}: one of {_OPS}")
         except _Refusal as exc:
             self.refuse(request_id, exc.reason, exc.message)
         except ApiError as exc:
@@ -758,9 +760,7 @@ class Connection:
 
     def cancel(self, message: dict[str, Any], request_id: Any) -> None:
         account = self._trading_account("cancelling orders")
-        order_id = message.get("order_id")
-        if not isinstance(order_id, int) or isinstance(order_id, bool):
-            raise ApiError(Reason.INVALID_REQUEST, "order_id must be an integer")
+        order_id = _order_id(message)
         if not _CANCEL_KEYS.issuperset(message):
             parse_model(CancelOrder, _fields(message, "order_id"))  # names the extra fields
         self.svc.check_own_order(account, order_id)
@@ -769,9 +769,7 @@ class Connection:
     def amend(self, message: dict[str, Any], request_id: Any) -> None:
         """``PATCH /v1/orders/{order_id}`` over the websocket: the same checks, in order."""
         account = self._trading_account("amending orders")
-        order_id = message.get("order_id")
-        if not isinstance(order_id, int) or isinstance(order_id, bool):
-            raise ApiError(Reason.INVALID_REQUEST, "order_id must be an integer")
+        order_id = _order_id(message)
         body = parse_model(AmendOrder, _fields(message, "order_id"))
         order = self.svc.own_order(account, order_id)
         if body.price is None and body.quantity is None:
@@ -803,6 +801,20 @@ class Connection:
 
 #: Everything a ``cancel`` may hold.
 _CANCEL_KEYS: Final = frozenset(("op", "id", "order_id"))
+#: What the ``op`` of a message may be, as a refusal lists them.
+_OPS: Final = ", ".join(("auth", "subscribe", "unsubscribe", "place", "cancel", "amend",
+                         "cancel_all", "cancel_after", "ping"))  # fmt: skip
+#: The largest order id (REST's path parameter takes 1 to this too).
+_MAX_ID: Final = 2**63 - 1
+
+
+def _order_id(message: dict[str, Any]) -> int:
+    """The message's ``order_id``: an integer from 1 to 2^63 - 1, as in a REST path (400
+    ``INVALID_REQUEST`` otherwise, before the order is looked for)."""
+    order_id = message.get("order_id")
+    if not isinstance(order_id, int) or isinstance(order_id, bool) or not 1 <= order_id <= _MAX_ID:
+        raise ApiError(Reason.INVALID_REQUEST, f"order_id must be an integer from 1 to {_MAX_ID}")
+    return order_id
 
 
 def _fields(message: dict[str, Any], *also: str) -> dict[str, Any]:

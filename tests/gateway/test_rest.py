@@ -12,6 +12,7 @@ import orjson
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from exchange.gateway.app import UNREADABLE_JSON
 from exchange.gateway.auth import sign
 from exchange.gateway.protocols import REQUEST_TIMEOUT_S
 from tests.gateway.conftest import ADMIN_TOKEN, Client, Server
@@ -217,6 +218,10 @@ def test_malformed_bodies_are_400(server: Server) -> None:
         assert response.json()["error"]["code"] == "INVALID_REQUEST"
     response = trader.request("POST", "/v1/orders", raw=b'{"symbol": ')
     assert response.json()["error"]["message"] == "the body is not valid JSON (at character 11)"
+    for raw in (b"[" * 5000, b'{"symbol": "\xff"}'):  # past the decoder's depth; not UTF-8
+        response = trader.request("POST", "/v1/orders", raw=raw)
+        assert response.status_code == 400, (raw, response.text)
+        assert response.json()["error"] == {"code": "INVALID_REQUEST", "message": UNREADABLE_JSON}
 
 
 def test_oversized_body_is_413(server: Server) -> None:

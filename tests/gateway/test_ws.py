@@ -228,6 +228,11 @@ def test_bad_frames_get_errors_and_keep_the_connection(server: Server) -> None:
                 assert (reply["op"], reply["id"], reply["error"]["code"]) == (
                     "error", None, "INVALID_REQUEST"
                 )  # fmt: skip
+            for frame, says in (('{"op": "dance"}', "unknown op 'dance': one of auth, "),
+                                ('{"id": 7}', 'a message needs an "op": one of auth, ')):  # fmt: skip
+                await ws.send(frame)
+                reply = await _until(ws, lambda m: m.get("op") == "error")
+                assert reply["error"]["message"].startswith(says), reply
             await ws.send(b"\x00\x01binary")
             reply = await _until(ws, lambda m: m.get("op") == "error")
             assert reply["error"]["code"] == "INVALID_REQUEST"
@@ -414,6 +419,9 @@ def test_amend_cancel_all_and_cancel_after_over_the_websocket(server: Server, sy
                 ({"order_id": placed[0], "price": 2.5}, "INVALID_REQUEST", "price: "),
                 ({"order_id": placed[0], "size": 5}, "INVALID_REQUEST", "size: Extra inputs"),
                 ({"price": "2.02"}, "INVALID_REQUEST", "order_id must be an integer"),
+                ({"order_id": 0, "price": "2.02"}, "INVALID_REQUEST", f"from 1 to {2**63 - 1}"),
+                ({"order_id": -1, "price": "2.02"}, "INVALID_REQUEST", f"from 1 to {2**63 - 1}"),
+                ({"order_id": 2**63, "price": "2.02"}, "INVALID_REQUEST", f"from 1 to {2**63 - 1}"),
                 ({"order_id": theirs, "price": "2.02"}, "ORDER_NOT_FOUND", f"order {theirs}"),
                 ({"order_id": placed[0], "price": "9.99"}, "PRICE_OUT_OF_BAND", ""),
             ):
@@ -425,6 +433,15 @@ def test_amend_cancel_all_and_cancel_after_over_the_websocket(server: Server, sy
             reply = await ask({"op": "cancel", "id": "bad", "order_id": placed[0], "size": 5})
             assert reply["error"]["code"] == "INVALID_REQUEST", reply
             assert reply["error"]["message"] == "size: Extra inputs are not permitted"
+            # a number beyond 64 bits (which orjson reads as a float) is no order id either
+            await ws.send(f'{{"op": "amend", "id": "big", "order_id": {2**70}, "price": "2.02"}}')
+            reply = await _until(ws, lambda m: m.get("id") == "big")
+            assert reply["error"]["message"].endswith(f"from 1 to {2**63 - 1}"), reply
+            for order_id in (0, -1, 2**63):  # as REST refuses DELETE /v1/orders/{order_id}
+                reply = await ask({"op": "cancel", "id": "bad", "order_id": order_id})
+                assert reply["error"]["code"] == "INVALID_REQUEST", reply
+                rest = trader.request("DELETE", f"/v1/orders/{order_id}")
+                assert (rest.status_code, rest.json()["error"]["code"]) == (400, "INVALID_REQUEST")
             assert trader.request("GET", f"/v1/orders/{placed[0]}").json() == ack["order"]
 
             armed = await ask({"op": "cancel_after", "id": 2, "timeout_s": 60})
@@ -450,3 +467,39 @@ def test_amend_cancel_all_and_cancel_after_over_the_websocket(server: Server, sy
     asyncio.run(run())
     assert trader.request("GET", "/v1/orders?status=open").json() == []
     assert other.request("GET", f"/v1/orders/{theirs}").json()["status"] == "open"
+
+
+def test_trades_of_every_symbol_and_a_subscribe_taken_whole(server: Server, symbol: str) -> None:
+    """``trades:*`` carries every contract's trades; ``book:*`` is refused; a subscribe with
+    one refused channel adds none of them."""
+    contracts = httpx.get(server.url + "/v1/contracts").json()
+    a100 = sorted(c["symbol"] for c in contracts if c["product"] == "A100")[-1]
+    maker, taker = server.account("ws-star-maker"), server.account("ws-star-taker")
+
+    async def run() -> None:
+        async with websockets.connect(server.ws_url) as ws:
+
+            async def ask(message: dict[str, Any]) -> dict[str, Any]:
+                await ws.send(_text(message))
+                return await _until(ws, lambda m: m.get("id") == message["id"])
+
+            refused = await ask({"op": "subscribe", "id": 1, "channels": [f"trades:{symbol}", "book:NOPE"]})  # fmt: skip
+            assert refused["error"]["code"] == "UNKNOWN_SYMBOL", refused
+            for channels, says in ((["book:*"], "one symbol at a time"),
+                                   (["trades:*", "candles:*"], "unknown channel 'candles:*'"),
+                                   (["trades:*", "orders"], "authenticate before")):  # fmt: skip
+                refused = await ask({"op": "subscribe", "id": 2, "channels": channels})
+                assert says in refused["error"]["message"], refused
+            acked = await ask({"op": "unsubscribe", "id": 3, "channels": []})
+            assert acked["channels"] == []  # none of the refused subscribes added anything
+            acked = await ask({"op": "subscribe", "id": 4, "channels": ["trades:*"]})
+            assert acked["channels"] == ["trades:*"]
+            for traded, price in ((symbol, "2.00"), (a100, "1.50")):
+                assert maker.place(traded, "sell", price, 1).status_code == 201
+                assert taker.place(traded, "buy", price, 1).status_code == 201
+            seen: set[str] = set()
+            while seen != {symbol, a100}:
+                trade = await _until(ws, lambda m: m.get("channel") == "trades")
+                seen.add(trade["symbol"])
+
+    asyncio.run(run())
