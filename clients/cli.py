@@ -77,6 +77,12 @@ def serve(
         help="Open connections (REST and websocket) one client address may hold; 0: no "
         "limit (behind a proxy, which is every client's address).",
     ),
+    access_log: bool = typer.Option(
+        False,
+        "--access-log",
+        help="Log every HTTP request (client, method, path, status) and websocket handshake "
+        "to stderr; off by default, as it costs each request a log line.",
+    ),
 ) -> None:
     """Run the exchange: REST and websocket API on HOST:PORT."""
     import asyncio
@@ -141,7 +147,7 @@ def serve(
     config = uvicorn.Config(
         create_app(svc),
         log_level="warning",
-        access_log=False,
+        access_log=access_log,
         loop="uvloop",
         http=JsonHttpToolsProtocol.limited(ConnectionLimits(connections_per_address)),
         ws=DirectWebSocketProtocol,
@@ -152,6 +158,9 @@ def serve(
         timeout_graceful_shutdown=5,
     )
     ClientWarnings.install()  # after uvicorn's logging config: one line a minute, not a request
+    if access_log:  # uvicorn logs requests at INFO, handshakes on its error logger
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+        logging.getLogger("uvicorn.error").setLevel(logging.INFO)
 
     async def run() -> str | None:
         # recovery first, here, so a data dir that cannot start is told in words, not in

@@ -229,3 +229,19 @@ def test_the_port_refuses_connections_until_the_exchange_serves() -> None:
             assert client.connect_ex(sock.getsockname()) != 0
     finally:
         sock.close()
+
+
+def test_access_log_names_each_request_and_is_off_by_default(tmp_path: Path) -> None:
+    """``cfx serve --access-log``: a line per HTTP request and websocket handshake, with the
+    client's address and the status; without it, none."""
+    for flag in (["--access-log"], []):
+        data_dir = tmp_path / f"data{len(flag)}"
+        running = start_server(data_dir, extra=flag)
+        try:
+            assert httpx.get(running.url + "/v1/health").status_code == 200
+            assert httpx.post(running.url + "/v1/orders", json={}).status_code == 401
+        finally:
+            stop_server(running)
+        log = data_dir.with_name(data_dir.name + ".log").read_text()
+        lines = ('"GET /v1/health HTTP/1.1" 200', '"POST /v1/orders HTTP/1.1" 401')
+        assert all((f" - {line}" in log) == bool(flag) for line in lines), log  # after the client
