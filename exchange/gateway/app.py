@@ -381,6 +381,8 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
+#: The methods whose signed requests take no body: one sent with a body is refused.
+_BODILESS = frozenset(("GET", "HEAD", "DELETE", "OPTIONS"))
 #: The headers a signed request carries (SPEC section 6), as ASGI names them.
 _SIGNING_HEADERS = (b"cfx-key", b"cfx-timestamp", b"cfx-signature")
 
@@ -452,6 +454,11 @@ def authenticate(
             raise ApiError(Reason.UNAUTHORIZED, "unknown API key")
         if len(body) > MAX_BODY:
             raise ApiError(Reason.PAYLOAD_TOO_LARGE, f"bodies are limited to {MAX_BODY} bytes")
+        if body and method in _BODILESS:
+            # refused before the signature is looked at (nor spent): what is signed runs the
+            # path into the body, so a signed DELETE /v1/orders/13 would verify as DELETE
+            # /v1/orders/1 with the body "3" (and a cancel-all's "?symbol=S" as a body)
+            raise ApiError(Reason.INVALID_REQUEST, f"a {method} request takes no body")
         problem = auth.verify(
             auth.derive_secret(svc.master_key, key),
             timestamp,

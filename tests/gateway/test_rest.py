@@ -711,3 +711,44 @@ def test_a_sim_clock_advance_to_the_distant_past_goes_backwards(server: Server) 
         response = server.admin("POST", "/v1/admin/clock/advance", {"to": to})
         assert response.status_code == 409, (to, response.text)
         assert response.json()["error"]["code"] == "CLOCK_BACKWARDS"
+
+
+def test_a_signature_cannot_be_moved_from_the_path_into_a_body(server: Server) -> None:
+    """What is signed runs the path into the body (SPEC section 6), so a GET or DELETE with
+    a body is refused (400), before its signature is checked or spent: else a captured
+    ``DELETE /v1/orders?symbol=S`` would verify as ``DELETE /v1/orders`` with the body
+    ``?symbol=S``, a cancel of every order, and ``DELETE /v1/orders/13`` as a cancel of 1."""
+    trader = server.account("path-into-body")
+    first, second = sorted(_h100_symbols(server))[-2:]
+    kept = trader.place(first, "buy", "3.00", 1).json()
+    target = trader.place(second, "buy", "3.00", 1).json()
+    while kept["order_id"] < 10:  # ids of two digits or more, to cut one off
+        kept = trader.place(first, "buy", "3.00", 1).json()
+    target = trader.place(second, "buy", "3.00", 1).json()
+    for method, signed, sent, body in (
+        ("DELETE", f"/v1/orders?symbol={second}", "/v1/orders", f"?symbol={second}"),
+        ("DELETE", f"/v1/orders/{target['order_id']}", f"/v1/orders/{str(target['order_id'])[:-1]}",
+         str(target["order_id"])[-1]),
+        ("GET", f"/v1/orders/{kept['order_id']}", f"/v1/orders/{str(kept['order_id'])[:-1]}",
+         str(kept["order_id"])[-1]),
+    ):  # fmt: skip
+        timestamp = str(int(time.time()))
+        headers = {"CFX-KEY": trader.key, "CFX-TIMESTAMP": timestamp,
+                   "CFX-SIGNATURE": sign(trader.secret, timestamp, method, signed, b"")}  # fmt: skip
+        moved = httpx.request(method, server.url + sent, content=body.encode(), headers=headers)
+        assert moved.status_code == 400, (sent, moved.text)
+        assert moved.json()["error"] == {
+            "code": "INVALID_REQUEST",
+            "message": f"a {method} request takes no body",
+        }
+        if method == "DELETE":  # nothing was cancelled, and the signature is not spent
+            assert (
+                trader.request("GET", f"/v1/orders/{kept['order_id']}").json()["status"] == "open"
+            )
+            assert (
+                trader.request("GET", f"/v1/orders/{target['order_id']}").json()["status"] == "open"
+            )
+            again = httpx.request(method, server.url + signed, headers=headers)
+            assert again.status_code == 200, again.text
+            target = trader.place(second, "buy", "3.00", 1).json()
+    assert trader.request("GET", f"/v1/orders/{kept['order_id']}").json()["status"] == "open"
