@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import ClassVar, Final
 
 import orjson
+from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -233,8 +234,10 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
     _in_request = False
     #: When the request being read began (the event loop's clock).
     _began_at = 0.0
-    #: The request being read, once its headers are in (its answer may have begun).
+    #: The request being read, once its headers are in (its answer may have begun)...
     _reading: RequestResponseCycle | None = None
+    #: ... and the one whose answer was begun last (before those pipelined behind it).
+    _answered: RequestResponseCycle | None = None
     #: The head of the request being read so far: its target and header lines, counted
     #: as the parser hands them on (-1: no head is being read), its target and headers...
     _head = -1
@@ -341,9 +344,20 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
         elif self._refusal is None:
             super().on_header(name, value)
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._answered = cycle
+        super()._start_asgi_task(cycle, app)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._request_arrived()
         self._release()
+        answered = self._answered
+        if answered is not None and answered is not self.cycle and not answered.response_complete:
+            # uvicorn tells only the last request read (``cycle``) that its client is gone;
+            # with requests pipelined behind it, the one being answered would write to the
+            # closed transport (an exception in the log, not a word to anyone)
+            answered.disconnected = True
+            answered.message_event.set()
         super().connection_lost(exc)
 
     def _release(self) -> None:

@@ -752,3 +752,26 @@ def test_a_signature_cannot_be_moved_from_the_path_into_a_body(server: Server) -
             assert again.status_code == 200, again.text
             target = trader.place(second, "buy", "3.00", 1).json()
     assert trader.request("GET", f"/v1/orders/{kept['order_id']}").json()["status"] == "open"
+
+
+def test_a_client_gone_with_pipelined_requests_unanswered_is_no_server_error(
+    server: Server,
+) -> None:
+    """Requests pipelined on a connection whose client reads nothing, then hangs up while
+    one is being answered: the answer is dropped, and the server logs no exception (uvicorn
+    marks only the last request read as disconnected, and the one answered wrote to the
+    closed transport)."""
+    log = server.data_dir.with_name(server.data_dir.name + ".log")
+    before = log.read_text(errors="replace").count("Exception in ASGI application")
+    host, port = server.url.removeprefix("http://").split(":")
+    for _ in range(3):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills up at once
+        sock.connect((host, int(port)))
+        sock.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 40)
+        time.sleep(0.5)  # answers pile up in the server's buffers, then it waits
+        sock.close()
+    time.sleep(0.5)
+    assert httpx.get(server.url + "/v1/health").status_code == 200
+    after = log.read_text(errors="replace").count("Exception in ASGI application")
+    assert after == before, log.read_text(errors="replace")[-3000:]
