@@ -257,7 +257,15 @@ class ExchangeService:
         from exchange.ledger import Ledger
 
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # private: its journal names every API key, and its master.key derives their secrets
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.data_dir.stat().st_mode & 0o077:
+            log.warning(
+                "the data dir %s is open to other users (mode %03o): its master.key gives "
+                "every API key's secret; chmod 700 it",
+                self.data_dir,
+                self.data_dir.stat().st_mode & 0o777,
+            )
         self._lock = open(self.data_dir / "lock", "w")  # noqa: SIM115 - held for the service's life
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -245,3 +245,18 @@ def test_access_log_names_each_request_and_is_off_by_default(tmp_path: Path) -> 
         log = data_dir.with_name(data_dir.name + ".log").read_text()
         lines = ('"GET /v1/health HTTP/1.1" 200', '"POST /v1/orders HTTP/1.1" 401')
         assert all((f" - {line}" in log) == bool(flag) for line in lines), log  # after the client
+
+
+def test_the_data_dir_is_private_and_an_open_one_is_pointed_out(tmp_path: Path) -> None:
+    """A new data dir is the owner's alone (its master.key gives every API secret); one
+    other users may read is served, with a warning saying so."""
+    running = start_server(tmp_path / "data")
+    stop_server(running)
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    assert "open to other users" not in (tmp_path / "data.log").read_text()
+    (tmp_path / "open").mkdir(mode=0o755)
+    os.chmod(tmp_path / "open", 0o755)  # whatever the umask
+    running = start_server(tmp_path / "open")
+    stop_server(running)
+    log = (tmp_path / "open.log").read_text()
+    assert "is open to other users (mode 755)" in log and "chmod 700" in log, log
