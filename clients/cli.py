@@ -96,6 +96,7 @@ def serve(
         ClientWarnings,
         ConnectionLimits,
         JsonHttpToolsProtocol,
+        StalledWrites,
         raise_open_file_limit,
     )
     from exchange.gateway.ws import DirectWebSocketProtocol
@@ -192,7 +193,12 @@ def serve(
             f"cfx listening on http://{where}:{port_bound} (data in {data_dir}, clock {clock})",
             err=True,
         )
-        await uvicorn.Server(config).serve(sockets=sockets)
+        server = uvicorn.Server(config)
+        stalled = StalledWrites(server.server_state.connections, loop).start()
+        try:
+            await server.serve(sockets=sockets)
+        finally:
+            stalled.stop()
         return None
 
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:

@@ -16,18 +16,24 @@ past :data:`MAX_TARGET`, :data:`MAX_HEADER_LINE`, :data:`MAX_HEADERS` or :data:`
 and with :class:`ConnectionLimits` caps the connections (REST and websocket alike) one
 client address may hold, and all of them together, below what the process can open: the
 journal, its snapshots and the ledger always find a file descriptor. :class:`ClientWarnings`
-keeps the warnings uvicorn logs for such requests to a line a minute.
+keeps the warnings uvicorn logs for such requests to a line a minute, and
+:class:`StalledWrites` resets the connections whose client reads nothing of their answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import http
 import logging
 import resource
+import socket
+import struct
+import sys
+import termios
 import time
 from collections.abc import Callable
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import orjson
 from uvicorn._types import ASGI3Application
@@ -159,6 +165,104 @@ class ClientWarnings(logging.Filter):
         instance = cls()
         logging.getLogger(logger).addFilter(instance)
         return instance
+
+
+#: Seconds a connection may hold answers its client takes none of (bytes waiting to be
+#: sent, in the server or the kernel, with none taken since): it is then cut (reset).
+WRITE_STALL_S: Final = 10.0
+#: Seconds a connection the server has closed may take to send what it still holds.
+CLOSING_GRACE_S: Final = 5.0
+#: How often :class:`StalledWrites` looks.
+STALL_CHECK_S: Final = 1.0
+
+
+#: Where Linux's ``struct tcp_info`` keeps ``tcpi_bytes_acked`` (since 4.1), and its size.
+_BYTES_ACKED = struct.Struct("=Q")
+_BYTES_ACKED_AT = 120
+
+
+def _sending(transport: asyncio.BaseTransport) -> tuple[int, int | None]:
+    """``(bytes still to send, bytes the client has taken so far)`` on the transport: what
+    the server and the kernel hold, and the count of bytes the peer acknowledged (Linux;
+    ``None`` where the kernel does not say, and then the kernel's share is not known)."""
+    unsent = transport.get_write_buffer_size()  # type: ignore[attr-defined]
+    sock = transport.get_extra_info("socket")
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        kernel = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4))  # SIOCOUTQ
+    except (AttributeError, OSError, ValueError):  # not Linux, not TCP, or closed meanwhile
+        return unsent, None
+    unsent += int.from_bytes(kernel, sys.byteorder)
+    if len(raw) < _BYTES_ACKED_AT + _BYTES_ACKED.size:
+        return unsent, None
+    return unsent, _BYTES_ACKED.unpack_from(raw, _BYTES_ACKED_AT)[0]
+
+
+class StalledWrites:
+    """Cuts the connections whose client has stopped reading.
+
+    An answer (or a feed) to a client that reads nothing fills the kernel's send buffer
+    (megabytes, per connection) and then the server's, and no timeout applies: uvicorn
+    waits for it to be sent before the next pipelined request, and closing a connection
+    waits for what it holds to be sent, for good. So any client could hold gigabytes of
+    memory with a few hundred connections that never read. Every :data:`STALL_CHECK_S` this
+    looks at each open connection: one that has held unsent bytes for :data:`WRITE_STALL_S`
+    with none of them taken in the meantime (what it holds never fell), or that the server
+    closed :data:`CLOSING_GRACE_S` ago and still holds some, is aborted: its memory is freed
+    at once, and its client sees a reset.
+    """
+
+    def __init__(self, connections: set[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.connections = connections  #: uvicorn's server state's: every protocol open
+        self.loop = loop
+        #: connection -> (since when it has held bytes and taken none, the count that
+        #: falls as it takes them: less the bytes it took, or what it still holds)
+        self._held: dict[Any, tuple[float, int]] = {}
+        self._closing: dict[Any, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self.cut = 0  #: connections aborted so far
+
+    def start(self) -> StalledWrites:
+        self._timer = self.loop.call_later(STALL_CHECK_S, self.check)
+        return self
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def check(self) -> None:
+        now = self.loop.time()
+        held: dict[Any, tuple[float, int]] = {}
+        closing: dict[Any, float] = {}
+        for protocol in list(self.connections):
+            transport = getattr(protocol, "transport", None)
+            if transport is None:
+                continue
+            if transport.is_closing():
+                since = self._closing.get(protocol, now)
+                if now - since >= CLOSING_GRACE_S:
+                    self._cut(transport)
+                else:
+                    closing[protocol] = since
+                continue
+            unsent, taken = _sending(transport)
+            if not unsent:
+                continue
+            mark = unsent if taken is None else -taken  # falls while the client reads
+            since, before = self._held.get(protocol, (now, mark))
+            if mark < before:  # some was taken: it reads, however slowly
+                since = now
+            if now - since >= WRITE_STALL_S:
+                self._cut(transport)
+            else:
+                held[protocol] = (since, mark)
+        self._held, self._closing = held, closing
+        self._timer = self.loop.call_later(STALL_CHECK_S, self.check)
+
+    def _cut(self, transport: asyncio.BaseTransport) -> None:
+        self.cut += 1
+        transport.abort()  # type: ignore[attr-defined]
 
 
 class ConnectionLimits:

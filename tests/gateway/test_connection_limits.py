@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 import resource
 import socket
 import time
@@ -16,7 +18,12 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from clients import Feed, RateLimited
-from exchange.gateway.protocols import ConnectionLimits, raise_open_file_limit
+from exchange.gateway.protocols import (
+    STALL_CHECK_S,
+    WRITE_STALL_S,
+    ConnectionLimits,
+    raise_open_file_limit,
+)
 from tests.gateway.conftest import Server, start_server, stop_server
 
 PER_ADDRESS = 3
@@ -201,3 +208,64 @@ def test_requests_that_make_uvicorn_warn_write_one_line_not_one_each(tmp_path: P
     log = running.data_dir.with_name(running.data_dir.name + ".log").read_text()
     assert log.count("Invalid HTTP request received.") == 1, log[-2000:]
     assert log.count("Unsupported upgrade request.") == 1, log[-2000:]
+
+
+def _never_reading(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # full at once
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def _read_to_end(sock: socket.socket) -> int | None:
+    """Read what the server sent until the connection ends: how many bytes (None if it is
+    still open after 5 quiet seconds)."""
+    sock.settimeout(5)
+    received = 0
+    try:
+        while chunk := sock.recv(65536):
+            received += len(chunk)
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return None
+    return received
+
+
+def test_a_client_that_reads_nothing_is_cut_off(tmp_path: Path) -> None:
+    """Answers a client takes none of (REST requests pipelined, a websocket's snapshots)
+    are held for WRITE_STALL_S at most: then the connection is reset, so a client cannot
+    pin the server's and the kernel's memory with connections that never read. A client
+    that reads, however slowly, is not."""
+    running = start_server(tmp_path / "data")
+    try:
+        rest = _never_reading(running.port)
+        rest.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 40)
+        ws = _never_reading(running.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        ws.sendall(f"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())  # fmt: skip
+        assert ws.recv(4096).startswith(b"HTTP/1.1 101")
+        subscribe = orjson.dumps({"op": "subscribe", "channels": ["ticker:*"]})
+        mask = os.urandom(4)
+        frame = bytes([0x81, 0x80 | len(subscribe)]) + mask
+        frame += bytes(b ^ mask[i % 4] for i, b in enumerate(subscribe))
+        ws.sendall(frame * 20)  # a ticker of every contract, 20 times over
+        slow = _never_reading(running.port)  # reads a little every second: kept
+        slow.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 10)
+        deadline = time.monotonic() + WRITE_STALL_S + 3 * STALL_CHECK_S
+        while time.monotonic() < deadline:
+            assert slow.recv(2048)
+            time.sleep(0.5)
+        whole = len(httpx.get(running.url + "/openapi.json").content)
+        received = _read_to_end(rest)
+        assert received is not None and received < 40 * whole  # cut short
+        assert _read_to_end(ws) is not None
+        assert slow.recv(65536)  # still served
+        for sock in (rest, ws, slow):
+            sock.close()
+        assert httpx.get(running.url + "/v1/health").status_code == 200
+    finally:
+        stop_server(running)
+    log = running.data_dir.with_name(running.data_dir.name + ".log").read_text()
+    assert "Traceback" not in log and "ERROR" not in log, log[-2000:]

@@ -123,3 +123,54 @@ def test_a_warning_a_client_causes_is_logged_once_a_window_then_counted() -> Non
     assert protocols.ClientWarnings.install("cfx.test") is protocols.ClientWarnings.install(
         "cfx.test"
     )  # installed once
+
+
+class _Transport:
+    """What StalledWrites asks of a transport (no socket: the kernel's share is unknown)."""
+
+    def __init__(self, buffered: int = 0, closing: bool = False) -> None:
+        self.buffered, self.closing, self.aborted = buffered, closing, False
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+class _Connection:
+    def __init__(self, transport: _Transport) -> None:
+        self.transport = transport
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Any) -> Any:
+        return None
+
+
+def test_stalled_writes_cut_a_connection_that_takes_nothing_and_spare_a_slow_one() -> None:
+    clock = _Clock()
+    stuck, slow, idle = _Transport(100_000), _Transport(100_000), _Transport(0)
+    closed = _Transport(10, closing=True)
+    connections = {_Connection(t) for t in (stuck, slow, idle, closed)}
+    watch = protocols.StalledWrites(connections, clock)  # type: ignore[arg-type]
+    for second in range(int(protocols.WRITE_STALL_S) + 1):
+        clock.now = float(second)
+        slow.buffered -= 1  # takes a byte a second
+        watch.check()
+        assert closed.aborted == (second >= protocols.CLOSING_GRACE_S)
+        assert not stuck.aborted or second >= protocols.WRITE_STALL_S
+    assert stuck.aborted and not slow.aborted and not idle.aborted
+    assert watch.cut == 2
