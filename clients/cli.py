@@ -80,8 +80,8 @@ def serve(
     access_log: bool = typer.Option(
         False,
         "--access-log",
-        help="Log every HTTP request (client, method, path, status) and websocket handshake "
-        "to stderr; off by default, as it costs each request a log line.",
+        help="Log each HTTP request the API answers (client, method, path, status) and each "
+        "websocket handshake to stdout; off by default, as it costs each request a log line.",
     ),
 ) -> None:
     """Run the exchange: REST and websocket API on HOST:PORT."""

@@ -21,6 +21,7 @@ from exchange.gateway import auth, fastpath
 from exchange.gateway import schemas as S
 from exchange.gateway.errors import ApiError, error_body
 from exchange.gateway.models import (
+    MAX_ID,
     PAGE_LIMIT,
     AmendOrder,
     Amount,
@@ -382,7 +383,7 @@ def _replay(body: bytes, receive: Any) -> Any:
 
 
 #: The methods whose signed requests take no body: one sent with a body is refused.
-_BODILESS = frozenset(("GET", "HEAD", "DELETE", "OPTIONS"))
+_BODILESS = frozenset(("GET", "DELETE"))
 #: The headers a signed request carries (SPEC section 6), as ASGI names them.
 _SIGNING_HEADERS = (b"cfx-key", b"cfx-timestamp", b"cfx-signature")
 
@@ -532,14 +533,14 @@ async def spent(request: Request, account: Account) -> dict[str, Any]:
 
 Spent = Annotated[dict[str, Any], Depends(spent)]
 #: An id in a path: a positive 64-bit integer.
-Id = Annotated[int, Digits, Path(ge=1, le=2**63 - 1)]
+Id = Annotated[int, Digits, Path(ge=1, le=MAX_ID)]
 PageLimit = Annotated[int, Digits, Query(ge=1, le=PAGE_LIMIT, description="At most this many.")]
 #: ``?before=``: a page's lower ids.
 BeforeOrder = Annotated[
-    int | None, Digits, Query(ge=1, le=2**63 - 1, description="Only orders with a lower order id.")
+    int | None, Digits, Query(ge=1, le=MAX_ID, description="Only orders with a lower order id.")
 ]
 BeforeFill = Annotated[
-    int | None, Digits, Query(ge=1, le=2**63 - 1, description="Only fills with a lower trade id.")
+    int | None, Digits, Query(ge=1, le=MAX_ID, description="Only fills with a lower trade id.")
 ]
 #: A ``symbol`` query filter: a contract the exchange has listed, expired ones included.
 SymbolFilter = Annotated[

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from exchange.gateway.errors import ApiError
-from exchange.gateway.models import parse_place
+from exchange.gateway.models import MAX_ID, parse_place
 from exchange.sequencer.state import Refused
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _ORDER_PATH = re.compile(r"/v1/orders/([1-9][0-9]{0,18})")
 _JSON = (b"content-type", b"application/json")
-_MAX_ID = 2**63 - 1
 
 
 def _wants(scope: dict[str, Any]) -> tuple[str, int | None] | None:
@@ -56,7 +55,7 @@ def _wants(scope: dict[str, Any]) -> tuple[str, int | None] | None:
         return None
     if method == "DELETE":
         match = _ORDER_PATH.fullmatch(path)
-        if match and int(match.group(1)) <= _MAX_ID:
+        if match and int(match.group(1)) <= MAX_ID:
             return "cancel", int(match.group(1))
     return None
 

@@ -24,6 +24,10 @@ from pydantic import (
 from exchange.gateway.errors import ApiError
 from exchange.reasons import Reason
 
+#: The largest id an order, a fill, an account or a delivery can have (a signed 64-bit
+#: integer): what REST paths and websocket messages take, from 1.
+MAX_ID = 2**63 - 1
+
 #: The most orders or fills one GET returns; older ones are read page by page with ``before``.
 PAGE_LIMIT = 1000
 

@@ -23,6 +23,7 @@ keeps the warnings uvicorn logs for such requests to a line a minute, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import http
 import logging
@@ -141,7 +142,7 @@ class ClientWarnings(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.msg
-        if message not in self.MESSAGES or record.args:
+        if not isinstance(message, str) or message not in self.MESSAGES or record.args:
             return True
         now = time.monotonic()
         last = self._last.get(message)
@@ -181,21 +182,28 @@ _BYTES_ACKED = struct.Struct("=Q")
 _BYTES_ACKED_AT = 120
 
 
-def _sending(transport: asyncio.BaseTransport) -> tuple[int, int | None]:
+def _sending(transport: Any) -> tuple[int, int | None]:
     """``(bytes still to send, bytes the client has taken so far)`` on the transport: what
     the server and the kernel hold, and the count of bytes the peer acknowledged (Linux;
     ``None`` where the kernel does not say, and then the kernel's share is not known)."""
-    unsent = transport.get_write_buffer_size()  # type: ignore[attr-defined]
+    unsent: int = transport.get_write_buffer_size()
     sock = transport.get_extra_info("socket")
     try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
         kernel = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4))  # SIOCOUTQ
+        unsent += int.from_bytes(kernel, sys.byteorder)
+        if not unsent:  # the usual case, and one call fewer
+            return 0, None
+        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
     except (AttributeError, OSError, ValueError):  # not Linux, not TCP, or closed meanwhile
         return unsent, None
-    unsent += int.from_bytes(kernel, sys.byteorder)
     if len(raw) < _BYTES_ACKED_AT + _BYTES_ACKED.size:
         return unsent, None
     return unsent, _BYTES_ACKED.unpack_from(raw, _BYTES_ACKED_AT)[0]
+
+
+#: ``SO_LINGER`` on, for 0 seconds: closing then resets the connection and drops what the
+#: kernel still holds for it, rather than keeping it (and trying to send it) for minutes.
+_RESET = struct.pack("ii", 1, 0)
 
 
 class StalledWrites:
@@ -207,20 +215,20 @@ class StalledWrites:
     waits for what it holds to be sent, for good. So any client could hold gigabytes of
     memory with a few hundred connections that never read. Every :data:`STALL_CHECK_S` this
     looks at each open connection: one that has held unsent bytes for :data:`WRITE_STALL_S`
-    with none of them taken in the meantime (what it holds never fell), or that the server
-    closed :data:`CLOSING_GRACE_S` ago and still holds some, is aborted: its memory is freed
-    at once, and its client sees a reset.
+    (:data:`CLOSING_GRACE_S` once the server has closed it) with none of them taken in the
+    meantime is reset, and what it held is freed at once. Taken means acknowledged by the
+    client's kernel (Linux's ``tcpi_bytes_acked``); where the kernel does not say, a change
+    in what the server holds counts instead.
     """
 
     def __init__(self, connections: set[Any], loop: asyncio.AbstractEventLoop) -> None:
         self.connections = connections  #: uvicorn's server state's: every protocol open
         self.loop = loop
         #: connection -> (since when it has held bytes and taken none, the count that
-        #: falls as it takes them: less the bytes it took, or what it still holds)
+        #: moves as it takes them: the bytes it took, or what it still holds)
         self._held: dict[Any, tuple[float, int]] = {}
-        self._closing: dict[Any, float] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self.cut = 0  #: connections aborted so far
+        self.cut = 0  #: connections reset so far
 
     def start(self) -> StalledWrites:
         self._timer = self.loop.call_later(STALL_CHECK_S, self.check)
@@ -232,37 +240,40 @@ class StalledWrites:
             self._timer = None
 
     def check(self) -> None:
+        try:
+            self._check()
+        except Exception:  # a surprise in one connection must not end the checks for all
+            logging.getLogger("cfx").exception("checking for stalled connections failed")
+        finally:
+            self._timer = self.loop.call_later(STALL_CHECK_S, self.check)
+
+    def _check(self) -> None:
         now = self.loop.time()
         held: dict[Any, tuple[float, int]] = {}
-        closing: dict[Any, float] = {}
         for protocol in list(self.connections):
             transport = getattr(protocol, "transport", None)
             if transport is None:
                 continue
-            if transport.is_closing():
-                since = self._closing.get(protocol, now)
-                if now - since >= CLOSING_GRACE_S:
-                    self._cut(transport)
-                else:
-                    closing[protocol] = since
-                continue
             unsent, taken = _sending(transport)
             if not unsent:
                 continue
-            mark = unsent if taken is None else -taken  # falls while the client reads
+            mark = unsent if taken is None else taken
             since, before = self._held.get(protocol, (now, mark))
-            if mark < before:  # some was taken: it reads, however slowly
+            if mark != before:  # some was taken: it reads, however slowly
                 since = now
-            if now - since >= WRITE_STALL_S:
+            if now - since >= (CLOSING_GRACE_S if transport.is_closing() else WRITE_STALL_S):
                 self._cut(transport)
             else:
                 held[protocol] = (since, mark)
-        self._held, self._closing = held, closing
-        self._timer = self.loop.call_later(STALL_CHECK_S, self.check)
+        self._held = held
 
-    def _cut(self, transport: asyncio.BaseTransport) -> None:
+    def _cut(self, transport: Any) -> None:
         self.cut += 1
-        transport.abort()  # type: ignore[attr-defined]
+        with contextlib.suppress(AttributeError, OSError):
+            transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, _RESET
+            )
+        transport.abort()
 
 
 class ConnectionLimits:

@@ -38,6 +38,7 @@ from websockets.streams import StreamReader
 from exchange.gateway import auth
 from exchange.gateway.errors import ApiError, error_body
 from exchange.gateway.models import (
+    MAX_ID,
     AmendOrder,
     CancelAfter,
     CancelAll,
@@ -804,16 +805,14 @@ _CANCEL_KEYS: Final = frozenset(("op", "id", "order_id"))
 #: What the ``op`` of a message may be, as a refusal lists them.
 _OPS: Final = ", ".join(("auth", "subscribe", "unsubscribe", "place", "cancel", "amend",
                          "cancel_all", "cancel_after", "ping"))  # fmt: skip
-#: The largest order id (REST's path parameter takes 1 to this too).
-_MAX_ID: Final = 2**63 - 1
 
 
 def _order_id(message: dict[str, Any]) -> int:
     """The message's ``order_id``: an integer from 1 to 2^63 - 1, as in a REST path (400
     ``INVALID_REQUEST`` otherwise, before the order is looked for)."""
     order_id = message.get("order_id")
-    if not isinstance(order_id, int) or isinstance(order_id, bool) or not 1 <= order_id <= _MAX_ID:
-        raise ApiError(Reason.INVALID_REQUEST, f"order_id must be an integer from 1 to {_MAX_ID}")
+    if not isinstance(order_id, int) or isinstance(order_id, bool) or not 1 <= order_id <= MAX_ID:
+        raise ApiError(Reason.INVALID_REQUEST, f"order_id must be an integer from 1 to {MAX_ID}")
     return order_id
 
 

@@ -111,6 +111,7 @@ def test_a_warning_a_client_causes_is_logged_once_a_window_then_counted() -> Non
     assert warnings.filter(record(upgrade))  # each message has its own window
     assert warnings.filter(record("Exception in ASGI application"))  # not a client's
     assert warnings.filter(record("%s", invalid))  # a formatted record is not one of them
+    assert warnings.filter(record({"not": "a string"}))  # type: ignore[arg-type]
     time.sleep(0.25)
     later = record(invalid)
     assert warnings.filter(later)
@@ -163,14 +164,17 @@ class _Clock:
 def test_stalled_writes_cut_a_connection_that_takes_nothing_and_spare_a_slow_one() -> None:
     clock = _Clock()
     stuck, slow, idle = _Transport(100_000), _Transport(100_000), _Transport(0)
-    closed = _Transport(10, closing=True)
-    connections = {_Connection(t) for t in (stuck, slow, idle, closed)}
+    closed, closed_reading = _Transport(10, closing=True), _Transport(100, closing=True)
+    fed = _Transport(100)  # sent more than it takes: left to the slow-consumer limit
+    connections = {_Connection(t) for t in (stuck, slow, idle, closed, closed_reading, fed)}
     watch = protocols.StalledWrites(connections, clock)  # type: ignore[arg-type]
     for second in range(int(protocols.WRITE_STALL_S) + 1):
         clock.now = float(second)
         slow.buffered -= 1  # takes a byte a second
+        closed_reading.buffered -= 1
+        fed.buffered += 10
         watch.check()
         assert closed.aborted == (second >= protocols.CLOSING_GRACE_S)
         assert not stuck.aborted or second >= protocols.WRITE_STALL_S
     assert stuck.aborted and not slow.aborted and not idle.aborted
-    assert watch.cut == 2
+    assert not closed_reading.aborted and not fed.aborted and watch.cut == 2
