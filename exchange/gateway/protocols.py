@@ -517,6 +517,17 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
             self._began_at = self.loop.time()
             self._expect_rest()
 
+    def timeout_keep_alive_handler(self) -> None:
+        if not self.transport.is_closing() and _sending(self.transport)[0]:
+            # the client has not taken all of the last answer: closed now, the kernel would
+            # go on holding (and trying to send) the rest for minutes, out of sight; kept
+            # open, the connection is closed once it is taken, or reset by StalledWrites
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+            return
+        super().timeout_keep_alive_handler()
+
     def handle_websocket_upgrade(self) -> None:
         if self._refusal is not None or self._oversized is not None:
             return  # answered with the refusal

@@ -263,6 +263,8 @@ def test_a_client_that_reads_nothing_is_cut_off(tmp_path: Path) -> None:
         frame = bytes([0x81, 0x80 | len(subscribe)]) + mask
         frame += bytes(b ^ mask[i % 4] for i, b in enumerate(subscribe))
         ws.sendall(frame * 20)  # a ticker of every contract, 20 times over
+        answered = _never_reading(running.port)  # one answer, too large to take at once
+        answered.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
         slow = _never_reading(running.port)  # reads a little every second: kept
         slow.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 10)
         deadline = time.monotonic() + WRITE_STALL_S + 3 * STALL_CHECK_S
@@ -274,12 +276,14 @@ def test_a_client_that_reads_nothing_is_cut_off(tmp_path: Path) -> None:
         # the server's side is gone at once: not closing, with what it held still queued
         assert _kept_by_the_kernel(running.port, rest) == []
         assert _kept_by_the_kernel(running.port, ws) == []
+        # not closed (idle) while the kernel still held the answer: it would have kept it
+        assert _kept_by_the_kernel(running.port, answered) == []
         ended = _read_to_end(rest)
         assert ended is not None and ended[1] and ended[0] < 40 * whole, ended
         ended = _read_to_end(ws)
         assert ended is not None and ended[1], ended
         assert slow.recv(65536)  # still served
-        for sock in (rest, ws, slow):
+        for sock in (rest, ws, answered, slow):
             sock.close()
         assert httpx.get(running.url + "/v1/health").status_code == 200
     finally:
