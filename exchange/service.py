@@ -259,12 +259,13 @@ class ExchangeService:
         self.data_dir = Path(data_dir)
         # private: its journal names every API key, and its master.key derives their secrets
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.data_dir.stat().st_mode & 0o077:
+        mode = self.data_dir.stat().st_mode & 0o777
+        if mode & 0o077:
             log.warning(
                 "the data dir %s is open to other users (mode %03o): its master.key gives "
                 "every API key's secret; chmod 700 it",
                 self.data_dir,
-                self.data_dir.stat().st_mode & 0o777,
+                mode,
             )
         self._lock = open(self.data_dir / "lock", "w")  # noqa: SIM115 - held for the service's life
         try:

@@ -36,7 +36,7 @@ from exchange.gateway.models import (
     UpTo1000,
     problem,
 )
-from exchange.gateway.ratelimit import address_refusal, client_address
+from exchange.gateway.ratelimit import address_refusal, charged, client_address
 from exchange.reasons import Reason
 from exchange.sequencer.state import NS, Refused, spending, to_ns
 
@@ -501,9 +501,7 @@ def authenticate(
             or not scope.pop(UNCOUNTED, False)
         ):
             raise
-        address = client_address(scope)
-        wait = limiter.charge(address)
-        raise (address_refusal(limiter, address, wait) if wait else refused) from None
+        raise charged(limiter, scope, refused) from None
 
 
 async def admin(request: Request) -> None:

@@ -291,9 +291,6 @@ class ConnectionLimits:
         self.open = 0
         self.by_address: dict[str, int] = {}
 
-    #: The address a client's connections are counted under (:func:`address_of`).
-    address_of = staticmethod(address_of)
-
     def full(self) -> ApiError | None:
         """Why no connection more may hold a descriptor (close a new one at once), if so."""
         if self.open < self.total:
@@ -385,7 +382,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
                 self._send_error(full)
                 self.transport.close()
                 return
-            address = limits.address_of(self.client[0]) if self.client else ""
+            address = address_of(self.client[0]) if self.client else ""
             self._taken = True
             self._refusal = limits.take(address)
             if self._refusal is not None:  # its request's head has a moment to come

@@ -113,6 +113,15 @@ def address_refusal(limiter: TokenBucket, address: str, wait: float) -> ApiError
     )
 
 
+def charged(limiter: TokenBucket, scope: Any, refused: ApiError) -> ApiError:
+    """``refused``, the refusal of credentials that failed, counted against the client
+    address of ``scope`` (an ASGI request's or websocket's): past the address's rate, the
+    address's refusal instead."""
+    address = client_address(scope)
+    wait = limiter.charge(address)
+    return address_refusal(limiter, address, wait) if wait else refused
+
+
 class ReplayCacheFull(ApiError):
     """Every signature an API key has used may still be sent again: none can be forgotten
     yet. Its request is refused (503 ``UNAVAILABLE``, nothing changed) until one can."""

@@ -47,7 +47,7 @@ from exchange.gateway.models import (
     parse_place,
 )
 from exchange.gateway.protocols import CountedWebSocket, JsonHandshake
-from exchange.gateway.ratelimit import TokenBucket, address_refusal, client_address
+from exchange.gateway.ratelimit import TokenBucket, charged
 from exchange.reasons import Reason
 from exchange.sequencer.state import NS, Outcome, Refused, iso, spending
 
@@ -685,11 +685,7 @@ class Connection:
         request that fails its signature does; past the address's rate it is refused
         ``RATE_LIMITED`` instead."""
         limiter = self.svc.public_limiter
-        if limiter is None:
-            return refused
-        address = client_address(self.websocket.scope)
-        wait = limiter.charge(address)
-        return address_refusal(limiter, address, wait) if wait else refused
+        return refused if limiter is None else charged(limiter, self.websocket.scope, refused)
 
     def _authenticated(self, outcome: Outcome, account: int, key: str, request_id: Any) -> None:
         try:

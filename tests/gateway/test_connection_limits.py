@@ -24,6 +24,7 @@ from exchange.gateway.protocols import (
     ConnectionLimits,
     raise_open_file_limit,
 )
+from exchange.gateway.ratelimit import address_of
 from tests.gateway.conftest import Server, start_server, stop_server
 
 PER_ADDRESS = 3
@@ -134,7 +135,6 @@ def test_limits_count_each_address_and_all_connections() -> None:
 def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
     """A host is usually given a whole /64: its addresses share one count, or it could
     open the per-address share from each of them."""
-    address_of = ConnectionLimits.address_of
     assert address_of("203.0.113.7") == "203.0.113.7"
     network = "2001:db8:1:2::/64"
     assert address_of("2001:db8:1:2:aaaa::1") == address_of("2001:db8:1:2:ffff::9") == network
