@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from exchange.ledger import Ledger
-from exchange.ledger.writer import LedgerProcess, LedgerWriteFailed
+from exchange.ledger.writer import WRITER_NICE, LedgerProcess, LedgerWriteFailed
 from tests.ledger.postings import deposit, margin_lock
 
 
@@ -126,3 +126,13 @@ def test_a_server_killed_mid_exchange_ends_the_writer_quietly(tmp_path: Path) ->
     ledger = Ledger(url, auto_open=True)
     assert ledger.check()["balanced"] and ledger.balance("a") == 500  # posted once, kept
     ledger.close()
+
+
+def test_the_writer_runs_at_a_lower_priority_than_the_server(
+    stores: tuple[Ledger, LedgerProcess],
+) -> None:
+    _, writer = stores
+    writer.post_many([deposit("d", "a", 1_00)])
+    assert writer._process is not None
+    server = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, writer._process.pid) == min(19, server + WRITER_NICE)
