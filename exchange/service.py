@@ -68,6 +68,12 @@ log = logging.getLogger("cfx")
 #: covers every command in between. See docs/marketdata.md.
 FEED_INTERVAL_S = 0.01
 
+#: A write-behind batch this many postings long means the ledger's writer, which runs at the
+#: lowest priority (``exchange/ledger/writer.py``), is falling behind the journal (at
+#: 20,000 orders/s a batch holds about 1,400): said in the log, at most every
+#: LEDGER_BEHIND_LOG_S seconds.
+LEDGER_BEHIND_POSTINGS = 100_000
+LEDGER_BEHIND_LOG_S = 60.0
 #: Requests per second per API key, unless CFX_RATE_LIMIT says otherwise.
 DEFAULT_RATE_LIMIT = 200.0
 #: Requests per second per client address for those no API key's limit counts (public
@@ -353,6 +359,7 @@ class ExchangeService:
         self._prices: dict[tuple[int, str], int] = {}  # (tick, text) -> ticks, parsed once
         self._pending_postings: list[dict[str, Any]] = []
         self._ledger_lock = asyncio.Lock()  # one ledger batch at a time, in seq order
+        self._ledger_behind_said = -LEDGER_BEHIND_LOG_S  # monotonic time of the last warning
         self._tasks: list[asyncio.Task[None]] = []
         self.recovery: dict[str, Any] = {}
         self._recovered: dict[str, Any] = {}
@@ -662,6 +669,16 @@ class ExchangeService:
             if not self._pending_postings:
                 return
             batch, self._pending_postings = self._pending_postings, []
+            if len(batch) >= LEDGER_BEHIND_POSTINGS:
+                now = time.monotonic()
+                if now - self._ledger_behind_said >= LEDGER_BEHIND_LOG_S:
+                    self._ledger_behind_said = now
+                    log.warning(
+                        "the ledger is %d postings behind the journal (at seq %d): its "
+                        "writer does not keep up",
+                        len(batch),
+                        self.state.seq,
+                    )
             post = self.ledger_writer.post_many if self.ledger_writer else self.ledger.post_many
             try:
                 await asyncio.get_running_loop().run_in_executor(None, post, batch)
