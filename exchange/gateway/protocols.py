@@ -182,23 +182,30 @@ _BYTES_ACKED = struct.Struct("=Q")
 _BYTES_ACKED_AT = 120
 
 
-def _sending(transport: Any) -> tuple[int, int | None]:
-    """``(bytes still to send, bytes the client has taken so far)`` on the transport: what
-    the server and the kernel hold, and the count of bytes the peer acknowledged (Linux;
-    ``None`` where the kernel does not say, and then the kernel's share is not known)."""
+def _unsent(transport: Any) -> int:
+    """Bytes the transport still has to send: what the server holds and, on Linux, what the
+    kernel holds (``SIOCOUTQ``)."""
     unsent: int = transport.get_write_buffer_size()
-    sock = transport.get_extra_info("socket")
     try:
+        sock = transport.get_extra_info("socket")
         kernel = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4))  # SIOCOUTQ
-        unsent += int.from_bytes(kernel, sys.byteorder)
-        if not unsent:  # the usual case, and one call fewer
-            return 0, None
-        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
     except (AttributeError, OSError, ValueError):  # not Linux, not TCP, or closed meanwhile
-        return unsent, None
+        return unsent
+    return unsent + int.from_bytes(kernel, sys.byteorder)
+
+
+def _acked(transport: Any) -> int | None:
+    """The bytes the client has acknowledged so far (Linux's ``tcpi_bytes_acked``), or
+    ``None`` where the kernel does not say."""
+    try:
+        raw = transport.get_extra_info("socket").getsockopt(
+            socket.IPPROTO_TCP, socket.TCP_INFO, 256
+        )
+    except (AttributeError, OSError, ValueError):
+        return None
     if len(raw) < _BYTES_ACKED_AT + _BYTES_ACKED.size:
-        return unsent, None
-    return unsent, _BYTES_ACKED.unpack_from(raw, _BYTES_ACKED_AT)[0]
+        return None
+    return int(_BYTES_ACKED.unpack_from(raw, _BYTES_ACKED_AT)[0])
 
 
 #: ``SO_LINGER`` on, for 0 seconds: closing then resets the connection and drops what the
@@ -254,9 +261,10 @@ class StalledWrites:
             transport = getattr(protocol, "transport", None)
             if transport is None:
                 continue
-            unsent, taken = _sending(transport)
+            unsent = _unsent(transport)
             if not unsent:
                 continue
+            taken = _acked(transport)
             mark = unsent if taken is None else taken
             since, before = self._held.get(protocol, (now, mark))
             if mark != before:  # some was taken: it reads, however slowly
@@ -515,7 +523,7 @@ class JsonHttpToolsProtocol(HttpToolsProtocol):
             self._expect_rest()
 
     def timeout_keep_alive_handler(self) -> None:
-        if not self.transport.is_closing() and _sending(self.transport)[0]:
+        if not self.transport.is_closing() and _unsent(self.transport):
             # the client has not taken all of the last answer: closed now, the kernel would
             # go on holding (and trying to send) the rest for minutes, out of sight; kept
             # open, the connection is closed once it is taken, or reset by StalledWrites

@@ -37,11 +37,8 @@ from typing import Any
 ANSWER_TIMEOUT_S = 60.0
 #: Seconds a stopping child may take to finish its batch before it is killed.
 STOP_TIMEOUT_S = 30.0
-#: How much the child lowers its priority: as far as it goes. On the 2-core benchmark machine,
-#: websocket orders at saturation (medians of eight runs each, alternating: bench/README.md)
-#: went from 15,752 acknowledged a second with the child at the server's priority to 17,020
-#: at nice 10; then from 17,690 at 10 to 19,306 at 19. At 19 it still kept up there, its
-#: batches no larger after 20 s at saturation than after 4.
+#: How much the child lowers its priority: as far as it goes. It still keeps up with the
+#: websocket benchmark at saturation, and the sequencer gains most (docs/ledger.md).
 WRITER_NICE = 19
 
 

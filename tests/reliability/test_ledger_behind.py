@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import exchange.service as service_module
+from exchange.service import ExchangeService
 from tests.reliability.conftest import in_process
 
 
@@ -16,6 +17,11 @@ def test_a_ledger_falling_behind_is_logged_at_most_once_a_minute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(service_module, "LEDGER_BEHIND_POSTINGS", 2)
+
+    async def only_when_asked(self: ExchangeService) -> None:  # no batch posted between two
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(ExchangeService, "_write_ledger", only_when_asked)
 
     async def run() -> None:
         async with in_process(tmp_path / "cfx", background_snapshots=False) as svc:
